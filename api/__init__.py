@@ -1,0 +1,1 @@
+"""The HTTP API: workspace-scoped sync jobs, their executions, and tokens."""

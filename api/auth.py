@@ -1,0 +1,31 @@
+"""Bearer tokens, each valid for one workspace (or, for admin tokens, every workspace)."""
+
+from aiohttp import web
+
+from api.keys import CLOCK, GRANT, TOKENS
+from models.errors import Forbidden, Unauthenticated
+from models.tokens import Grant
+
+
+def bearer_token(request: web.Request) -> str:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("Send Authorization: Bearer <token>")
+    return token.strip()
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler):
+    workspace_id = request.match_info.get("workspaceId")
+    if workspace_id is not None:
+        grant = await request.app[TOKENS].authenticate(bearer_token(request), request.app[CLOCK].now())
+        if grant is None:
+            raise Unauthenticated("Unknown or revoked token")
+        if not grant.allows(workspace_id):
+            raise Forbidden(details={"workspaceId": workspace_id})
+        request[GRANT] = grant
+    return await handler(request)
+
+
+def grant_of(request: web.Request) -> Grant:
+    return request[GRANT]

@@ -1,0 +1,20 @@
+"""Optimistic concurrency: an ETag from the document's version, checked through If-Match."""
+
+from aiohttp import web
+
+from models.errors import VersionMismatch
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def expected_version(request: web.Request) -> int | None:
+    """The version If-Match names; None when any version will do."""
+    header = request.headers.get("If-Match")
+    if header is None or header.strip() == "*":
+        return None
+    tag = header.strip().removeprefix("W/").strip('"')
+    if not tag.isdigit():
+        raise VersionMismatch("If-Match names no version of this resource", details={"ifMatch": header})
+    return int(tag)

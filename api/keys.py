@@ -1,0 +1,21 @@
+"""Typed application state."""
+
+from aiohttp import web
+
+from models.clock import Clock
+from models.execution_store import ExecutionStore
+from models.secrets import SecretBox
+from models.settings import Settings
+from models.sync_job_store import SyncJobStore
+from models.tokens import Grant, TokenStore
+
+SETTINGS = web.AppKey("settings", Settings)
+CLOCK = web.AppKey("clock", Clock)
+DB = web.AppKey("db", object)
+JOBS = web.AppKey("jobs", SyncJobStore)
+EXECUTIONS = web.AppKey("executions", ExecutionStore)
+TOKENS = web.AppKey("tokens", TokenStore)
+SECRETS = web.AppKey("secrets", SecretBox)
+# Per request: the grant of the bearer token, set by the auth middleware.
+GRANT = web.RequestKey("grant", Grant)
+__all__ = ["SETTINGS", "CLOCK", "DB", "JOBS", "EXECUTIONS", "TOKENS", "SECRETS", "GRANT", "Grant"]

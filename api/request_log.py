@@ -1,0 +1,33 @@
+"""A request id on every request and response, bound into the log context with the ids in the URL."""
+
+import re
+import time
+import uuid
+
+import structlog
+from aiohttp import web
+
+log = structlog.get_logger("syncjobs.api")
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+@web.middleware
+async def request_log_middleware(request: web.Request, handler):
+    incoming = request.headers.get("X-Request-Id", "")
+    request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    context = {"request_id": request_id}
+    for key, field in (("workspaceId", "workspace_id"), ("jobId", "job_id"), ("executionId", "execution_id")):
+        if key in request.match_info:
+            context[field] = request.match_info[key]
+    started = time.perf_counter()
+    with structlog.contextvars.bound_contextvars(**context):
+        response = await handler(request)
+        response.headers["X-Request-Id"] = request_id
+        log.info(
+            "request_handled",
+            method=request.method,
+            path=request.rel_url.path,
+            status=response.status,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+        return response

@@ -1,0 +1,98 @@
+"""Handlers for data sources and destinations: one set of handlers, parametrized by the kind of resource."""
+
+from aiohttp import web
+
+from api.bodies import read_object, to_json, validate
+from api.etags import etag, expected_version
+from api.keys import CLOCK, DB, JOBS, SECRETS
+from api.merge_patch import merge_patch
+from models.documents import parse_object_id
+from models.errors import Conflict, ValidationFailed, VersionMismatch
+from models.pagination import parse_limit
+from models.resources import ResourceKind
+
+READ_ONLY = {"id", "_id", "workspaceId", "version", "createdAt", "updatedAt"}
+
+
+class ResourceHandlers:
+    def __init__(self, kind: ResourceKind):
+        self.kind = kind
+
+    def _store(self, request: web.Request):
+        return self.kind.store(request.app[DB])
+
+    def _id(self, request: web.Request):
+        return parse_object_id(request.match_info["resourceId"], self.kind.not_found)
+
+    def _json(self, request: web.Request, doc: dict) -> dict:
+        return to_json(self.kind.view, self.kind.masked(doc, request.app[SECRETS]))
+
+    def _response(self, request: web.Request, doc: dict, status: int = 200, headers=None) -> web.Response:
+        return web.json_response(
+            self._json(request, doc), status=status, headers={"ETag": etag(doc["version"]), **(headers or {})}
+        )
+
+    def _fields(self, data: dict) -> dict:
+        read_only = sorted(set(data) & READ_ONLY)
+        if read_only:
+            raise ValidationFailed(
+                "Read-only fields cannot be written", details=[{"field": f, "message": "read-only"} for f in read_only]
+            )
+        return validate(self.kind.spec, data).model_dump(by_alias=True, mode="json")
+
+    async def list(self, request: web.Request) -> web.Response:
+        docs, next_cursor = await self._store(request).list(
+            request.match_info["workspaceId"],
+            limit=parse_limit(request.query.get("limit")),
+            cursor=request.query.get("cursor"),
+        )
+        return web.json_response({"items": [self._json(request, doc) for doc in docs], "nextCursor": next_cursor})
+
+    async def create(self, request: web.Request) -> web.Response:
+        workspace_id = request.match_info["workspaceId"]
+        fields = self.kind.seal(self._fields(await read_object(request)), request.app[SECRETS])
+        doc = await self._store(request).insert(workspace_id, fields, request.app[CLOCK].now())
+        location = f"/api/workspaces/{workspace_id}/{self.kind.path}/{doc['_id']}"
+        return self._response(request, doc, 201, {"Location": location})
+
+    async def get(self, request: web.Request) -> web.Response:
+        doc = await self._store(request).get(request.match_info["workspaceId"], self._id(request))
+        return self._response(request, doc)
+
+    async def replace(self, request: web.Request) -> web.Response:
+        return await self._write(request, lambda current, body: body)
+
+    async def patch(self, request: web.Request) -> web.Response:
+        return await self._write(request, merge_patch)
+
+    async def _write(self, request: web.Request, combine) -> web.Response:
+        workspace_id = request.match_info["workspaceId"]
+        resource_id = self._id(request)
+        body = await read_object(request)
+        wanted = expected_version(request)
+        store = self._store(request)
+        current = await store.get(workspace_id, resource_id)
+        if wanted is not None and current["version"] != wanted:
+            raise VersionMismatch(details={"expectedVersion": wanted, "version": current["version"]})
+        editable = {
+            key: value
+            for key, value in self.kind.masked(current, request.app[SECRETS]).items()
+            if key not in READ_ONLY and key != "workspaceId"
+        }
+        fields = self.kind.seal(self._fields(combine(editable, body)), request.app[SECRETS], previous=current)
+        # Fields of the old type that the new body leaves out must go, not linger.
+        removed = {key: None for key in current if key not in fields and key not in READ_ONLY | {"workspaceId"}}
+        doc = await store.update(
+            workspace_id, resource_id, {**removed, **fields}, request.app[CLOCK].now(), expected_version=current["version"]
+        )
+        return self._response(request, doc)
+
+    async def delete(self, request: web.Request) -> web.Response:
+        workspace_id = request.match_info["workspaceId"]
+        resource_id = self._id(request)
+        await self._store(request).get(workspace_id, resource_id)
+        users = await request.app[JOBS].using(workspace_id, self.kind.job_field, str(resource_id))
+        if users:
+            raise Conflict(f"Sync jobs still use this {self.kind.label}", details={"syncJobIds": users})
+        await self._store(request).delete(workspace_id, resource_id, expected_version=expected_version(request))
+        return web.Response(status=204)

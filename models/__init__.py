@@ -1,0 +1,1 @@
+"""The shared core of syncjobs: documents, collections, settings and the database handle."""

@@ -1,0 +1,63 @@
+"""Collection names and the indexes each needs, created idempotently at start-up."""
+
+from pymongo import ASCENDING, DESCENDING, IndexModel
+
+SYNC_JOBS = "syncjobs"
+JOB_EXECUTIONS = "job_executions"
+WORKER_LOCKS = "worker_locks"
+JOB_LOCKS = "job_execution_locks"
+API_TOKENS = "api_tokens"
+DATA_SOURCES = "data_sources"
+DESTINATIONS = "destinations"
+
+INDEXES: dict[str, list[IndexModel]] = {
+    SYNC_JOBS: [
+        IndexModel([("workspaceId", ASCENDING), ("_id", ASCENDING)], name="workspace_order"),
+        # The worker's polling fallback reads jobs changed since its last look.
+        IndexModel([("updatedAt", ASCENDING)], name="updated_at"),
+    ],
+    JOB_EXECUTIONS: [
+        # A second execution of the same slot and attempt is impossible, whoever fires it.
+        IndexModel(
+            [("jobId", ASCENDING), ("scheduledFor", ASCENDING), ("attempt", ASCENDING)],
+            unique=True,
+            name="one_per_slot_attempt",
+        ),
+        # At most one manual run waits per job, even when two requests race.
+        IndexModel(
+            [("jobId", ASCENDING)],
+            unique=True,
+            partialFilterExpression={"trigger": "manual", "status": "queued"},
+            name="one_queued_manual_run",
+        ),
+        IndexModel(
+            [("jobId", ASCENDING), ("queuedAt", DESCENDING), ("_id", DESCENDING)], name="job_history"
+        ),
+        IndexModel([("status", ASCENDING), ("runAfter", ASCENDING)], name="dispatch"),
+        # Retention: finished executions carry expireAt, so the retention can change without an index rebuild.
+        IndexModel([("expireAt", ASCENDING)], expireAfterSeconds=0, name="retention"),
+    ],
+    # worker_locks has no TTL index on purpose: deleting the leader document would restart the fencing
+    # term at 1, and an older leader's term must stay below every newer one.
+    JOB_LOCKS: [
+        # Cleanup only: acquiring compares expiresAt with the clock itself.
+        IndexModel([("expiresAt", ASCENDING)], expireAfterSeconds=0, name="cleanup"),
+    ],
+    API_TOKENS: [
+        IndexModel([("tokenHash", ASCENDING)], unique=True, name="token_hash"),
+        IndexModel([("workspaceId", ASCENDING), ("_id", ASCENDING)], name="workspace_order"),
+    ],
+    DATA_SOURCES: [IndexModel([("workspaceId", ASCENDING), ("_id", ASCENDING)], name="workspace_order")],
+    DESTINATIONS: [IndexModel([("workspaceId", ASCENDING), ("_id", ASCENDING)], name="workspace_order")],
+}
+
+
+async def ensure_indexes(db) -> None:
+    """Create every index; a no-op for those that exist already."""
+    for name, models in INDEXES.items():
+        for model in models:
+            # One create_index per index, not create_indexes: mongomock drops the options
+            # (partialFilterExpression, name) of IndexModels passed to create_indexes.
+            options = dict(model.document)
+            keys = list(options.pop("key").items())
+            await db[name].create_index(keys, **options)

@@ -1,0 +1,49 @@
+"""The database handle: opened only by entry points, and the few calls where the driver and the mock differ."""
+
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo import AsyncMongoClient
+
+from models.settings import Settings
+
+
+@dataclass
+class Database:
+    """A client and the database it serves; whoever opened it closes it."""
+
+    client: Any
+    db: Any
+    in_memory: bool
+
+    async def close(self) -> None:
+        await maybe_await(self.client.close())
+
+
+def open_database(settings: Settings) -> Database:
+    """The real server at MONGODB_URL, or an in-memory database when it is unset."""
+    if settings.mongodb_url:
+        client = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
+        return Database(client, client[settings.mongodb_db], in_memory=False)
+    return open_in_memory(settings.mongodb_db)
+
+
+def open_in_memory(name: str = "syncjobs") -> Database:
+    from mongomock_motor import AsyncMongoMockClient
+
+    client = AsyncMongoMockClient(tz_aware=True)
+    return Database(client, client[name], in_memory=True)
+
+
+async def maybe_await(value):
+    # PyMongo's async API returns coroutines where mongomock-motor returns values (aggregate, close).
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+async def aggregate(collection, pipeline: list[dict]) -> list[dict]:
+    """Run an aggregation and return all its documents, on either client."""
+    cursor = await maybe_await(collection.aggregate(pipeline))
+    return await cursor.to_list(None)

@@ -1,0 +1,45 @@
+"""Conventions shared by every document and JSON body: camelCase names, ObjectId ids."""
+
+from typing import Annotated, Any
+
+from bson import ObjectId
+from bson.errors import InvalidId
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, WithJsonSchema
+from pydantic.alias_generators import to_camel
+
+from models.errors import NotFound
+
+
+def _object_id_text(value: Any) -> str:
+    if isinstance(value, ObjectId):
+        return str(value)
+    return value
+
+
+# An ObjectId shown to the world as its 24-character hex string.
+IdText = Annotated[
+    str,
+    BeforeValidator(_object_id_text),
+    PlainSerializer(str),
+    WithJsonSchema({"type": "string", "pattern": "^[0-9a-f]{24}$"}),
+]
+
+
+class CamelModel(BaseModel):
+    """A JSON body or document: camelCase on the wire and in MongoDB, snake_case in Python."""
+
+    model_config = ConfigDict(alias_generator=to_camel, extra="forbid", validate_by_name=False)
+
+
+class Document(CamelModel):
+    """Read from MongoDB for output: fields we do not show are dropped, not refused."""
+
+    model_config = ConfigDict(alias_generator=to_camel, extra="ignore", populate_by_name=True)
+
+
+def parse_object_id(text: str, error: type[NotFound]) -> ObjectId:
+    """The ObjectId named in a URL; a malformed one names no resource, so it is `error` too."""
+    try:
+        return ObjectId(text)
+    except (InvalidId, TypeError):
+        raise error(details={"id": text, "reason": "not a 24-character hex ObjectId"}) from None

@@ -1,0 +1,148 @@
+"""The SyncJob: what a user writes (SyncJobSpec) and what is stored and shown (SyncJobView)."""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator, model_validator
+
+from models.documents import CamelModel, Document, IdText
+from models.schedule import cron_problem, timezone_problem
+
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+IdRef = Annotated[str, Field(pattern="^[0-9a-f]{24}$", description="The id of a resource of the same workspace.")]
+
+
+class SyncMode(StrEnum):
+    FULL = "full"
+    INCREMENTAL = "incremental"
+
+
+class OverlapPolicy(StrEnum):
+    SKIP = "skip"
+    QUEUE = "queue"
+    CANCEL_RUNNING = "cancel_running"
+
+
+class Schedule(CamelModel):
+    cron: Annotated[str, Field(min_length=1, max_length=200, examples=["0 * * * *", "@daily"])]
+    timezone: Annotated[str, Field(max_length=64, description="IANA time zone name.")] = "UTC"
+
+    @field_validator("cron")
+    @classmethod
+    def _cron_is_valid(cls, value: str) -> str:
+        problem = cron_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value.strip()
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone_is_valid(cls, value: str) -> str:
+        problem = timezone_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
+class RetryPolicy(CamelModel):
+    max_attempts: Annotated[int, Field(ge=1, le=20, description="Attempts in all, the first included.")] = 3
+    backoff_seconds: Annotated[float, Field(ge=0, le=86_400)] = 30
+    backoff_multiplier: Annotated[float, Field(ge=1, le=10)] = 2
+    max_backoff_seconds: Annotated[float, Field(ge=0, le=86_400)] = 3600
+
+
+class SyncJobSpec(CamelModel):
+    """The fields a user sets on create (POST) and replace (PUT)."""
+
+    name: Name
+    description: Annotated[str, Field(max_length=2000)] = ""
+    data_source_id: IdRef
+    destination_database_id: IdRef
+    schedule: Schedule
+    sync_mode: SyncMode = SyncMode.INCREMENTAL
+    entities: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=200)]],
+        Field(max_length=500, description="Entity names to sync; empty means all."),
+    ] = []
+    enabled: bool = True
+    timeout_seconds: Annotated[int, Field(ge=1, le=7 * 86_400)] = 3600
+    retry: RetryPolicy = RetryPolicy()
+    overlap_policy: OverlapPolicy = OverlapPolicy.SKIP
+    misfire_grace_seconds: Annotated[int, Field(ge=0, le=7 * 86_400)] = 300
+
+    @model_validator(mode="after")
+    def _entities_unique(self) -> "SyncJobSpec":
+        if len(set(self.entities)) != len(self.entities):
+            raise ValueError("entities must not repeat")
+        return self
+
+    def to_document(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, mode="json")
+
+
+# Fields the worker keeps; users read them but never write them.
+STATUS_FIELDS = (
+    "lastRunAt",
+    "lastRunStatus",
+    "lastError",
+    "lastSuccessAt",
+    "nextRunAt",
+    "consecutiveFailures",
+    "avgDurationMs",
+    "runCount",
+    "failureCount",
+    "scheduleAppliedVersion",
+    "scheduleAppliedAt",
+)
+
+
+class JobStatus(Document):
+    last_run_at: datetime | None = None
+    last_run_status: str | None = None
+    last_error: str | None = None
+    last_success_at: datetime | None = None
+    next_run_at: datetime | None = None
+    consecutive_failures: int = 0
+    avg_duration_ms: float | None = None
+    run_count: int = 0
+    failure_count: int = 0
+    schedule_applied_version: int | None = Field(
+        default=None, description="The version the worker's schedule reflects; equal to version once an edit is live."
+    )
+    schedule_applied_at: datetime | None = None
+
+
+class SyncJobView(SyncJobSpec, JobStatus):
+    """A stored SyncJob as the API shows it."""
+
+    model_config = Document.model_config
+
+    id: IdText = Field(alias="_id", serialization_alias="id")
+    workspace_id: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+def new_job_document(workspace_id: str, spec: SyncJobSpec, now: datetime) -> dict[str, Any]:
+    """A fresh SyncJob document, with the status fields the worker fills in later."""
+    return {
+        "workspaceId": workspace_id,
+        **spec.to_document(),
+        "createdAt": now,
+        "updatedAt": now,
+        "version": 1,
+        "lastRunAt": None,
+        "lastRunStatus": None,
+        "lastError": None,
+        "lastSuccessAt": None,
+        "nextRunAt": None,
+        "consecutiveFailures": 0,
+        "avgDurationMs": None,
+        "runCount": 0,
+        "failureCount": 0,
+        "scheduleAppliedVersion": None,
+        "scheduleAppliedAt": None,
+        "cursors": {},
+    }

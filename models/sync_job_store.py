@@ -1,0 +1,26 @@
+"""SyncJob documents, always read and written within one workspace."""
+
+from datetime import datetime
+from typing import Any
+
+from models.collections import SYNC_JOBS
+from models.errors import SyncJobNotFound
+from models.sync_job import SyncJobSpec, new_job_document
+from models.workspace_store import WorkspaceStore
+
+
+class SyncJobStore(WorkspaceStore):
+    not_found = SyncJobNotFound
+
+    def __init__(self, db):
+        super().__init__(db[SYNC_JOBS])
+
+    async def create(self, workspace_id: str, spec: SyncJobSpec, now: datetime) -> dict[str, Any]:
+        doc = new_job_document(workspace_id, spec, now)
+        doc["_id"] = (await self.collection.insert_one(doc)).inserted_id
+        return doc
+
+    async def using(self, workspace_id: str, field: str, resource_id: str) -> list[str]:
+        """Ids of the jobs whose `field` names `resource_id`."""
+        docs = await self.collection.find({"workspaceId": workspace_id, field: resource_id}, {"_id": 1}).to_list(None)
+        return [str(doc["_id"]) for doc in docs]

@@ -1,0 +1,5 @@
+import sys
+
+from syncjobs.cli import main
+
+sys.exit(main())

@@ -1,0 +1,80 @@
+"""`syncjobs api | worker | dev | token create | sync`: parse flags, build settings, configure logging, run."""
+
+import argparse
+import asyncio
+import sys
+
+from models.logs import configure_logging
+from models.settings import Settings
+
+
+def build_parser(settings: Settings) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="syncjobs", description="Scheduled data-sync jobs kept in MongoDB.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    for name, help_text in (("api", "serve the HTTP API"), ("dev", "API + worker in one process, with a demo")):
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument("--host", default=settings.api_host, help="default: API_HOST or 127.0.0.1")
+        command.add_argument("--port", type=int, default=settings.api_port, help="default: API_PORT or 8080")
+
+    commands.add_parser("worker", help="run the scheduler (several replicas may run; one leads)")
+
+    token = commands.add_parser("token", help="manage API tokens")
+    token_commands = token.add_subparsers(dest="token_command", required=True)
+    create = token_commands.add_parser("create", help="create a token and print it once")
+    scope = create.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--workspace", help="the workspace the token is valid for")
+    scope.add_argument("--admin", action="store_true", help="valid for every workspace")
+    create.add_argument("--name", default="cli")
+
+    commands.add_parser("sync", help="the built-in HTTP connector: spec on stdin, JSON lines on stdout")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = Settings()
+    args = build_parser(settings).parse_args(argv)
+    if args.command == "sync":
+        from executor.sync_cli import run_sync_process
+
+        return run_sync_process(sys.stdin, sys.stdout)
+    configure_logging(fmt=settings.log_format, level=settings.log_level)
+    if args.command == "api":
+        from aiohttp import web
+
+        from api.app import create_app
+
+        web.run_app(create_app(settings), host=args.host, port=args.port, print=None)
+        return 0
+    if args.command == "token":
+        return asyncio.run(create_token(settings, args))
+    if args.command == "worker":
+        from syncjobs.processes import run_worker
+
+        return asyncio.run(run_worker(settings))
+    if args.command == "dev":
+        from syncjobs.processes import run_dev
+
+        return asyncio.run(run_dev(settings, host=args.host, port=args.port))
+    return 2
+
+
+async def create_token(settings: Settings, args: argparse.Namespace) -> int:
+    from models.clock import SystemClock
+    from models.collections import ensure_indexes
+    from models.database import open_database
+    from models.tokens import TokenStore
+
+    if not settings.mongodb_url:
+        print("MONGODB_URL is unset: a token in the in-memory database dies with this command.", file=sys.stderr)
+        return 2
+    database = open_database(settings)
+    try:
+        await ensure_indexes(database.db)
+        token, _ = await TokenStore(database.db).issue(
+            workspace_id=args.workspace, name=args.name, admin=args.admin, now=SystemClock().now()
+        )
+    finally:
+        await database.close()
+    print(token)  # noqa: T201 - the command's output
+    return 0
