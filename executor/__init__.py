@@ -1,0 +1,1 @@
+"""What one execution does: run the source as a subprocess and write its records to the destination."""

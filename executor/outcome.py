@@ -1,0 +1,36 @@
+"""The seam between the worker and the executor: what a run is asked to do and how it ended."""
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from models.execution import ExecutionStatus
+
+
+@dataclass
+class RunRequest:
+    """One execution to carry out. `cancel` is set by the worker when the run must stop early."""
+
+    execution: dict[str, Any]
+    job: dict[str, Any]
+    timeout_seconds: float
+    cancel: asyncio.Event = field(default_factory=asyncio.Event)
+    # Called with (stats, log lines) while the run goes, so progress is visible before the end.
+    progress: Any = None
+
+
+@dataclass
+class RunOutcome:
+    status: ExecutionStatus
+    error: str | None = None
+    exit_code: int | None = None
+    pid: int | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+    log_tail: list[str] = field(default_factory=list)
+    # New incremental cursors per entity; saved on the job only if the run succeeded under a current term.
+    cursors: dict[str, Any] = field(default_factory=dict)
+    reason: str | None = None
+
+
+class Runner(Protocol):
+    async def run(self, request: RunRequest) -> RunOutcome: ...

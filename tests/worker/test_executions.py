@@ -1,0 +1,199 @@
+"""The life of an execution: cancel, overlap, retries, recovery, concurrency and shutdown."""
+
+from datetime import timedelta
+
+from bson import ObjectId
+
+from executor.outcome import RunOutcome
+from models.execution import ExecutionStatus
+from models.execution_store import ExecutionStore
+from tests.fakes import eventually
+from tests.worker.conftest import executions_of, wait_for_status
+
+
+async def start_run(db, clock, job) -> dict:
+    return await ExecutionStore(db, retention_days=30).queue_manual_run(job, clock.now())
+
+
+async def test_cancel_request_stops_the_running_sync(workers, db, clock, runner, add_job):
+    runner.hold = True
+    job = await add_job(schedule={"cron": "0 0 1 1 *", "timezone": "UTC"})
+    await workers.start()
+    execution = await start_run(db, clock, job)
+    await clock.advance(2)
+    await wait_for_status(db, execution["_id"], "running")
+    assert await db.job_execution_locks.find_one({"_id": job["_id"]}) is not None
+    await ExecutionStore(db, retention_days=30).request_cancel("ws-a", job["_id"], execution["_id"], clock.now())
+    await clock.advance(2)
+    done = await wait_for_status(db, execution["_id"], "canceled")
+    assert done["reason"] == "cancel requested" and done["finishedAt"] is not None
+    assert await db.job_execution_locks.count_documents({}) == 0
+    stored = await db.syncjobs.find_one({"_id": job["_id"]})
+    assert stored["lastRunStatus"] == "canceled"
+    assert await db.job_executions.count_documents({"retryOf": execution["_id"]}) == 0
+
+
+async def test_overlap_skip_records_a_skipped_execution(workers, db, clock, runner, add_job):
+    runner.hold = True
+    job = await add_job(overlapPolicy="skip")
+    await workers.start()
+    await clock.advance(121)
+    runs = await executions_of(db, job["_id"])
+    assert [run["status"] for run in runs] == ["running", "skipped"]
+    assert runs[1]["reason"].startswith("overlap") and runs[1]["blockedBy"] == runs[0]["_id"]
+    assert len(runner.requests) == 1
+
+
+async def test_overlap_queue_runs_after_the_current_one(workers, db, clock, runner, add_job):
+    runner.hold = True
+    job = await add_job(overlapPolicy="queue")
+    await workers.start()
+    await clock.advance(61)
+    await clock.advance(60)
+    runs = await executions_of(db, job["_id"])
+    assert [run["status"] for run in runs] == ["running", "queued"]
+    runner.hold = False
+    runner.release.set()
+    await clock.advance(3)
+    await wait_for_status(db, runs[1]["_id"], "succeeded")
+    assert len(runner.requests) == 2
+
+
+async def test_overlap_cancel_running_replaces_the_old_run(workers, db, clock, runner, add_job):
+    runner.hold = True
+    job = await add_job(overlapPolicy="cancel_running")
+    await workers.start()
+    await clock.advance(61)
+    await clock.advance(60)
+    runs = await executions_of(db, job["_id"])
+    first = await wait_for_status(db, runs[0]["_id"], "canceled")
+    assert first["reason"] == "replaced by a newer scheduled run"
+    await clock.advance(3)
+    await wait_for_status(db, runs[1]["_id"], "running")
+
+
+async def test_failed_runs_are_retried_with_backoff_until_attempts_run_out(workers, db, clock, runner, add_job):
+    runner.outcomes.extend([RunOutcome(ExecutionStatus.FAILED, error="boom", exit_code=1)] * 3)
+    job = await add_job(schedule={"cron": "0 0 1 1 *", "timezone": "UTC"},
+                        retry={"maxAttempts": 3, "backoffSeconds": 10, "backoffMultiplier": 2, "maxBackoffSeconds": 60})
+    await workers.start()
+    first = await start_run(db, clock, job)
+    await clock.advance(2)
+    await wait_for_status(db, first["_id"], "failed")
+    retry = await db.job_executions.find_one({"retryOf": first["_id"]})
+    assert retry["trigger"] == "retry" and retry["attempt"] == 2 and retry["status"] == "queued"
+    delay = (retry["runAfter"] - retry["queuedAt"]).total_seconds()
+    assert 5 <= delay <= 10
+    await clock.advance(12)
+    await wait_for_status(db, retry["_id"], "failed")
+    third = await db.job_executions.find_one({"retryOf": retry["_id"]})
+    assert third["attempt"] == 3 and 10 <= (third["runAfter"] - third["queuedAt"]).total_seconds() <= 20
+    await clock.advance(22)
+    await wait_for_status(db, third["_id"], "failed")
+    assert await db.job_executions.count_documents({"retryOf": third["_id"]}) == 0
+    stored = await db.syncjobs.find_one({"_id": job["_id"]})
+    assert stored["consecutiveFailures"] == 3 and stored["failureCount"] == 3 and stored["lastError"] == "boom"
+
+
+async def test_abandoned_runs_of_a_dead_worker_are_recovered_and_retried(workers, db, clock, add_job):
+    job = await add_job(schedule={"cron": "0 0 1 1 *", "timezone": "UTC"})
+    stuck = await start_run(db, clock, job)
+    await db.job_executions.update_one(
+        {"_id": stuck["_id"]},
+        {"$set": {"status": "running", "lockTerm": 0, "workerId": "dead:1:x", "startedAt": clock.now()}},
+    )
+    # Its job lock expired: the worker that held it stopped renewing.
+    await db.job_execution_locks.insert_one({"_id": job["_id"], "owner": "dead:1:x", "executionId": stuck["_id"],
+                                             "expiresAt": clock.now() - timedelta(seconds=1)})
+    await workers.start()
+    recovered = await wait_for_status(db, stuck["_id"], "abandoned")
+    assert "stopped renewing" in recovered["error"]
+    retry = await db.job_executions.find_one({"retryOf": stuck["_id"]})
+    assert retry is not None and retry["attempt"] == 2
+
+
+async def test_a_run_whose_job_lock_is_still_live_is_not_abandoned(workers, db, clock, add_job):
+    job = await add_job(schedule={"cron": "0 0 1 1 *", "timezone": "UTC"})
+    alive = await start_run(db, clock, job)
+    await db.job_executions.update_one({"_id": alive["_id"]}, {"$set": {"status": "running", "lockTerm": 0}})
+    await db.job_execution_locks.insert_one({"_id": job["_id"], "owner": "other:1:x", "executionId": alive["_id"],
+                                             "expiresAt": clock.now() + timedelta(seconds=60)})
+    await workers.start()
+    await clock.advance(5)
+    assert (await db.job_executions.find_one({"_id": alive["_id"]}))["status"] == "running"
+
+
+async def test_a_crashed_leaders_run_is_abandoned_after_its_lock_lapses(workers, db, clock, runner, add_job):
+    runner.hold = True
+    job = await add_job(schedule={"cron": "0 0 1 1 *", "timezone": "UTC"}, retry={"maxAttempts": 1})
+    leader = await workers.start("w1")
+    await workers.start("w2")
+    execution = await start_run(db, clock, job)
+    await clock.advance(2)
+    await wait_for_status(db, execution["_id"], "running")
+    await workers.crash(leader)
+    await clock.advance(130)
+    done = await wait_for_status(db, execution["_id"], "abandoned")
+    assert done["lockTerm"] == 1
+    assert (await db.syncjobs.find_one({"_id": job["_id"]}))["lastRunStatus"] == "abandoned"
+
+
+async def test_at_most_max_concurrent_runs_at_once_the_rest_wait_in_order(workers, db, clock, runner, add_job):
+    runner.hold = True
+    jobs = [await add_job(name=f"j{i}", schedule={"cron": "0 0 1 1 *", "timezone": "UTC"}) for i in range(6)]
+    await workers.start()
+    queued = []
+    for job in jobs:
+        queued.append(await start_run(db, clock, job))
+        clock.set(clock.now() + timedelta(milliseconds=10))
+    await clock.advance(2)
+    await eventually(lambda: runner.active == 4)
+    assert [r.execution["_id"] for r in runner.requests] == [e["_id"] for e in queued[:4]]
+    runner.hold = False
+    runner.release.set()
+    await eventually(lambda: len(runner.requests) == 6)
+    assert runner.peak == 4
+
+
+async def test_shutdown_waits_for_runs_then_cancels_them_and_releases_locks(workers, db, clock, runner, add_job):
+    runner.hold = True
+    job = await add_job(schedule={"cron": "0 0 1 1 *", "timezone": "UTC"})
+    leader = await workers.start()
+    execution = await start_run(db, clock, job)
+    await clock.advance(2)
+    await wait_for_status(db, execution["_id"], "running")
+    await workers.stop(leader)
+    done = await db.job_executions.find_one({"_id": execution["_id"]})
+    assert done["status"] == "canceled" and done["reason"] == "worker shutting down"
+    assert await db.job_execution_locks.count_documents({}) == 0
+    lock = await db.worker_locks.find_one({"_id": "sync-worker"})
+    assert lock["expiresAt"] <= clock.now()
+
+
+async def test_a_deposed_leaders_late_result_does_not_touch_the_job(workers, db, clock, runner, add_job):
+    runner.hold = True
+    job = await add_job(schedule={"cron": "0 0 1 1 *", "timezone": "UTC"})
+    leader = await workers.start("w1")
+    execution = await start_run(db, clock, job)
+    await clock.advance(2)
+    await wait_for_status(db, execution["_id"], "running")
+    # Another worker took the lock (say this one was cut off): a new term begins.
+    await db.worker_locks.update_one({"_id": "sync-worker"}, {"$set": {"owner": "other:1:y"}, "$inc": {"term": 1}})
+    runner.outcomes.append(RunOutcome(ExecutionStatus.SUCCEEDED, cursors={"customers": "2030-01-01"}))
+    runner.hold = False
+    runner.release.set()
+    await wait_for_status(db, execution["_id"], "succeeded")
+    stored = await db.syncjobs.find_one({"_id": job["_id"]})
+    assert stored["lastRunStatus"] is None and stored["cursors"] == {} and stored["runCount"] == 0
+
+
+async def test_cursors_are_saved_when_the_run_succeeds_under_a_live_term(workers, db, clock, runner, add_job):
+    job = await add_job(schedule={"cron": "0 0 1 1 *", "timezone": "UTC"})
+    await workers.start()
+    runner.outcomes.append(RunOutcome(ExecutionStatus.SUCCEEDED, cursors={"customers": "2030-01-01"}))
+    execution = await start_run(db, clock, job)
+    await clock.advance(2)
+    await wait_for_status(db, execution["_id"], "succeeded")
+    stored = await db.syncjobs.find_one({"_id": job["_id"]})
+    assert stored["cursors"] == {"customers": "2030-01-01"}
+    assert ObjectId.is_valid(str(stored["_id"]))

@@ -1,0 +1,111 @@
+from datetime import UTC, datetime, timedelta
+
+from structlog.testing import capture_logs
+
+from tests.fakes import eventually
+from tests.worker.conftest import executions_of, wait_for_status
+
+
+async def test_due_slot_runs_once_and_the_job_status_is_recorded(workers, db, add_job):
+    workers.clock.set(datetime(2030, 1, 7, 12, 0, 30, tzinfo=UTC))
+    job = await add_job()
+    await workers.start()
+    await workers.clock.advance(31)
+    runs = await executions_of(db, job["_id"])
+    assert len(runs) == 1
+    run = await wait_for_status(db, runs[0]["_id"], "succeeded")
+    assert run["scheduledFor"] == datetime(2030, 1, 7, 12, 1, tzinfo=UTC)
+    assert run["trigger"] == "schedule" and run["attempt"] == 1 and run["lockTerm"] == 1
+    assert run["workerId"] == "host:1:w1" and run["durationMs"] >= 0 and run["expireAt"] > run["finishedAt"]
+    stored = await db.syncjobs.find_one({"_id": job["_id"]})
+    assert stored["lastRunStatus"] == "succeeded" and stored["runCount"] == 1
+    assert stored["lastSuccessAt"] == run["finishedAt"] and stored["consecutiveFailures"] == 0
+    assert stored["nextRunAt"] == datetime(2030, 1, 7, 12, 2, tzinfo=UTC)
+    # The worker's writes leave version and updatedAt alone.
+    assert stored["version"] == 1 and stored["updatedAt"] == job["updatedAt"]
+    assert stored["scheduleAppliedVersion"] == 1
+    assert await db.job_execution_locks.count_documents({}) == 0
+
+
+async def test_every_slot_fires_in_its_own_timezone(workers, db, add_job):
+    workers.clock.set(datetime(2030, 1, 7, 13, 59, 0, tzinfo=UTC))
+    berlin = await add_job(schedule={"cron": "0 15 * * *", "timezone": "Europe/Berlin"})  # 14:00 UTC
+    tokyo = await add_job(schedule={"cron": "0 15 * * *", "timezone": "Asia/Tokyo"})  # 06:00 UTC
+    await workers.start()
+    await workers.clock.advance(61, step=5)
+    assert len(await executions_of(db, berlin["_id"])) == 1
+    assert await executions_of(db, tokyo["_id"]) == []
+
+
+async def test_disabled_jobs_do_not_fire(workers, db, add_job):
+    job = await add_job(enabled=False)
+    await workers.start()
+    await workers.clock.advance(180, step=5)
+    assert await executions_of(db, job["_id"]) == []
+    assert (await db.syncjobs.find_one({"_id": job["_id"]}))["nextRunAt"] is None
+
+
+async def test_no_slot_runs_twice_across_a_takeover(workers, db, add_job):
+    workers.runner.hold = False
+    jobs = [await add_job(name=f"j{i}") for i in range(5)]
+    leader = await workers.start("w1")
+    await workers.start("w2")
+    await workers.clock.advance(125, step=5)
+    await workers.crash(leader)
+    await workers.clock.advance(300, step=5)
+    for job in jobs:
+        slots = [(run["scheduledFor"], run["attempt"]) for run in await executions_of(db, job["_id"], trigger="schedule")]
+        assert len(slots) == len(set(slots)), slots
+        assert len(slots) >= 6
+
+
+async def test_misses_while_no_leader_ran_are_recorded_and_the_newest_runs_once(workers, db, add_job, clock):
+    clock.set(datetime(2030, 1, 7, 12, 0, 10, tzinfo=UTC))
+    # The last leader planned 11:00; nobody fired since. Grace 300 s: 11:56..12:00 are newest... only 12:00 runs.
+    job = await add_job(nextRunAt=datetime(2030, 1, 7, 11, 0, tzinfo=UTC), misfireGraceSeconds=300)
+    await workers.start()
+    runs = await executions_of(db, job["_id"])
+    skipped = [run for run in runs if run["status"] == "skipped"]
+    ran = [run for run in runs if run["status"] != "skipped"]
+    assert len(skipped) == 1 and skipped[0]["reason"] == "missed"
+    assert skipped[0]["missed"] == {
+        "count": 60, "firstSlot": datetime(2030, 1, 7, 11, 0, tzinfo=UTC),
+        "lastSlot": datetime(2030, 1, 7, 11, 59, tzinfo=UTC),
+    }
+    assert [run["scheduledFor"] for run in ran] == [datetime(2030, 1, 7, 12, 0, tzinfo=UTC)]
+    await wait_for_status(db, ran[0]["_id"], "succeeded")
+
+
+async def test_misses_older_than_the_grace_are_not_run(workers, db, add_job, clock):
+    clock.set(datetime(2030, 1, 7, 12, 30, tzinfo=UTC))
+    job = await add_job(schedule={"cron": "0 * * * *", "timezone": "UTC"},
+                        nextRunAt=datetime(2030, 1, 7, 10, 0, tzinfo=UTC), misfireGraceSeconds=60)
+    await workers.start()
+    runs = await executions_of(db, job["_id"])
+    assert [(run["status"], run["missed"]["count"]) for run in runs] == [("skipped", 3)]
+
+
+async def test_polling_fallback_is_logged_once_per_leadership(workers, add_job):
+    with capture_logs() as logs:
+        await workers.start()
+        await workers.clock.advance(10)
+    events = [entry for entry in logs if entry["event"] == "change_streams_unsupported_polling"]
+    assert len(events) == 1
+
+
+async def test_hundreds_of_jobs_sharing_a_schedule_fire_in_one_batch(workers, db, add_job, monkeypatch):
+    jobs = [await add_job(name=f"j{i}") for i in range(100)]
+    leader = await workers.start()
+    inserts = []
+    original = leader._executions.insert_many
+
+    async def counting(docs, **kwargs):
+        inserts.append(len(docs))
+        return await original(docs, **kwargs)
+
+    monkeypatch.setattr(leader._executions, "insert_many", counting)
+    await workers.clock.advance(60)
+    await eventually(lambda: workers.runner.requests and len(workers.runner.requests) == 100, timeout=20)
+    assert inserts == [100]
+    assert len(leader.schedule) == len(jobs)
+    assert await db.job_executions.count_documents({"status": "succeeded"}) == 100

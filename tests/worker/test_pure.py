@@ -1,0 +1,84 @@
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from bson import ObjectId
+
+from worker.misfires import classify_missed
+from worker.retry import retry_delay
+from worker.schedule import Schedule
+
+
+def utc(*args) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def test_jobs_sharing_a_cron_and_zone_share_one_group():
+    schedule = Schedule()
+    now = utc(2030, 1, 1, 12, 0, 30)
+    ids = [ObjectId() for _ in range(3)]
+    for job_id in ids:
+        schedule.put(job_id, "* * * * *", "UTC", now)
+    other = ObjectId()
+    schedule.put(other, "*/5 * * * *", "UTC", now)
+    assert schedule.next_fire() == utc(2030, 1, 1, 12, 1)
+    due = list(schedule.pop_due(utc(2030, 1, 1, 12, 1)))
+    assert len(due) == 1 and set(due[0][2]) == set(ids)
+    assert schedule.next_fire() == utc(2030, 1, 1, 12, 2)
+    assert schedule.next_fire_of(other) == utc(2030, 1, 1, 12, 5)
+
+
+def test_moving_and_removing_jobs_leaves_no_stale_fire():
+    schedule = Schedule()
+    now = utc(2030, 1, 1, 12, 0)
+    job = ObjectId()
+    schedule.put(job, "* * * * *", "UTC", now)
+    schedule.put(job, "0 * * * *", "UTC", now)
+    assert schedule.next_fire() == utc(2030, 1, 1, 13, 0)
+    schedule.remove(job)
+    assert schedule.next_fire() is None and len(schedule) == 0
+    assert list(schedule.pop_due(utc(2031, 1, 1))) == []
+
+
+def test_an_overdue_group_fires_once_and_moves_past_now():
+    schedule = Schedule()
+    job = ObjectId()
+    schedule.put(job, "* * * * *", "UTC", utc(2030, 1, 1, 12, 0))
+    due = list(schedule.pop_due(utc(2030, 1, 1, 12, 5, 30)))
+    assert [slot for slot, _, _ in due] == [utc(2030, 1, 1, 12, 1)]
+    assert schedule.next_fire() == utc(2030, 1, 1, 12, 6)
+
+
+@pytest.mark.parametrize(
+    ("first_missed", "now", "grace", "run_slot", "skipped"),
+    [
+        (utc(2030, 1, 1, 12, 0), utc(2030, 1, 1, 12, 0, 30), 60, utc(2030, 1, 1, 12, 0), 0),
+        (utc(2030, 1, 1, 12, 0), utc(2030, 1, 1, 12, 3, 30), 60, utc(2030, 1, 1, 12, 3), 3),
+        (utc(2030, 1, 1, 12, 0), utc(2030, 1, 1, 12, 3, 30), 10, None, 4),
+    ],
+)
+def test_missed_slots_split_into_one_coalesced_run_and_a_skipped_count(first_missed, now, grace, run_slot, skipped):
+    misfire = classify_missed("* * * * *", "UTC", first_missed, now, grace)
+    assert misfire.run_slot == run_slot and misfire.skipped_count == skipped
+
+
+def test_nothing_missed_when_the_planned_slot_is_ahead():
+    assert classify_missed("* * * * *", "UTC", utc(2030, 1, 1, 12, 1), utc(2030, 1, 1, 12, 0), 60) is None
+
+
+@pytest.mark.parametrize(("attempt", "low", "high"), [(1, 5, 10), (2, 10, 20), (3, 20, 40), (6, 30, 60), (20, 30, 60)])
+def test_retry_delay_doubles_with_jitter_and_is_capped(attempt, low, high):
+    rng = random.Random(7)
+    delays = [retry_delay(attempt, base=10, multiplier=2, cap=60, rng=rng) for _ in range(200)]
+    assert all(low <= d <= high for d in delays)
+    assert max(delays) - min(delays) > (high - low) / 2, "jitter spreads retries out"
+
+
+def test_schedule_of_ten_thousand_jobs_in_a_hundred_groups_has_a_hundred_timers():
+    schedule = Schedule()
+    now = utc(2030, 1, 1, 12, 0)
+    for i in range(10_000):
+        schedule.put(ObjectId(), f"{i % 100 % 60} * * * *", "UTC" if i % 100 < 60 else "Europe/Berlin", now)
+    assert len(schedule) == 10_000
+    assert len(schedule._heap) == 100
+    assert schedule.next_fire() == now + timedelta(minutes=1)

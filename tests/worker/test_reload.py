@@ -1,0 +1,107 @@
+"""Edits reach the schedule without a restart, through the polling fallback of the change feed."""
+
+from datetime import UTC, datetime
+
+from bson import ObjectId
+
+from models.execution_store import ExecutionStore
+from models.sync_job import SyncJobSpec
+from models.sync_job_store import SyncJobStore
+from tests.worker.conftest import executions_of
+
+
+def spec(**overrides) -> SyncJobSpec:
+    fields = {"name": "job", "dataSourceId": "a" * 24, "destinationDatabaseId": "b" * 24,
+              "schedule": {"cron": "0 * * * *", "timezone": "UTC"}}
+    fields.update(overrides)
+    return SyncJobSpec.model_validate(fields)
+
+
+async def test_a_job_created_after_start_is_scheduled_and_confirmed(workers, db, clock):
+    leader = await workers.start()
+    job = await SyncJobStore(db).create("ws-a", spec(), clock.now())
+    await clock.advance(3)
+    assert job["_id"] in leader.schedule
+    stored = await db.syncjobs.find_one({"_id": job["_id"]})
+    assert stored["scheduleAppliedVersion"] == 1 and stored["scheduleAppliedAt"] is not None
+    assert stored["nextRunAt"] == datetime(2030, 1, 7, 13, 0, tzinfo=UTC)
+
+
+async def test_cron_change_reschedules_without_restart(workers, db, clock):
+    store = SyncJobStore(db)
+    job = await store.create("ws-a", spec(), clock.now())
+    leader = await workers.start()
+    await store.update("ws-a", job["_id"], {"schedule": {"cron": "*/5 * * * *", "timezone": "UTC"}}, clock.now(),
+                       expected_version=1)
+    await clock.advance(3)
+    assert leader.schedule.next_fire_of(job["_id"]) == datetime(2030, 1, 7, 12, 5, tzinfo=UTC)
+    stored = await db.syncjobs.find_one({"_id": job["_id"]})
+    assert stored["version"] == 2 and stored["scheduleAppliedVersion"] == 2
+    await clock.advance(300)
+    runs = await executions_of(db, job["_id"])
+    assert [run["scheduledFor"].minute for run in runs] == [5]
+
+
+async def test_toggle_off_stops_firing_and_toggle_on_resumes(workers, db, clock):
+    store = SyncJobStore(db)
+    job = await store.create("ws-a", spec(schedule={"cron": "* * * * *", "timezone": "UTC"}), clock.now())
+    leader = await workers.start()
+    await store.update("ws-a", job["_id"], {"enabled": False}, clock.now(), expected_version=None)
+    await clock.advance(3)
+    assert job["_id"] not in leader.schedule
+    await clock.advance(120)
+    assert await executions_of(db, job["_id"]) == []
+    await store.update("ws-a", job["_id"], {"enabled": True}, clock.now(), expected_version=None)
+    await clock.advance(65)
+    assert len(await executions_of(db, job["_id"])) == 1
+
+
+async def test_delete_stops_firing_even_before_the_resync(workers, db, clock):
+    store = SyncJobStore(db)
+    job = await store.create("ws-a", spec(schedule={"cron": "* * * * *", "timezone": "UTC"}), clock.now())
+    leader = await workers.start()
+    await store.delete("ws-a", job["_id"], expected_version=None)
+    await clock.advance(61)
+    assert await executions_of(db, job["_id"]) == []
+    assert job["_id"] not in leader.schedule
+
+
+async def test_resync_drops_deleted_jobs(workers, db, clock):
+    store = SyncJobStore(db)
+    job = await store.create("ws-a", spec(), clock.now())
+    leader = await workers.start()
+    await db.syncjobs.delete_one({"_id": job["_id"]})
+    await clock.advance(61)
+    assert job["_id"] not in leader.schedule
+
+
+async def test_the_workers_own_writes_do_not_reschedule(workers, db, clock):
+    store = SyncJobStore(db)
+    job = await store.create("ws-a", spec(schedule={"cron": "* * * * *", "timezone": "UTC"}), clock.now())
+    await workers.start()
+    await clock.advance(125)
+    stored = await db.syncjobs.find_one({"_id": job["_id"]})
+    assert stored["runCount"] == 2
+    assert stored["version"] == 1 and stored["updatedAt"] == job["updatedAt"]
+
+
+async def test_manual_run_starts_within_a_poll_interval(workers, db, clock, runner):
+    store = SyncJobStore(db)
+    job = await store.create("ws-a", spec(), clock.now())
+    await workers.start()
+    execution = await ExecutionStore(db, retention_days=30).queue_manual_run(job, clock.now())
+    await clock.advance(2)
+    done = await db.job_executions.find_one({"_id": execution["_id"]})
+    assert done["status"] == "succeeded" and done["trigger"] == "manual"
+    assert [request.execution["_id"] for request in runner.requests] == [execution["_id"]]
+
+
+async def test_a_queued_run_of_a_deleted_job_is_canceled(workers, db, clock):
+    job = await SyncJobStore(db).create("ws-a", spec(), clock.now())
+    execution = await ExecutionStore(db, retention_days=30).queue_manual_run(job, clock.now())
+    await db.syncjobs.delete_one({"_id": job["_id"]})
+    await workers.start()
+    await clock.advance(3)
+    done = await db.job_executions.find_one({"_id": execution["_id"]})
+    assert done["status"] == "canceled" and done["reason"] == "the job was deleted"
+    assert ObjectId.is_valid(str(done["_id"]))

@@ -1,0 +1,63 @@
+"""The per-job lock in `job_execution_locks`: one execution of a job at a time, across every worker."""
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from bson import ObjectId
+from pymongo.errors import DuplicateKeyError
+
+from models.clock import Clock
+from models.collections import JOB_LOCKS
+
+
+class JobLocks:
+    def __init__(self, db, *, worker_id: str, clock: Clock, ttl_seconds: float):
+        self._locks = db[JOB_LOCKS]
+        self._worker_id = worker_id
+        self._clock = clock
+        self.ttl = timedelta(seconds=ttl_seconds)
+
+    async def acquire(self, job_id: ObjectId, execution_id: ObjectId, term: int) -> bool:
+        """Take the job's lock for this execution; False while another live execution holds it."""
+        now = self._clock.now()
+        try:
+            await self._locks.update_one(
+                {
+                    "_id": job_id,
+                    "$or": [{"expiresAt": {"$lte": now}}, {"executionId": execution_id, "owner": self._worker_id}],
+                },
+                {
+                    "$set": {
+                        "owner": self._worker_id,
+                        "executionId": execution_id,
+                        "lockTerm": term,
+                        "acquiredAt": now,
+                        "expiresAt": now + self.ttl,
+                    }
+                },
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def renew(self, job_id: ObjectId, execution_id: ObjectId) -> bool:
+        now = self._clock.now()
+        result = await self._locks.update_one(
+            {"_id": job_id, "executionId": execution_id, "owner": self._worker_id, "expiresAt": {"$gt": now}},
+            {"$set": {"expiresAt": now + self.ttl}},
+        )
+        return result.matched_count == 1
+
+    async def release(self, job_id: ObjectId, execution_id: ObjectId) -> None:
+        await self._locks.delete_one({"_id": job_id, "executionId": execution_id, "owner": self._worker_id})
+
+    async def holder(self, job_id: ObjectId) -> dict[str, Any] | None:
+        """The live lock of a job, or None: an expired document counts as free whatever the TTL monitor did."""
+        return await self._locks.find_one({"_id": job_id, "expiresAt": {"$gt": self._clock.now()}})
+
+    async def live_execution_ids(self, execution_ids: list[ObjectId], now: datetime) -> set[ObjectId]:
+        docs = await self._locks.find(
+            {"executionId": {"$in": execution_ids}, "expiresAt": {"$gt": now}}, {"executionId": 1}
+        ).to_list(None)
+        return {doc["executionId"] for doc in docs}
