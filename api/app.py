@@ -14,7 +14,7 @@ from models.clock import Clock, SystemClock
 from models.collections import ensure_indexes
 from models.database import open_database
 from models.execution_store import ExecutionStore
-from models.secrets import SecretBox
+from models.secrets import SecretBox, secret_box_from
 from models.settings import Settings
 from models.sync_job_store import SyncJobStore
 from models.tokens import TokenStore
@@ -39,12 +39,6 @@ def create_app(settings: Settings, *, db=None, clock: Clock | None = None, secre
         app.cleanup_ctx.append(_own_database)
     add_routes(app)
     return app
-
-
-def secret_box_from(settings: Settings) -> SecretBox:
-    if settings.syncjobs_secret_key is None:
-        raise SystemExit("Set SYNCJOBS_SECRET_KEY (a Fernet key): it encrypts data-source secrets at rest.")
-    return SecretBox(settings.syncjobs_secret_key.get_secret_value())
 
 
 def _attach(app: web.Application, db) -> None:

@@ -17,6 +17,8 @@ class RunRequest:
     cancel: asyncio.Event = field(default_factory=asyncio.Event)
     # Called with (stats, log lines) while the run goes, so progress is visible before the end.
     progress: Any = None
+    # Called with the child's pid once it has started.
+    started: Any = None
 
 
 @dataclass

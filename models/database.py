@@ -4,7 +4,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Any
 
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, ReplaceOne
 
 from models.settings import Settings
 
@@ -47,3 +47,15 @@ async def aggregate(collection, pipeline: list[dict]) -> list[dict]:
     """Run an aggregation and return all its documents, on either client."""
     cursor = await maybe_await(collection.aggregate(pipeline))
     return await cursor.to_list(None)
+
+
+async def upsert_by_id(collection, docs: list[dict]) -> None:
+    """Replace-or-insert each document by its _id: one bulk call on a server; one call per document on the
+    in-memory database, whose bulk_write cannot replace (mongomock 4.3)."""
+    if not docs:
+        return
+    if type(collection).__module__.startswith("pymongo"):
+        await collection.bulk_write([ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in docs], ordered=False)
+        return
+    for doc in docs:
+        await collection.replace_one({"_id": doc["_id"]}, doc, upsert=True)

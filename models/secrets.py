@@ -25,6 +25,12 @@ class SecretBox:
         except (ValueError, TypeError) as exc:
             raise SecretKeyInvalid() from exc
 
+    @classmethod
+    def from_key(cls, key: str | None, *, purpose: str = "data-source secrets") -> "SecretBox":
+        if not key:
+            raise SecretKeyInvalid(f"Set SYNCJOBS_SECRET_KEY (a Fernet key): it encrypts {purpose} at rest.")
+        return cls(key)
+
     @staticmethod
     def new_key() -> str:
         return Fernet.generate_key().decode()
@@ -104,3 +110,9 @@ def opened_fields(doc: dict, *, maps: tuple[str, ...], urls: tuple[str, ...], bo
         if opened.get(name):
             opened[name] = box.open(opened[name])
     return opened
+
+
+def secret_box_from(settings) -> SecretBox:
+    """The SecretBox of SYNCJOBS_SECRET_KEY; a clear error when it is unset or malformed."""
+    key = settings.syncjobs_secret_key
+    return SecretBox.from_key(key.get_secret_value() if key else None)

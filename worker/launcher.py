@@ -165,6 +165,7 @@ class Launcher:
             job=job,
             timeout_seconds=job.get("timeoutSeconds") or self._settings.default_timeout_seconds,
             progress=lambda stats, lines: self._progress(execution_id, stats, lines),
+            started=lambda pid: self._executions.update_one({"_id": execution_id}, {"$set": {"pid": pid}}),
         )
         running = self.running[execution_id] = Running(request)
         keeper = asyncio.create_task(self._keep_job_lock(execution["jobId"], execution_id, running))

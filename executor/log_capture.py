@@ -1,0 +1,45 @@
+"""A capped tail of a run's log lines, handed out in batches for flushing while the run goes."""
+
+from collections import deque
+
+MAX_LINE_CHARS = 4000
+
+
+class LogTail:
+    """Keeps the last `max_lines` lines and at most `max_bytes` of them; older lines fall off."""
+
+    def __init__(self, *, max_lines: int = 1000, max_bytes: int = 256 * 1024, secrets: list[str] | None = None):
+        self._lines: deque[str] = deque()
+        # A child that echoes a header or a password must not put it in the execution record.
+        self._secrets = [secret for secret in (secrets or []) if len(secret) >= 4]
+        self._bytes = 0
+        self._max_lines = max_lines
+        self._max_bytes = max_bytes
+        self._unflushed: list[str] = []
+        self.dropped = 0
+
+    def add(self, line: str, *, stream: str = "stdout") -> None:
+        text = line.rstrip("\r\n")
+        if len(text) > MAX_LINE_CHARS:
+            text = text[:MAX_LINE_CHARS] + f"… ({len(text) - MAX_LINE_CHARS} more characters)"
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        entry = f"[{stream}] {text}"
+        self._lines.append(entry)
+        self._unflushed.append(entry)
+        self._bytes += len(entry)
+        while len(self._lines) > self._max_lines or self._bytes > self._max_bytes:
+            self._bytes -= len(self._lines.popleft())
+            self.dropped += 1
+        if len(self._unflushed) > self._max_lines:
+            del self._unflushed[: len(self._unflushed) - self._max_lines]
+
+    def take_unflushed(self) -> list[str]:
+        lines, self._unflushed = self._unflushed, []
+        return lines
+
+    def lines(self) -> list[str]:
+        return list(self._lines)
+
+    def last(self, count: int) -> list[str]:
+        return list(self._lines)[-count:]

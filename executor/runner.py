@@ -1,0 +1,279 @@
+"""The subprocess runner: one execution = one source process, its records written to the destination."""
+
+import asyncio
+import contextlib
+import json
+import sys
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import structlog
+from bson import ObjectId
+from pymongo import AsyncMongoClient
+
+from executor.child import minimal_environment, start_child, stop_child
+from executor.destination import MissingPrimaryKey, MongoWriter
+from executor.log_capture import LogTail
+from executor.outcome import RunOutcome, RunRequest
+from executor.protocol import Log, Record, Result, State, parse_line
+from models.clock import Clock, SystemClock
+from models.execution import ExecutionStatus
+from models.resources import DATA_SOURCE, DESTINATION
+from models.secrets import SecretBox
+from models.settings import Settings
+
+log = structlog.get_logger("syncjobs.executor")
+STDERR_TAIL_IN_ERROR = 20
+
+
+def sync_command() -> list[str]:
+    """The built-in HTTP connector, run with this very interpreter."""
+    return [sys.executable, "-m", "syncjobs", "sync"]
+
+
+class SubprocessRunner:
+    """Implements the worker's Runner: runs the job's source as a child process speaking JSON lines."""
+
+    def __init__(
+        self,
+        db,
+        *,
+        secrets: SecretBox,
+        settings: Settings,
+        clock: Clock | None = None,
+        progress_seconds: float = 1.0,
+    ):
+        self._db = db
+        self._secrets = secrets
+        self._settings = settings
+        self._clock = clock or SystemClock()
+        self._progress_seconds = progress_seconds
+
+    async def run(self, request: RunRequest) -> RunOutcome:
+        job = request.job
+        source = await self._load(DATA_SOURCE, job["workspaceId"], job["dataSourceId"])
+        destination = await self._load(DESTINATION, job["workspaceId"], job["destinationDatabaseId"])
+        if source is None or destination is None:
+            missing = "data source" if source is None else "destination"
+            return RunOutcome(ExecutionStatus.FAILED, error=f"the job's {missing} no longer exists")
+        entities = selected_entities(job, source)
+        spec = {
+            "executionId": str(request.execution["_id"]),
+            "jobId": str(job["_id"]),
+            "syncMode": job["syncMode"],
+            "entities": entities,
+            "cursors": (job.get("cursors") or {}) if job["syncMode"] == "incremental" else {},
+            "source": {key: value for key, value in source.items() if key not in ("_id", "workspaceId")},
+        }
+        if source["type"] == "http":
+            argv, extra_env = sync_command(), {}
+        else:
+            argv, extra_env = list(source["argv"]), dict(source.get("env") or {})
+        secret_values = [*(source.get("headers") or {}).values(), *extra_env.values()]
+        async with destination_database(self._db, destination) as dest_db:
+            writer = MongoWriter(
+                dest_db,
+                full=job["syncMode"] == "full",
+                prefix=destination.get("collectionPrefix", ""),
+                batch_size=destination.get("batchSize", 500),
+                execution_id=str(request.execution["_id"]),
+                now=self._clock.now(),
+            )
+            session = SyncSession(
+                request, writer, spec, argv, minimal_environment(extra_env),
+                primary_keys=primary_keys(source), entities=entities,
+                log_tail=LogTail(secrets=secret_values), kill_grace=self._settings.kill_grace_seconds,
+                progress_seconds=self._progress_seconds,
+            )
+            return await session.run()
+
+    async def _load(self, kind, workspace_id: str, resource_id: str) -> dict[str, Any] | None:
+        if not ObjectId.is_valid(resource_id):
+            return None
+        doc = await self._db[kind.collection].find_one({"_id": ObjectId(resource_id), "workspaceId": workspace_id})
+        return kind.opened(doc, self._secrets) if doc else None
+
+
+def selected_entities(job: dict[str, Any], source: dict[str, Any]) -> list[str]:
+    """The entities this run syncs: the job's filter, or every entity the source declares."""
+    wanted = list(job.get("entities") or [])
+    if source["type"] == "http":
+        declared = [entity["name"] for entity in source["entities"]]
+        return [name for name in declared if not wanted or name in wanted]
+    return wanted
+
+
+def primary_keys(source: dict[str, Any]) -> dict[str, str]:
+    if source["type"] == "http":
+        return {entity["name"]: entity.get("primaryKey", "id") for entity in source["entities"]}
+    return {}
+
+
+@contextlib.asynccontextmanager
+async def destination_database(service_db, destination: dict[str, Any]) -> AsyncIterator[Any]:
+    """The destination database: on the service's own client when no URL is set, else on a client opened
+    (and closed) for this run."""
+    if not destination.get("url"):
+        yield service_db.client[destination["database"]]
+        return
+    client = AsyncMongoClient(destination["url"], tz_aware=True)
+    try:
+        yield client[destination["database"]]
+    finally:
+        await client.close()
+
+
+class SyncSession:
+    """One child process, read line by line while its records are written; ends in a RunOutcome."""
+
+    def __init__(self, request: RunRequest, writer: MongoWriter, spec: dict, argv: list[str], env: dict[str, str], *,
+                 primary_keys: dict[str, str], entities: list[str], log_tail: LogTail, kill_grace: float,
+                 progress_seconds: float):
+        self._request = request
+        self._writer = writer
+        self._spec = spec
+        self._argv = argv
+        self._env = env
+        self._primary_keys = primary_keys
+        self._entities = entities
+        self._log = log_tail
+        self._kill_grace = kill_grace
+        self._progress_seconds = progress_seconds
+        self._stats: dict[str, dict[str, int]] = {}
+        self._cursors: dict[str, Any] = {}
+        self._result: Result | None = None
+
+    def _entity_stats(self, entity: str) -> dict[str, int]:
+        return self._stats.setdefault(entity, {"read": 0, "written": 0, "failed": 0})
+
+    def stats(self) -> dict[str, Any]:
+        for entity, count in self._writer.written.items():
+            self._entity_stats(entity)["written"] = count
+        return {"entities": self._stats, "logLinesDropped": self._log.dropped}
+
+    async def run(self) -> RunOutcome:
+        try:
+            process = await start_child(self._argv, self._env)
+        except (FileNotFoundError, PermissionError, NotADirectoryError) as error:
+            return RunOutcome(ExecutionStatus.FAILED, error=f"cannot start {self._argv[0]!r}: {error.strerror or error}")
+        log.info("source_started", pid=process.pid, argv0=self._argv[0])
+        if self._request.started is not None:
+            with contextlib.suppress(Exception):
+                await self._request.started(process.pid)
+        feeder = asyncio.create_task(self._feed_spec(process))
+        stderr = asyncio.create_task(self._read_stderr(process))
+        stdout = asyncio.create_task(self._read_stdout(process))
+        canceled = asyncio.create_task(self._request.cancel.wait())
+        reporter = asyncio.create_task(self._report_progress())
+        status, error = None, None
+        try:
+            done, _ = await asyncio.wait(
+                {stdout, canceled}, timeout=self._request.timeout_seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+            if stdout in done and stdout.exception() is not None:
+                status, error = ExecutionStatus.FAILED, f"writing to the destination failed: {stdout.exception()}"
+            elif stdout not in done:
+                status = ExecutionStatus.CANCELED if canceled in done else ExecutionStatus.TIMED_OUT
+                error = "canceled" if canceled in done else f"timed out after {self._request.timeout_seconds:g} s"
+        finally:
+            # A child that ends its output still gets the timeout's remainder to exit, then the group is stopped.
+            if status is None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(process.wait(), self._kill_grace)
+            exit_code = await stop_child(process, self._kill_grace)
+            for task in (stdout, canceled, feeder, reporter):
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(stderr, 5)
+            await asyncio.gather(stdout, canceled, feeder, reporter, return_exceptions=True)
+        return await self._conclude(status, error, exit_code, process.pid)
+
+    async def _conclude(self, status, error, exit_code: int, pid: int) -> RunOutcome:
+        if status is None:
+            if exit_code != 0:
+                status = ExecutionStatus.FAILED
+                tail = "\n".join(self._log.last(STDERR_TAIL_IN_ERROR))
+                error = f"source exited with code {exit_code}" + (f":\n{tail}" if tail else "")
+            elif self._result is None:
+                status, error = ExecutionStatus.FAILED, "source exited without a result message"
+            elif self._result.status != "succeeded":
+                status, error = ExecutionStatus.FAILED, f"source reported {self._result.status}"
+            else:
+                status = ExecutionStatus.SUCCEEDED
+        try:
+            if status == ExecutionStatus.SUCCEEDED:
+                await self._writer.commit(self._entities)
+            else:
+                await self._writer.abort()
+        except Exception as failure:  # the destination's own error, kept as the run's
+            status, error = ExecutionStatus.FAILED, f"writing to the destination failed: {failure}"
+        log.info("source_finished", exit_code=exit_code, status=status.value)
+        return RunOutcome(
+            status,
+            error=error,
+            exit_code=exit_code,
+            pid=pid,
+            stats=self.stats(),
+            log_tail=self._log.take_unflushed(),
+            cursors=self._cursors if status == ExecutionStatus.SUCCEEDED else {},
+        )
+
+    async def _feed_spec(self, process) -> None:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            process.stdin.write(json.dumps(self._spec, default=str).encode() + b"\n")
+            await process.stdin.drain()
+            process.stdin.close()
+
+    async def _read_stderr(self, process) -> None:
+        while True:
+            try:
+                line = await process.stderr.readline()
+            except ValueError:
+                self._log.add("(an over-long line was cut)", stream="stderr")
+                continue
+            if not line:
+                return
+            self._log.add(line.decode(errors="replace"), stream="stderr")
+
+    async def _read_stdout(self, process) -> None:
+        wanted = set(self._entities)
+        while True:
+            try:
+                line = await process.stdout.readline()
+            except ValueError:
+                self._log.add("(an over-long line was cut)", stream="stdout")
+                continue
+            if not line:
+                await self._writer.flush()
+                return
+            message = parse_line(line.decode(errors="replace"))
+            if isinstance(message, Record):
+                if wanted and message.entity not in wanted:
+                    continue  # the job's entity filter holds even if the source ignores it
+                stats = self._entity_stats(message.entity)
+                stats["read"] += 1
+                try:
+                    await self._writer.add(message.entity, message.data, self._primary_keys.get(message.entity, "id"))
+                except MissingPrimaryKey as error:
+                    stats["failed"] += 1
+                    if stats["failed"] <= 10:
+                        self._log.add(str(error), stream="executor")
+            elif isinstance(message, State):
+                self._cursors[message.entity] = message.cursor
+            elif isinstance(message, Result):
+                self._result = message
+            elif isinstance(message, Log):
+                self._log.add(message.message, stream="source")
+            else:
+                self._log.add(message.text, stream="stdout")
+
+    async def _report_progress(self) -> None:
+        if self._request.progress is None:
+            return
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(max(0.0, self._progress_seconds - (time.monotonic() - last)))
+            last = time.monotonic()
+            with contextlib.suppress(Exception):
+                await self._request.progress(self.stats(), self._log.take_unflushed())

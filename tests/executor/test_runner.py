@@ -1,0 +1,278 @@
+"""The subprocess runner end to end: real child processes, the in-memory database as the destination."""
+
+import asyncio
+import resource
+import sys
+import textwrap
+import time
+
+import pytest
+from aiohttp import web
+from bson import ObjectId
+
+from executor.outcome import RunRequest
+from executor.runner import SubprocessRunner
+from models.execution import ExecutionStatus, Trigger, new_execution_document
+from models.resources import DATA_SOURCE, DESTINATION
+from models.sync_job import SyncJobSpec, new_job_document
+
+PRELUDE = """
+import json, sys, os, signal, time
+spec = json.loads(sys.stdin.readline())
+def emit(**message):
+    sys.stdout.write(json.dumps(message) + "\\n")
+    sys.stdout.flush()
+"""
+
+
+@pytest.fixture
+def fast_settings(settings):
+    return settings.model_copy(update={"kill_grace_seconds": 0.5})
+
+
+@pytest.fixture
+def runner(db, secrets, fast_settings):
+    return SubprocessRunner(db, secrets=secrets, settings=fast_settings, progress_seconds=0.05)
+
+
+@pytest.fixture
+def script(tmp_path):
+    def write(body: str) -> list[str]:
+        path = tmp_path / f"source_{time.monotonic_ns()}.py"
+        path.write_text(PRELUDE + textwrap.dedent(body))
+        return [sys.executable, str(path)]
+
+    return write
+
+
+@pytest.fixture
+def make_job(db, clock, secrets):
+    async def make(argv=None, *, source=None, sync_mode="full", entities=(), timeout=30, env=None) -> dict:
+        fields = source or {"name": "src", "type": "command", "argv": argv, "env": env or {}, "primaryKey": "id"}
+        fields = DATA_SOURCE.spec.validate_python(fields).model_dump(by_alias=True, mode="json")
+        src = await DATA_SOURCE.store(db).insert("ws-a", DATA_SOURCE.seal(fields, secrets), clock.now())
+        dst = await DESTINATION.store(db).insert(
+            "ws-a", {"name": "dst", "type": "mongodb", "database": "warehouse", "collectionPrefix": "", "batchSize": 50,
+                     "url": None}, clock.now())
+        spec = SyncJobSpec.model_validate({
+            "name": "j", "dataSourceId": str(src["_id"]), "destinationDatabaseId": str(dst["_id"]),
+            "schedule": {"cron": "@hourly"}, "syncMode": sync_mode, "entities": list(entities), "timeoutSeconds": timeout,
+        })
+        job = new_job_document("ws-a", spec, clock.now())
+        job["_id"] = ObjectId()
+        return job
+
+    return make
+
+
+def request_for(job, clock, **kwargs) -> RunRequest:
+    execution = new_execution_document(job=job, trigger=Trigger.MANUAL, scheduled_for=clock.now(), now=clock.now())
+    return RunRequest(execution=execution, job=job, timeout_seconds=job["timeoutSeconds"], **kwargs)
+
+
+async def warehouse(db, name: str) -> list[dict]:
+    return await db.client["warehouse"][name].find().sort("_id", 1).to_list(None)
+
+
+async def test_a_command_source_syncs_its_records_in_full(runner, script, make_job, db, clock):
+    argv = script("""
+        for i in range(120):
+            emit(type="record", entity="items", data={"id": i, "n": i * 2})
+        emit(type="log", message="done reading")
+        emit(type="result", status="succeeded")
+    """)
+    outcome = await runner.run(request_for(await make_job(argv), clock))
+    assert outcome.status == ExecutionStatus.SUCCEEDED, outcome.error
+    assert outcome.exit_code == 0 and outcome.pid > 0
+    stored = await warehouse(db, "items")
+    assert len(stored) == 120 and stored[5]["n"] == 10 and stored[5]["_id"] == 5
+    assert outcome.stats["entities"]["items"] == {"read": 120, "written": 120, "failed": 0}
+    assert "[source] done reading" in outcome.log_tail
+
+
+async def test_full_mode_replaces_the_collection_and_a_failed_run_leaves_it_intact(runner, script, make_job, db, clock):
+    await db.client["warehouse"]["items"].insert_many([{"_id": 100, "old": True}])
+    ok = script("""
+        for i in range(3):
+            emit(type="record", entity="items", data={"id": i})
+        emit(type="result", status="succeeded")
+    """)
+    outcome = await runner.run(request_for(await make_job(ok), clock))
+    assert outcome.status == ExecutionStatus.SUCCEEDED
+    assert [doc["_id"] for doc in await warehouse(db, "items")] == [0, 1, 2]
+    failing = script("""
+        for i in range(10, 90):
+            emit(type="record", entity="items", data={"id": i})
+        sys.stderr.write("connection reset by peer\\n")
+        sys.exit(3)
+    """)
+    outcome = await runner.run(request_for(await make_job(failing), clock))
+    assert outcome.status == ExecutionStatus.FAILED and outcome.exit_code == 3
+    assert "connection reset by peer" in outcome.error
+    assert [doc["_id"] for doc in await warehouse(db, "items")] == [0, 1, 2]
+    assert not [name for name in await db.client["warehouse"].list_collection_names() if "staging" in name]
+
+
+async def test_incremental_upserts_and_reports_cursors_only_on_success(runner, script, make_job, db, clock):
+    argv = script("""
+        since = spec["cursors"].get("items", 0)
+        for i in range(since + 1, since + 4):
+            emit(type="record", entity="items", data={"id": i, "v": "new"})
+        emit(type="state", entity="items", cursor=since + 3)
+        if os.environ.get("FAIL") == "1":
+            sys.exit(1)
+        emit(type="result", status="succeeded")
+    """)
+    job = await make_job(argv, sync_mode="incremental")
+    job["cursors"] = {"items": 10}
+    outcome = await runner.run(request_for(job, clock))
+    assert outcome.cursors == {"items": 13}
+    assert [doc["_id"] for doc in await warehouse(db, "items")] == [11, 12, 13]
+    failing = await make_job(argv, sync_mode="incremental", env={"FAIL": "1"})
+    failing["cursors"] = {"items": 13}
+    outcome = await runner.run(request_for(failing, clock))
+    assert outcome.status == ExecutionStatus.FAILED and outcome.cursors == {}
+
+
+async def test_the_entity_filter_holds_even_if_the_source_ignores_it(runner, script, make_job, db, clock):
+    argv = script("""
+        emit(type="record", entity="wanted", data={"id": 1})
+        emit(type="record", entity="unwanted", data={"id": 1})
+        emit(type="result", status="succeeded")
+    """)
+    outcome = await runner.run(request_for(await make_job(argv, entities=["wanted"]), clock))
+    assert outcome.status == ExecutionStatus.SUCCEEDED
+    assert len(await warehouse(db, "wanted")) == 1 and await warehouse(db, "unwanted") == []
+
+
+async def test_invalid_json_lines_and_stderr_become_log_lines(runner, script, make_job, clock):
+    argv = script("""
+        print("not json at all", flush=True)
+        print('{"type": "record", "entity": "x"}', flush=True)
+        sys.stderr.write("a warning on stderr\\n")
+        emit(type="record", entity="x", data={"no_id": 1})
+        emit(type="result", status="succeeded")
+    """)
+    outcome = await runner.run(request_for(await make_job(argv), clock))
+    assert outcome.status == ExecutionStatus.SUCCEEDED
+    assert "[stdout] not json at all" in outcome.log_tail
+    assert '[stdout] {"type": "record", "entity": "x"}' in outcome.log_tail
+    assert "[stderr] a warning on stderr" in outcome.log_tail
+    assert outcome.stats["entities"]["x"]["failed"] == 1
+
+
+async def test_exit_zero_without_a_result_is_a_failure(runner, script, make_job, clock):
+    outcome = await runner.run(request_for(await make_job(script("pass")), clock))
+    assert outcome.status == ExecutionStatus.FAILED and "without a result" in outcome.error
+
+
+async def test_a_missing_executable_fails_clearly(runner, make_job, clock):
+    outcome = await runner.run(request_for(await make_job(["/nonexistent/bin/source"]), clock))
+    assert outcome.status == ExecutionStatus.FAILED
+    assert "/nonexistent/bin/source" in outcome.error and "No such file" in outcome.error
+
+
+async def test_a_run_past_its_timeout_is_killed_and_marked_timed_out(runner, script, make_job, clock):
+    argv = script("""
+        emit(type="record", entity="items", data={"id": 1})
+        time.sleep(60)
+    """)
+    started = time.monotonic()
+    outcome = await runner.run(request_for(await make_job(argv, timeout=1), clock))
+    assert outcome.status == ExecutionStatus.TIMED_OUT and "timed out after 1 s" in outcome.error
+    assert time.monotonic() - started < 10
+    assert outcome.exit_code == -15
+
+
+async def test_a_child_that_ignores_sigterm_is_killed(runner, script, make_job, clock):
+    argv = script("""
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        emit(type="log", message="ready")
+        time.sleep(60)
+    """)
+    job = await make_job(argv, timeout=1)
+    outcome = await runner.run(request_for(job, clock))
+    assert outcome.status == ExecutionStatus.TIMED_OUT and outcome.exit_code == -9
+
+
+async def test_cancel_stops_the_child_and_keeps_the_previous_data(runner, script, make_job, db, clock):
+    await db.client["warehouse"]["items"].insert_one({"_id": "kept"})
+    argv = script("""
+        emit(type="record", entity="items", data={"id": 1})
+        time.sleep(60)
+    """)
+    request = request_for(await make_job(argv), clock)
+    task = asyncio.create_task(runner.run(request))
+    await asyncio.sleep(0.5)
+    request.cancel.set()
+    outcome = await asyncio.wait_for(task, 10)
+    assert outcome.status == ExecutionStatus.CANCELED
+    assert [doc["_id"] for doc in await warehouse(db, "items")] == ["kept"]
+
+
+async def test_progress_is_reported_while_the_run_goes(script, make_job, clock, db, secrets, fast_settings):
+    runner = SubprocessRunner(db, secrets=secrets, settings=fast_settings, progress_seconds=0.05)
+    argv = script("""
+        emit(type="record", entity="items", data={"id": 1})
+        emit(type="log", message="first")
+        time.sleep(0.5)
+        emit(type="result", status="succeeded")
+    """)
+    reports = []
+
+    async def progress(stats, lines):
+        reports.append((stats["entities"].get("items", {}).get("read"), lines))
+
+    outcome = await runner.run(request_for(await make_job(argv), clock, progress=progress))
+    assert outcome.status == ExecutionStatus.SUCCEEDED
+    assert any(read == 1 for read, _ in reports)
+    assert ["[source] first"] in [lines for _, lines in reports]
+
+
+async def test_huge_output_does_not_exhaust_memory(runner, script, make_job, clock):
+    argv = script("""
+        line = "x" * 1023 + "\\n"
+        chunk = line * 1024
+        for _ in range(150):  # 150 MiB of log lines
+            sys.stdout.write(chunk)
+        sys.stdout.write("y" * (9 * 1024 * 1024) + "\\n")  # one line over the 8 MiB limit
+        emit(type="result", status="succeeded")
+    """)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    outcome = await runner.run(request_for(await make_job(argv, timeout=120), clock))
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert outcome.status == ExecutionStatus.SUCCEEDED, outcome.error
+    assert len(outcome.log_tail) <= 1000
+    assert outcome.stats["logLinesDropped"] > 100_000
+    assert grown_mib < 60, f"the worker grew by {grown_mib:.0f} MiB"
+
+
+async def test_secrets_reach_the_child_but_not_the_log(runner, script, make_job, clock):
+    argv = script("""
+        sys.stderr.write("token is " + os.environ["API_TOKEN"] + "\\n")
+        emit(type="result", status="succeeded")
+    """)
+    outcome = await runner.run(request_for(await make_job(argv, env={"API_TOKEN": "tok-very-secret"}), clock))
+    assert outcome.status == ExecutionStatus.SUCCEEDED
+    assert "[stderr] token is ***" in outcome.log_tail
+    assert "tok-very-secret" not in str(outcome)
+
+
+async def test_the_builtin_http_connector_runs_as_a_subprocess(runner, make_job, db, clock, aiohttp_server):
+    async def customers(request):
+        assert request.headers["Authorization"] == "Bearer k"
+        page = int(request.query.get("page", 1))
+        return web.json_response({"data": [{"id": i, "at": i} for i in range((page - 1) * 2, min(page * 2, 5))]})
+
+    app = web.Application()
+    app.router.add_get("/v1/customers", customers)
+    server = await aiohttp_server(app)
+    source = {"name": "api", "type": "http", "baseUrl": str(server.make_url("/v1")), "headers": {"Authorization": "Bearer k"},
+              "entities": [{"name": "customers", "path": "customers", "recordsPath": "data", "cursorField": "at",
+                            "pagination": {"type": "page", "pageSize": 2, "sizeParam": None}}]}
+    job = await make_job(source=source, sync_mode="incremental")
+    outcome = await runner.run(request_for(job, clock))
+    assert outcome.status == ExecutionStatus.SUCCEEDED, (outcome.error, outcome.log_tail)
+    assert [doc["_id"] for doc in await warehouse(db, "customers")] == [0, 1, 2, 3, 4]
+    assert outcome.cursors == {"customers": 4}
+    assert "Bearer k" not in str(outcome.log_tail)
