@@ -22,7 +22,9 @@ from models.tokens import TokenStore
 log = structlog.get_logger("syncjobs.api")
 
 
-def create_app(settings: Settings, *, db=None, clock: Clock | None = None, secrets: SecretBox | None = None) -> web.Application:
+def create_app(
+    settings: Settings, *, db=None, clock: Clock | None = None, secrets: SecretBox | None = None
+) -> web.Application:
     """The API. With `db` given (tests, the in-memory demo) it is used as is and never closed here;
     otherwise the app opens MONGODB_URL at start-up and closes it at cleanup."""
     app = web.Application(

@@ -54,7 +54,9 @@ async def read_json(request: web.Request, *, required: bool = True) -> Any:
 async def read_object(request: web.Request) -> dict[str, Any]:
     data = await read_json(request)
     if not isinstance(data, dict):
-        raise ValidationFailed("The body must be a JSON object", details=[{"field": "", "message": "expected an object"}])
+        raise ValidationFailed(
+            "The body must be a JSON object", details=[{"field": "", "message": "expected an object"}]
+        )
     return data
 
 

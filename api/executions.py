@@ -24,7 +24,8 @@ async def list_executions(request: web.Request) -> web.Response:
     status = request.query.get("status")
     if status is not None and status not in STATUSES:
         raise ValidationFailed(
-            "Invalid status filter", details=[{"field": "status", "message": f"one of {', '.join(sorted(STATUSES))}"}]
+            "Invalid status filter",
+            details=[{"field": "status", "message": f"one of {', '.join(sorted(STATUSES))}"}],
         )
     docs, next_cursor = await request.app[EXECUTIONS].list(
         workspace_id,
@@ -33,7 +34,9 @@ async def list_executions(request: web.Request) -> web.Response:
         limit=parse_limit(request.query.get("limit")),
         cursor=request.query.get("cursor"),
     )
-    return web.json_response({"items": [to_json(ExecutionView, doc) for doc in docs], "nextCursor": next_cursor})
+    return web.json_response(
+        {"items": [to_json(ExecutionView, doc) for doc in docs], "nextCursor": next_cursor}
+    )
 
 
 async def get_execution(request: web.Request) -> web.Response:
@@ -44,9 +47,12 @@ async def get_execution(request: web.Request) -> web.Response:
 
 
 async def cancel_execution(request: web.Request) -> web.Response:
-    """A queued execution is canceled at once (200); a running one gets a request the worker carries out (202)."""
+    """A queued execution is canceled at once (200); a running one gets a request the worker acts on (202)."""
     doc = await request.app[EXECUTIONS].request_cancel(
-        request.match_info["workspaceId"], job_id_of(request), execution_id_of(request), request.app[CLOCK].now()
+        request.match_info["workspaceId"],
+        job_id_of(request),
+        execution_id_of(request),
+        request.app[CLOCK].now(),
     )
     status = 200 if doc["status"] == ExecutionStatus.CANCELED.value else 202
     return web.json_response(to_json(ExecutionView, doc), status=status)

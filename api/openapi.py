@@ -24,7 +24,9 @@ WS = "/api/workspaces/{workspaceId}"
 
 def _schema(target: Any, mode: str, components: dict[str, Any]) -> dict[str, Any]:
     adapter = target if isinstance(target, TypeAdapter) else TypeAdapter(target)
-    schema = adapter.json_schema(by_alias=True, mode=mode, ref_template=REF, schema_generator=GenerateJsonSchema)
+    schema = adapter.json_schema(
+        by_alias=True, mode=mode, ref_template=REF, schema_generator=GenerateJsonSchema
+    )
     components.update(schema.pop("$defs", {}))
     if isinstance(target, type) and issubclass(target, BaseModel):
         components[target.__name__] = schema
@@ -39,7 +41,9 @@ def _cached(routes: tuple) -> dict[str, Any]:
     for route in routes:
         operation: dict[str, Any] = {
             "summary": route.summary,
-            "operationId": re.sub(r"[^A-Za-z]+", "_", f"{route.method.lower()}{route.path[len(WS):]}").strip("_"),
+            "operationId": re.sub(r"[^A-Za-z]+", "_", f"{route.method.lower()}{route.path[len(WS) :]}").strip(
+                "_"
+            ),
             "parameters": [
                 {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
                 for name in re.findall(r"{(\w+)}", route.path)
@@ -56,8 +60,13 @@ def _cached(routes: tuple) -> dict[str, Any]:
             if route.response is not None and status != 204:
                 schema = _schema(route.response, "serialization", components)
                 if route.list_of:
-                    schema = {"type": "object", "properties": {"items": {"type": "array", "items": schema},
-                                                               "nextCursor": {"type": ["string", "null"]}}}
+                    schema = {
+                        "type": "object",
+                        "properties": {
+                            "items": {"type": "array", "items": schema},
+                            "nextCursor": {"type": ["string", "null"]},
+                        },
+                    }
                 response["content"] = {"application/json": {"schema": schema}}
             operation["responses"][str(status)] = response
         operation["responses"]["default"] = {

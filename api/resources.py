@@ -36,7 +36,8 @@ class ResourceHandlers:
         read_only = sorted(set(data) & READ_ONLY)
         if read_only:
             raise ValidationFailed(
-                "Read-only fields cannot be written", details=[{"field": f, "message": "read-only"} for f in read_only]
+                "Read-only fields cannot be written",
+                details=[{"field": f, "message": "read-only"} for f in read_only],
             )
         return validate(self.kind.spec, data).model_dump(by_alias=True, mode="json")
 
@@ -46,7 +47,9 @@ class ResourceHandlers:
             limit=parse_limit(request.query.get("limit")),
             cursor=request.query.get("cursor"),
         )
-        return web.json_response({"items": [self._json(request, doc) for doc in docs], "nextCursor": next_cursor})
+        return web.json_response(
+            {"items": [self._json(request, doc) for doc in docs], "nextCursor": next_cursor}
+        )
 
     async def create(self, request: web.Request) -> web.Response:
         workspace_id = request.match_info["workspaceId"]
@@ -81,9 +84,15 @@ class ResourceHandlers:
         }
         fields = self.kind.seal(self._fields(combine(editable, body)), request.app[SECRETS], previous=current)
         # Fields of the old type that the new body leaves out must go, not linger.
-        removed = {key: None for key in current if key not in fields and key not in READ_ONLY | {"workspaceId"}}
+        removed = {
+            key: None for key in current if key not in fields and key not in READ_ONLY | {"workspaceId"}
+        }
         doc = await store.update(
-            workspace_id, resource_id, {**removed, **fields}, request.app[CLOCK].now(), expected_version=current["version"]
+            workspace_id,
+            resource_id,
+            {**removed, **fields},
+            request.app[CLOCK].now(),
+            expected_version=current["version"],
         )
         return self._response(request, doc)
 
@@ -94,5 +103,7 @@ class ResourceHandlers:
         users = await request.app[JOBS].using(workspace_id, self.kind.job_field, str(resource_id))
         if users:
             raise Conflict(f"Sync jobs still use this {self.kind.label}", details={"syncJobIds": users})
-        await self._store(request).delete(workspace_id, resource_id, expected_version=expected_version(request))
+        await self._store(request).delete(
+            workspace_id, resource_id, expected_version=expected_version(request)
+        )
         return web.Response(status=204)

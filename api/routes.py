@@ -44,27 +44,53 @@ def resource_routes(kind, handlers: ResourceHandlers) -> list[Route]:
 
 
 ROUTES: list[Route] = [
-    Route("GET", JOBS, sync_jobs.list_jobs, "List the workspace's sync jobs", response=SyncJobView, list_of=True),
+    Route(
+        "GET", JOBS, sync_jobs.list_jobs, "List the workspace's sync jobs", response=SyncJobView, list_of=True
+    ),
     Route("POST", JOBS, sync_jobs.create_job, "Create a sync job", SyncJobSpec, SyncJobView, statuses=(201,)),
     Route("GET", JOB, sync_jobs.get_job, "Get a sync job", response=SyncJobView),
     Route("PUT", JOB, sync_jobs.replace_job, "Replace a sync job", SyncJobSpec, SyncJobView),
     Route("PATCH", JOB, sync_jobs.patch_job, "Merge-patch a sync job (RFC 7396)", response=SyncJobView),
-    Route("DELETE", JOB, sync_jobs.delete_job, "Delete a sync job, canceling its active run", statuses=(204,)),
+    Route(
+        "DELETE", JOB, sync_jobs.delete_job, "Delete a sync job, canceling its active run", statuses=(204,)
+    ),
     Route("POST", f"{JOB}/toggle", sync_jobs.toggle_job, "Flip enabled", response=SyncJobView),
-    Route("POST", f"{JOB}/run", sync_jobs.run_job, "Queue a manual run", response=ExecutionView, statuses=(202,)),
+    Route(
+        "POST", f"{JOB}/run", sync_jobs.run_job, "Queue a manual run", response=ExecutionView, statuses=(202,)
+    ),
     Route("GET", f"{JOB}/status", sync_jobs.job_status, "Status, active run and next fire times"),
     Route(
-        "GET", f"{JOB}/executions", executions.list_executions, "Run history, newest first",
-        response=ExecutionView, list_of=True,
+        "GET",
+        f"{JOB}/executions",
+        executions.list_executions,
+        "Run history, newest first",
+        response=ExecutionView,
+        list_of=True,
     ),
-    Route("GET", f"{JOB}/executions/{{executionId}}", executions.get_execution, "Get an execution",
-          response=ExecutionView),
     Route(
-        "POST", f"{JOB}/executions/{{executionId}}/cancel", executions.cancel_execution, "Cancel an execution",
-        response=ExecutionView, statuses=(200, 202),
+        "GET",
+        f"{JOB}/executions/{{executionId}}",
+        executions.get_execution,
+        "Get an execution",
+        response=ExecutionView,
     ),
-    Route("POST", f"{WS}/tokens", tokens.create_token, "Create a token (shown once)", TokenRequest, TokenView,
-          statuses=(201,)),
+    Route(
+        "POST",
+        f"{JOB}/executions/{{executionId}}/cancel",
+        executions.cancel_execution,
+        "Cancel an execution",
+        response=ExecutionView,
+        statuses=(200, 202),
+    ),
+    Route(
+        "POST",
+        f"{WS}/tokens",
+        tokens.create_token,
+        "Create a token (shown once)",
+        TokenRequest,
+        TokenView,
+        statuses=(201,),
+    ),
     Route("GET", f"{WS}/tokens", tokens.list_tokens, "List tokens", response=TokenView, list_of=True),
     Route("DELETE", f"{WS}/tokens/{{tokenId}}", tokens.revoke_token, "Revoke a token", statuses=(204,)),
     *resource_routes(DATA_SOURCE, ResourceHandlers(DATA_SOURCE)),

@@ -6,8 +6,8 @@ from aiohttp import web
 
 from api.bodies import read_model, read_object, to_json, validate
 from api.etags import etag, expected_version
-from api.merge_patch import merge_patch
 from api.keys import CLOCK, DB, EXECUTIONS, JOBS
+from api.merge_patch import merge_patch
 from models.documents import parse_object_id
 from models.errors import SyncJobNotFound, ValidationFailed, VersionMismatch
 from models.execution import ExecutionView
@@ -25,7 +25,9 @@ def job_id_of(request: web.Request):
     return parse_object_id(request.match_info["jobId"], SyncJobNotFound)
 
 
-def job_response(doc: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+def job_response(
+    doc: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
     return web.json_response(
         to_json(SyncJobView, doc), status=status, headers={"ETag": etag(doc["version"]), **(headers or {})}
     )
@@ -37,7 +39,9 @@ async def list_jobs(request: web.Request) -> web.Response:
         limit=parse_limit(request.query.get("limit")),
         cursor=request.query.get("cursor"),
     )
-    return web.json_response({"items": [to_json(SyncJobView, doc) for doc in docs], "nextCursor": next_cursor})
+    return web.json_response(
+        {"items": [to_json(SyncJobView, doc) for doc in docs], "nextCursor": next_cursor}
+    )
 
 
 async def create_job(request: web.Request) -> web.Response:
@@ -59,7 +63,11 @@ async def replace_job(request: web.Request) -> web.Response:
     spec = await read_model(request, SyncJobSpec)
     await check_references(request, workspace_id, spec)
     doc = await request.app[JOBS].update(
-        workspace_id, job_id, spec.to_document(), request.app[CLOCK].now(), expected_version=expected_version(request)
+        workspace_id,
+        job_id,
+        spec.to_document(),
+        request.app[CLOCK].now(),
+        expected_version=expected_version(request),
     )
     return job_response(doc)
 
@@ -68,10 +76,13 @@ async def patch_job(request: web.Request) -> web.Response:
     workspace_id = request.match_info["workspaceId"]
     job_id = job_id_of(request)
     patch = await read_object(request)
-    read_only = sorted(set(patch) & {*STATUS_FIELDS, "id", "_id", "workspaceId", "version", "createdAt", "updatedAt"})
+    read_only = sorted(
+        set(patch) & {*STATUS_FIELDS, "id", "_id", "workspaceId", "version", "createdAt", "updatedAt"}
+    )
     if read_only:
         raise ValidationFailed(
-            "Read-only fields cannot be written", details=[{"field": f, "message": "read-only"} for f in read_only]
+            "Read-only fields cannot be written",
+            details=[{"field": f, "message": "read-only"} for f in read_only],
         )
     wanted = expected_version(request)
     store = request.app[JOBS]
@@ -84,7 +95,11 @@ async def patch_job(request: web.Request) -> web.Response:
         await check_references(request, workspace_id, spec)
         try:
             doc = await store.update(
-                workspace_id, job_id, spec.to_document(), request.app[CLOCK].now(), expected_version=current["version"]
+                workspace_id,
+                job_id,
+                spec.to_document(),
+                request.app[CLOCK].now(),
+                expected_version=current["version"],
             )
         except VersionMismatch:
             if wanted is not None:
@@ -147,7 +162,9 @@ async def job_status(request: web.Request) -> web.Response:
     active = await request.app[EXECUTIONS].active_for_job(job["_id"])
     running = active is not None and active["status"] == "running"
     schedule = job["schedule"]
-    upcoming = next_fire_times(schedule["cron"], request.app[CLOCK].now(), schedule["timezone"], NEXT_FIRE_TIMES)
+    upcoming = next_fire_times(
+        schedule["cron"], request.app[CLOCK].now(), schedule["timezone"], NEXT_FIRE_TIMES
+    )
     body = {
         "jobId": view["id"],
         "enabled": job["enabled"],
@@ -167,6 +184,8 @@ async def check_references(request: web.Request, workspace_id: str, spec: SyncJo
     problems = []
     for kind, value in ((DATA_SOURCE, spec.data_source_id), (DESTINATION, spec.destination_database_id)):
         if not await kind.store(request.app[DB]).exists(workspace_id, value):
-            problems.append({"field": kind.job_field, "message": f"no {kind.label} with this id in this workspace"})
+            problems.append(
+                {"field": kind.job_field, "message": f"no {kind.label} with this id in this workspace"}
+            )
     if problems:
         raise ValidationFailed("The job names resources this workspace does not have", details=problems)

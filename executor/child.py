@@ -10,7 +10,9 @@ LINE_LIMIT = 8 * 1024 * 1024
 PASSED_THROUGH = ("PATH", "LANG", "LC_ALL", "TZ", "SYSTEMROOT", "TMPDIR")
 
 
-def minimal_environment(extra: dict[str, str] | None = None, *, parent: dict[str, str] | None = None) -> dict[str, str]:
+def minimal_environment(
+    extra: dict[str, str] | None = None, *, parent: dict[str, str] | None = None
+) -> dict[str, str]:
     """The child's environment: a few harmless variables of ours, then the source's own. None of our
     secrets (database URLs, keys, tokens) leak into it."""
     parent = os.environ if parent is None else parent

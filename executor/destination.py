@@ -36,7 +36,7 @@ class MongoWriter:
         return self._db[name + self._staging_suffix if self._full else name]
 
     async def add(self, entity: str, data: dict[str, Any], primary_key: str) -> None:
-        """Queue a record; writes the entity's batch when it is full (the caller waits: that is the back-pressure)."""
+        """Queue a record; a full batch is written before this returns, which is the back-pressure."""
         if primary_key not in data or data[primary_key] is None:
             raise MissingPrimaryKey(f"record of {entity!r} has no {primary_key!r}")
         doc = {**data, "_id": data[primary_key], "_syncedAt": self._now}

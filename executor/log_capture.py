@@ -8,7 +8,9 @@ MAX_LINE_CHARS = 4000
 class LogTail:
     """Keeps the last `max_lines` lines and at most `max_bytes` of them; older lines fall off."""
 
-    def __init__(self, *, max_lines: int = 1000, max_bytes: int = 256 * 1024, secrets: list[str] | None = None):
+    def __init__(
+        self, *, max_lines: int = 1000, max_bytes: int = 256 * 1024, secrets: list[str] | None = None
+    ):
         self._lines: deque[str] = deque()
         # A child that echoes a header or a password must not put it in the execution record.
         self._secrets = [secret for secret in (secrets or []) if len(secret) >= 4]

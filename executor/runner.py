@@ -81,9 +81,15 @@ class SubprocessRunner:
                 now=self._clock.now(),
             )
             session = SyncSession(
-                request, writer, spec, argv, minimal_environment(extra_env),
-                primary_keys=primary_keys(source), entities=entities,
-                log_tail=LogTail(secrets=secret_values), kill_grace=self._settings.kill_grace_seconds,
+                request,
+                writer,
+                spec,
+                argv,
+                minimal_environment(extra_env),
+                primary_keys=primary_keys(source),
+                entities=entities,
+                log_tail=LogTail(secrets=secret_values),
+                kill_grace=self._settings.kill_grace_seconds,
                 progress_seconds=self._progress_seconds,
             )
             return await session.run()
@@ -91,7 +97,9 @@ class SubprocessRunner:
     async def _load(self, kind, workspace_id: str, resource_id: str) -> dict[str, Any] | None:
         if not ObjectId.is_valid(resource_id):
             return None
-        doc = await self._db[kind.collection].find_one({"_id": ObjectId(resource_id), "workspaceId": workspace_id})
+        doc = await self._db[kind.collection].find_one(
+            {"_id": ObjectId(resource_id), "workspaceId": workspace_id}
+        )
         return kind.opened(doc, self._secrets) if doc else None
 
 
@@ -127,9 +135,20 @@ async def destination_database(service_db, destination: dict[str, Any]) -> Async
 class SyncSession:
     """One child process, read line by line while its records are written; ends in a RunOutcome."""
 
-    def __init__(self, request: RunRequest, writer: MongoWriter, spec: dict, argv: list[str], env: dict[str, str], *,
-                 primary_keys: dict[str, str], entities: list[str], log_tail: LogTail, kill_grace: float,
-                 progress_seconds: float):
+    def __init__(
+        self,
+        request: RunRequest,
+        writer: MongoWriter,
+        spec: dict,
+        argv: list[str],
+        env: dict[str, str],
+        *,
+        primary_keys: dict[str, str],
+        entities: list[str],
+        log_tail: LogTail,
+        kill_grace: float,
+        progress_seconds: float,
+    ):
         self._request = request
         self._writer = writer
         self._spec = spec
@@ -156,7 +175,9 @@ class SyncSession:
         try:
             process = await start_child(self._argv, self._env)
         except (FileNotFoundError, PermissionError, NotADirectoryError) as error:
-            return RunOutcome(ExecutionStatus.FAILED, error=f"cannot start {self._argv[0]!r}: {error.strerror or error}")
+            return RunOutcome(
+                ExecutionStatus.FAILED, error=f"cannot start {self._argv[0]!r}: {error.strerror or error}"
+            )
         log.info("source_started", pid=process.pid, argv0=self._argv[0])
         if self._request.started is not None:
             with contextlib.suppress(Exception):
@@ -172,12 +193,17 @@ class SyncSession:
                 {stdout, canceled}, timeout=self._request.timeout_seconds, return_when=asyncio.FIRST_COMPLETED
             )
             if stdout in done and stdout.exception() is not None:
-                status, error = ExecutionStatus.FAILED, f"writing to the destination failed: {stdout.exception()}"
+                status, error = (
+                    ExecutionStatus.FAILED,
+                    f"writing to the destination failed: {stdout.exception()}",
+                )
             elif stdout not in done:
                 status = ExecutionStatus.CANCELED if canceled in done else ExecutionStatus.TIMED_OUT
-                error = "canceled" if canceled in done else f"timed out after {self._request.timeout_seconds:g} s"
+                error = (
+                    "canceled" if canceled in done else f"timed out after {self._request.timeout_seconds:g} s"
+                )
         finally:
-            # A child that ends its output still gets the timeout's remainder to exit, then the group is stopped.
+            # A child that closed its output gets the kill grace to exit, then its group is stopped.
             if status is None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(process.wait(), self._kill_grace)
@@ -254,7 +280,9 @@ class SyncSession:
                 stats = self._entity_stats(message.entity)
                 stats["read"] += 1
                 try:
-                    await self._writer.add(message.entity, message.data, self._primary_keys.get(message.entity, "id"))
+                    await self._writer.add(
+                        message.entity, message.data, self._primary_keys.get(message.entity, "id")
+                    )
                 except MissingPrimaryKey as error:
                     stats["failed"] += 1
                     if stats["failed"] <= 10:

@@ -77,7 +77,9 @@ class HttpSync:
         wanted = set(self._spec.get("entities") or [])
         timeout = aiohttp.ClientTimeout(total=self._source.get("requestTimeoutSeconds", 30))
         stats: dict[str, int] = {}
-        async with aiohttp.ClientSession(headers=self._source.get("headers") or {}, timeout=timeout) as session:
+        async with aiohttp.ClientSession(
+            headers=self._source.get("headers") or {}, timeout=timeout
+        ) as session:
             for entity in self._source["entities"]:
                 if wanted and entity["name"] not in wanted:
                     continue
@@ -97,7 +99,12 @@ class HttpSync:
             for record in records:
                 if not isinstance(record, dict):
                     raise SyncFailed(f"{name}: a record is not a JSON object")
-                if cursor_field and self._incremental and saved is not None and not is_newer(record.get(cursor_field), saved):
+                if (
+                    cursor_field
+                    and self._incremental
+                    and saved is not None
+                    and not is_newer(record.get(cursor_field), saved)
+                ):
                     continue
                 self.emit(Record(name, record))
                 count += 1
@@ -128,7 +135,9 @@ class HttpSync:
             body, links = await self._get(session, url, query if kind != "link" or page == 1 else None)
             records = value_at(body, entity.get("recordsPath", ""))
             if not isinstance(records, list):
-                raise SyncFailed(f"{entity['name']}: no list of records at {entity.get('recordsPath') or 'the top'}")
+                raise SyncFailed(
+                    f"{entity['name']}: no list of records at {entity.get('recordsPath') or 'the top'}"
+                )
             yield records
             if kind == "none" or not records:
                 return
@@ -160,7 +169,9 @@ class HttpSync:
                         if attempt == retries:
                             raise SyncFailed(f"HTTP {response.status} from {shown} after {retries} retries")
                         delay = retry_after_seconds(response.headers.get("Retry-After"), attempt)
-                        self.emit(Log(f"HTTP {response.status} from {shown}; retrying in {delay:.1f} s", "warning"))
+                        self.emit(
+                            Log(f"HTTP {response.status} from {shown}; retrying in {delay:.1f} s", "warning")
+                        )
                         await asyncio.sleep(delay)
                         continue
                     if response.status >= 400:

@@ -30,9 +30,7 @@ INDEXES: dict[str, list[IndexModel]] = {
             partialFilterExpression={"trigger": "manual", "status": "queued"},
             name="one_queued_manual_run",
         ),
-        IndexModel(
-            [("jobId", ASCENDING), ("queuedAt", DESCENDING), ("_id", DESCENDING)], name="job_history"
-        ),
+        IndexModel([("jobId", ASCENDING), ("queuedAt", DESCENDING), ("_id", DESCENDING)], name="job_history"),
         IndexModel([("status", ASCENDING), ("runAfter", ASCENDING)], name="dispatch"),
         # Retention: finished executions carry expireAt, so the retention can change without an index rebuild.
         IndexModel([("expireAt", ASCENDING)], expireAfterSeconds=0, name="retention"),

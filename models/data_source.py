@@ -8,7 +8,9 @@ from pydantic import Field, TypeAdapter, field_validator
 from models.documents import CamelModel, Document, IdText
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
-DottedPath = Annotated[str, Field(max_length=200, description="Dotted path into the JSON response; '' is the root.")]
+DottedPath = Annotated[
+    str, Field(max_length=200, description="Dotted path into the JSON response; '' is the root.")
+]
 
 
 class Pagination(CamelModel):
@@ -21,7 +23,9 @@ class Pagination(CamelModel):
     first_page: int = 1
     offset_param: str = "offset"
     cursor_param: str = "cursor"
-    next_cursor_path: DottedPath = Field(default="next_cursor", description="Where the body names the next cursor.")
+    next_cursor_path: DottedPath = Field(
+        default="next_cursor", description="Where the body names the next cursor."
+    )
 
 
 class HttpEntity(CamelModel):
@@ -34,7 +38,8 @@ class HttpEntity(CamelModel):
         default=None, description="Incremental mode: records whose field is past the saved cursor are new."
     )
     cursor_param: str | None = Field(
-        default=None, description="Incremental mode: query parameter that carries the saved cursor to the API."
+        default=None,
+        description="Incremental mode: query parameter that carries the saved cursor to the API.",
     )
     pagination: Pagination | None = Field(default=None, description="Overrides the source's pagination.")
 

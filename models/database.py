@@ -1,4 +1,4 @@
-"""The database handle: opened only by entry points, and the few calls where the driver and the mock differ."""
+"""The database handle, opened only by entry points, and the few calls where driver and mock differ."""
 
 import inspect
 from dataclasses import dataclass
@@ -55,7 +55,9 @@ async def upsert_by_id(collection, docs: list[dict]) -> None:
     if not docs:
         return
     if type(collection).__module__.startswith("pymongo"):
-        await collection.bulk_write([ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in docs], ordered=False)
+        await collection.bulk_write(
+            [ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in docs], ordered=False
+        )
         return
     for doc in docs:
         await collection.replace_one({"_id": doc["_id"]}, doc, upsert=True)

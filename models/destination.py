@@ -14,7 +14,9 @@ class MongoDestination(CamelModel):
     type: Literal["mongodb"]
     url: Annotated[
         str | None,
-        Field(pattern=r"^mongodb(\+srv)?://", max_length=2000, description="Unset: the service's own MongoDB."),
+        Field(
+            pattern=r"^mongodb(\+srv)?://", max_length=2000, description="Unset: the service's own MongoDB."
+        ),
     ] = None
     database: Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[^/\\. \"$*<>:|?]+$")]
     collection_prefix: Annotated[str, Field(max_length=60, pattern=r"^[A-Za-z0-9_.-]*$")] = ""

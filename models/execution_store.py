@@ -20,7 +20,6 @@ from models.execution import (
 )
 from models.pagination import after_descending, page
 
-
 MANUAL_SLOT_TRIES = 3
 
 
@@ -31,7 +30,9 @@ class ExecutionStore:
 
     async def active_for_job(self, job_id: ObjectId) -> dict[str, Any] | None:
         """The job's queued or running execution, running first."""
-        docs = await self._executions.find({"jobId": job_id, "status": {"$in": ACTIVE_STATUSES}}).to_list(None)
+        docs = await self._executions.find({"jobId": job_id, "status": {"$in": ACTIVE_STATUSES}}).to_list(
+            None
+        )
         docs.sort(key=lambda doc: doc["status"] != ExecutionStatus.RUNNING.value)
         return docs[0] if docs else None
 
@@ -58,7 +59,11 @@ class ExecutionStore:
     async def list(
         self, workspace_id: str, job_id: ObjectId, *, status: str | None, limit: int, cursor: str | None
     ) -> tuple[list[dict[str, Any]], str | None]:
-        query: dict[str, Any] = {"jobId": job_id, "workspaceId": workspace_id, **after_descending(cursor, "queuedAt")}
+        query: dict[str, Any] = {
+            "jobId": job_id,
+            "workspaceId": workspace_id,
+            **after_descending(cursor, "queuedAt"),
+        }
         if status:
             query["status"] = status
         docs = (
@@ -70,12 +75,16 @@ class ExecutionStore:
         return page(docs, limit, "queuedAt")
 
     async def get(self, workspace_id: str, job_id: ObjectId, execution_id: ObjectId) -> dict[str, Any]:
-        doc = await self._executions.find_one({"_id": execution_id, "jobId": job_id, "workspaceId": workspace_id})
+        doc = await self._executions.find_one(
+            {"_id": execution_id, "jobId": job_id, "workspaceId": workspace_id}
+        )
         if doc is None:
             raise ExecutionNotFound(details={"id": str(execution_id)})
         return doc
 
-    async def request_cancel(self, workspace_id: str, job_id: ObjectId, execution_id: ObjectId, now: datetime):
+    async def request_cancel(
+        self, workspace_id: str, job_id: ObjectId, execution_id: ObjectId, now: datetime
+    ):
         """A queued execution ends as canceled at once; a running one gets a request the worker acts on."""
         doc = await self._cancel({"_id": execution_id, "jobId": job_id, "workspaceId": workspace_id}, now)
         if doc is not None:
@@ -96,8 +105,13 @@ class ExecutionStore:
     async def _cancel(self, query: dict[str, Any], now: datetime) -> dict[str, Any] | None:
         queued = await self._executions.find_one_and_update(
             {**query, "status": ExecutionStatus.QUEUED.value},
-            {"$set": {**finished_fields(ExecutionStatus.CANCELED, now, self._retention_days),
-                      "cancelRequestedAt": now, "reason": "canceled before it started"}},
+            {
+                "$set": {
+                    **finished_fields(ExecutionStatus.CANCELED, now, self._retention_days),
+                    "cancelRequestedAt": now,
+                    "reason": "canceled before it started",
+                }
+            },
             return_document=ReturnDocument.AFTER,
         )
         if queued is not None:

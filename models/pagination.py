@@ -60,7 +60,9 @@ def after_descending(cursor: str | None, key: str) -> dict[str, Any]:
     return {"$or": [{key: {"$lt": last_key}}, {key: last_key, "_id": {"$lt": last_id}}]}
 
 
-def page(docs: list[dict[str, Any]], limit: int, key: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+def page(
+    docs: list[dict[str, Any]], limit: int, key: str | None = None
+) -> tuple[list[dict[str, Any]], str | None]:
     """The first `limit` documents and the cursor of the next page; fetch limit + 1 to call this."""
     if len(docs) > limit:
         return docs[:limit], encode_cursor(docs[limit - 1], key)

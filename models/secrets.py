@@ -42,7 +42,7 @@ class SecretBox:
         if not is_sealed(value):
             return value
         try:
-            return self._fernet.decrypt(value[len(PREFIX):].encode()).decode()
+            return self._fernet.decrypt(value[len(PREFIX) :].encode()).decode()
         except InvalidToken as exc:
             raise SecretKeyInvalid("A stored secret does not open with SYNCJOBS_SECRET_KEY") from exc
 
@@ -65,7 +65,12 @@ def masked_url(url: str) -> str:
 
 
 def seal_fields(
-    fields: dict, *, maps: tuple[str, ...], urls: tuple[str, ...], box: SecretBox, previous: dict | None = None
+    fields: dict,
+    *,
+    maps: tuple[str, ...],
+    urls: tuple[str, ...],
+    box: SecretBox,
+    previous: dict | None = None,
 ) -> dict:
     """`fields` ready to store: secret values sealed; a "***" sent back keeps the stored secret."""
     previous = previous or {}

@@ -5,7 +5,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    """Every knob of the API, the worker and the executor; each field reads the variable of its upper-case name."""
+    """Every knob of the API, the worker and the executor; each reads the variable of its upper-case name."""
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
 
@@ -25,7 +25,9 @@ class Settings(BaseSettings):
     execution_retention_days: float = Field(default=30, gt=0)
 
     worker_lease_seconds: float = Field(default=30, gt=0)
-    worker_renew_seconds: float | None = Field(default=None, gt=0, description="Default: a third of the lease.")
+    worker_renew_seconds: float | None = Field(
+        default=None, gt=0, description="Default: a third of the lease."
+    )
     worker_clock_skew_seconds: float = Field(default=2, ge=0)
     job_lock_ttl_seconds: float = Field(default=60, gt=0)
     poll_interval_seconds: float = Field(default=2, gt=0)

@@ -10,7 +10,9 @@ from models.documents import CamelModel, Document, IdText
 from models.schedule import cron_problem, timezone_problem
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
-IdRef = Annotated[str, Field(pattern="^[0-9a-f]{24}$", description="The id of a resource of the same workspace.")]
+IdRef = Annotated[
+    str, Field(pattern="^[0-9a-f]{24}$", description="The id of a resource of the same workspace.")
+]
 
 
 class SyncMode(StrEnum):
@@ -108,7 +110,8 @@ class JobStatus(Document):
     run_count: int = 0
     failure_count: int = 0
     schedule_applied_version: int | None = Field(
-        default=None, description="The version the worker's schedule reflects; equal to version once an edit is live."
+        default=None,
+        description="The version the worker's schedule reflects; equal to version once an edit is live.",
     )
     schedule_applied_at: datetime | None = None
 

@@ -22,5 +22,7 @@ class SyncJobStore(WorkspaceStore):
 
     async def using(self, workspace_id: str, field: str, resource_id: str) -> list[str]:
         """Ids of the jobs whose `field` names `resource_id`."""
-        docs = await self.collection.find({"workspaceId": workspace_id, field: resource_id}, {"_id": 1}).to_list(None)
+        docs = await self.collection.find(
+            {"workspaceId": workspace_id, field: resource_id}, {"_id": 1}
+        ).to_list(None)
         return [str(doc["_id"]) for doc in docs]

@@ -80,8 +80,16 @@ class TokenStore:
         try:
             await self._tokens.update_one(
                 {"tokenHash": digest},
-                {"$setOnInsert": {"workspaceId": None, "admin": True, "name": name, "prefix": token[:4] + "…",
-                                  "createdAt": now, "lastUsedAt": None}},
+                {
+                    "$setOnInsert": {
+                        "workspaceId": None,
+                        "admin": True,
+                        "name": name,
+                        "prefix": token[:4] + "…",
+                        "createdAt": now,
+                        "lastUsedAt": None,
+                    }
+                },
                 upsert=True,
             )
         except DuplicateKeyError:
@@ -90,7 +98,7 @@ class TokenStore:
     async def authenticate(self, token: str, now: datetime) -> Grant | None:
         digest = hash_token(token)
         doc = await self._tokens.find_one({"tokenHash": digest})
-        # The lookup is by hash, so timing reveals nothing of the token; compare again in constant time anyway.
+        # The lookup is by hash, so timing reveals nothing of the token; still compare in constant time.
         if doc is None or not hmac.compare_digest(doc["tokenHash"], digest):
             return None
         last_used = doc.get("lastUsedAt")

@@ -1,4 +1,4 @@
-"""A collection of workspace-owned, versioned documents: the shape shared by jobs, sources and destinations."""
+"""Workspace-owned, versioned documents: the shape shared by jobs, sources and destinations."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ class WorkspaceStore:
     def __init__(self, collection):
         self.collection = collection
 
-    async def list(self, workspace_id: str, *, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+    async def list(
+        self, workspace_id: str, *, limit: int, cursor: str | None
+    ) -> tuple[list[dict], str | None]:
         query = {"workspaceId": workspace_id, **after_ascending(cursor)}
         docs = await self.collection.find(query).sort("_id", 1).limit(limit + 1).to_list(None)
         return page(docs, limit)
@@ -34,7 +36,9 @@ class WorkspaceStore:
     async def exists(self, workspace_id: str, doc_id: str) -> bool:
         if not ObjectId.is_valid(doc_id):
             return False
-        return await self.collection.count_documents({"_id": ObjectId(doc_id), "workspaceId": workspace_id}) > 0
+        return (
+            await self.collection.count_documents({"_id": ObjectId(doc_id), "workspaceId": workspace_id}) > 0
+        )
 
     async def insert(self, workspace_id: str, fields: dict[str, Any], now: datetime) -> dict[str, Any]:
         doc = {"workspaceId": workspace_id, **fields, "createdAt": now, "updatedAt": now, "version": 1}

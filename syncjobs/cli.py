@@ -1,4 +1,4 @@
-"""`syncjobs api | worker | dev | token create | sync`: parse flags, build settings, configure logging, run."""
+"""`syncjobs api | worker | dev | token create | sync`: flags, settings, logging, then run."""
 
 import argparse
 import asyncio
@@ -12,7 +12,10 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="syncjobs", description="Scheduled data-sync jobs kept in MongoDB.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    for name, help_text in (("api", "serve the HTTP API"), ("dev", "API + worker in one process, with a demo")):
+    for name, help_text in (
+        ("api", "serve the HTTP API"),
+        ("dev", "API + worker in one process, with a demo"),
+    ):
         command = commands.add_parser(name, help=help_text)
         command.add_argument("--host", default=settings.api_host, help="default: API_HOST or 127.0.0.1")
         command.add_argument("--port", type=int, default=settings.api_port, help="default: API_PORT or 8080")
@@ -66,7 +69,7 @@ async def create_token(settings: Settings, args: argparse.Namespace) -> int:
     from models.tokens import TokenStore
 
     if not settings.mongodb_url:
-        print("MONGODB_URL is unset: a token in the in-memory database dies with this command.", file=sys.stderr)
+        sys.stderr.write("MONGODB_URL is unset: a token in the in-memory database dies with this command.\n")
         return 2
     database = open_database(settings)
     try:
@@ -76,5 +79,5 @@ async def create_token(settings: Settings, args: argparse.Namespace) -> int:
         )
     finally:
         await database.close()
-    print(token)  # noqa: T201 - the command's output
+    sys.stdout.write(token + "\n")
     return 0

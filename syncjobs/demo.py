@@ -30,11 +30,23 @@ def demo_records(entity: str, now: datetime) -> list[dict]:
     for i in range(first, count + 1):
         moment = EPOCH + i * step
         if entity == "customers":
-            records.append({"id": i, "name": f"Customer {i}", "email": f"customer{i}@example.com",
-                            "updatedAt": moment.isoformat()})
+            records.append(
+                {
+                    "id": i,
+                    "name": f"Customer {i}",
+                    "email": f"customer{i}@example.com",
+                    "updatedAt": moment.isoformat(),
+                }
+            )
         else:
-            records.append({"id": i, "customerId": i % 97, "amountCents": (i * 7919) % 50_000,
-                            "createdAt": moment.isoformat()})
+            records.append(
+                {
+                    "id": i,
+                    "customerId": i % 97,
+                    "amountCents": (i * 7919) % 50_000,
+                    "createdAt": moment.isoformat(),
+                }
+            )
     return records
 
 
@@ -45,12 +57,12 @@ def add_demo_routes(app: web.Application, clock: Clock) -> None:
         since = request.query.get("updated_since")
         records = [r for r in demo_records("customers", clock.now()) if not since or r["updatedAt"] > since]
         page, limit = int(request.query.get("page", 1)), min(int(request.query.get("limit", 100)), 500)
-        return web.json_response({"data": records[(page - 1) * limit: page * limit]})
+        return web.json_response({"data": records[(page - 1) * limit : page * limit]})
 
     async def orders(request: web.Request) -> web.Response:
         records = demo_records("orders", clock.now())
         offset = int(request.query.get("cursor") or 0)
-        chunk = records[offset: offset + 200]
+        chunk = records[offset : offset + 200]
         more = offset + 200 < len(records)
         return web.json_response({"orders": chunk, "next": str(offset + 200) if more else None})
 
@@ -70,24 +82,48 @@ async def seed_demo(db, *, clock: Clock, secrets: SecretBox, base_url: str, toke
     existing, _ = await jobs.list(WORKSPACE, limit=1, cursor=None)
     if existing:
         return {"token": token, "job": existing[0]}
-    source_fields = DATA_SOURCE.spec.validate_python({
-        "name": "Demo shop API", "type": "http", "baseUrl": base_url,
-        "headers": {"Authorization": "Bearer demo-secret-never-shown"},
-        "entities": [
-            {"name": "customers", "path": "/customers", "recordsPath": "data", "cursorField": "updatedAt",
-             "cursorParam": "updated_since", "pagination": {"type": "page", "pageSize": 100, "sizeParam": "limit"}},
-            {"name": "orders", "path": "/orders", "recordsPath": "orders",
-             "pagination": {"type": "cursor", "cursorParam": "cursor", "nextCursorPath": "next"}},
-        ],
-    }).model_dump(by_alias=True, mode="json")
+    source_fields = DATA_SOURCE.spec.validate_python(
+        {
+            "name": "Demo shop API",
+            "type": "http",
+            "baseUrl": base_url,
+            "headers": {"Authorization": "Bearer demo-secret-never-shown"},
+            "entities": [
+                {
+                    "name": "customers",
+                    "path": "/customers",
+                    "recordsPath": "data",
+                    "cursorField": "updatedAt",
+                    "cursorParam": "updated_since",
+                    "pagination": {"type": "page", "pageSize": 100, "sizeParam": "limit"},
+                },
+                {
+                    "name": "orders",
+                    "path": "/orders",
+                    "recordsPath": "orders",
+                    "pagination": {"type": "cursor", "cursorParam": "cursor", "nextCursorPath": "next"},
+                },
+            ],
+        }
+    ).model_dump(by_alias=True, mode="json")
     source = await DATA_SOURCE.store(db).insert(WORKSPACE, DATA_SOURCE.seal(source_fields, secrets), now)
     destination_fields = DESTINATION.spec.validate_python(
         {"name": "Demo warehouse", "type": "mongodb", "database": "demo_warehouse"}
     ).model_dump(by_alias=True, mode="json")
     destination = await DESTINATION.store(db).insert(WORKSPACE, destination_fields, now)
-    job = await jobs.create(WORKSPACE, SyncJobSpec.model_validate({
-        "name": "Demo shop sync, every minute", "dataSourceId": str(source["_id"]),
-        "destinationDatabaseId": str(destination["_id"]), "schedule": {"cron": "* * * * *", "timezone": "UTC"},
-        "syncMode": "incremental", "timeoutSeconds": 120, "retry": {"maxAttempts": 2, "backoffSeconds": 5},
-    }), now)
+    job = await jobs.create(
+        WORKSPACE,
+        SyncJobSpec.model_validate(
+            {
+                "name": "Demo shop sync, every minute",
+                "dataSourceId": str(source["_id"]),
+                "destinationDatabaseId": str(destination["_id"]),
+                "schedule": {"cron": "* * * * *", "timezone": "UTC"},
+                "syncMode": "incremental",
+                "timeoutSeconds": 120,
+                "retry": {"maxAttempts": 2, "backoffSeconds": 5},
+            }
+        ),
+        now,
+    )
     return {"token": token, "job": job}

@@ -38,7 +38,9 @@ async def run_worker(settings: Settings) -> int:
         clock = SystemClock()
         scheduler = Scheduler(
             db=database.db,
-            runner=SubprocessRunner(database.db, secrets=secret_box_from(settings), settings=settings, clock=clock),
+            runner=SubprocessRunner(
+                database.db, secrets=secret_box_from(settings), settings=settings, clock=clock
+            ),
             clock=clock,
             settings=settings,
         )
@@ -63,7 +65,10 @@ async def run_dev(settings: Settings, *, host: str, port: int) -> int:
         await web.TCPSite(runner, host, port).start()
         bootstrap = settings.syncjobs_bootstrap_token
         demo = await seed_demo(
-            database.db, clock=clock, secrets=secrets, base_url=f"http://{host}:{port}/demo",
+            database.db,
+            clock=clock,
+            secrets=secrets,
+            base_url=f"http://{host}:{port}/demo",
             token=bootstrap.get_secret_value() if bootstrap else None,
         )
         print_welcome(host, port, demo, in_memory=database.in_memory)

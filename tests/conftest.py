@@ -55,7 +55,9 @@ def token_for(db, clock):
     """Headers with a fresh token for a workspace (or an admin token)."""
 
     async def make(workspace_id: str | None = None, *, admin: bool = False) -> dict[str, str]:
-        token, _ = await TokenStore(db).issue(workspace_id=workspace_id, name="test", now=clock.now(), admin=admin)
+        token, _ = await TokenStore(db).issue(
+            workspace_id=workspace_id, name="test", now=clock.now(), admin=admin
+        )
         return {"Authorization": f"Bearer {token}"}
 
     return make

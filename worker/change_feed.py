@@ -9,7 +9,7 @@ events either way; only the delay differs.
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 import structlog
@@ -41,7 +41,10 @@ EXECUTION_PIPELINE = [
         "$match": {
             "$or": [
                 {"operationType": "insert"},
-                {"operationType": "update", "updateDescription.updatedFields.cancelRequestedAt": {"$exists": True}},
+                {
+                    "operationType": "update",
+                    "updateDescription.updatedFields.cancelRequestedAt": {"$exists": True},
+                },
             ]
         }
     },
@@ -51,7 +54,7 @@ EXECUTION_PIPELINE = [
 
 @dataclass(frozen=True)
 class Change:
-    """`job`: re-read that job. `executions`: look for queued runs and cancel requests. `resync`: reload all."""
+    """`job`: re-read that job. `executions`: look for queued runs and cancels. `resync`: reload all."""
 
     kind: Literal["job", "executions", "resync"]
     job_id: ObjectId | None = None
@@ -80,8 +83,13 @@ class PollingFeed:
     """Polls jobs changed since the last look, and reloads everything every `resync_seconds`."""
 
     mode = "polling"
+    # Jobs changed within this window are read again at every poll: a write committed late, or stamped by
+    # an API server whose clock runs a little behind, is still seen. Repeats cost a version comparison.
+    RECENT_SECONDS = 10.0
 
-    def __init__(self, db, *, clock: Clock, poll_seconds: float, resync_seconds: float, since: datetime | None):
+    def __init__(
+        self, db, *, clock: Clock, poll_seconds: float, resync_seconds: float, since: datetime | None
+    ):
         self._jobs = db[SYNC_JOBS]
         self._clock = clock
         self._poll = poll_seconds
@@ -93,6 +101,12 @@ class PollingFeed:
         if updated_at is not None and (self._since is None or updated_at > self._since):
             self._since = updated_at
 
+    def _query(self) -> dict:
+        if self._since is None:
+            return {}
+        recent = self._clock.now() - timedelta(seconds=self.RECENT_SECONDS)
+        return {"updatedAt": {"$gte": min(self._since, recent)}}
+
     async def changes(self) -> AsyncIterator[Change]:
         waited = 0.0
         while True:
@@ -101,10 +115,8 @@ class PollingFeed:
             if waited >= self._resync:
                 waited = 0.0
                 yield Change("resync")
-            query = {"updatedAt": {"$gte": self._since}} if self._since else {}
-            # >= and not >: two writes in the same millisecond must both be seen; repeats are harmless
-            # because the schedule compares versions.
-            docs = await self._jobs.find(query, {"_id": 1, "updatedAt": 1, "version": 1}).sort("updatedAt", 1).to_list(None)
+            projection = {"_id": 1, "updatedAt": 1, "version": 1}
+            docs = await self._jobs.find(self._query(), projection).sort("updatedAt", 1).to_list(None)
             for doc in docs:
                 self.seen(doc.get("updatedAt"))
                 yield Change("job", doc["_id"], doc.get("version"))
@@ -136,7 +148,9 @@ class StreamFeed:
     async def changes(self) -> AsyncIterator[Change]:
         tasks = [
             asyncio.create_task(self._follow(SYNC_JOBS, JOB_PIPELINE, self._job_change)),
-            asyncio.create_task(self._follow(JOB_EXECUTIONS, EXECUTION_PIPELINE, lambda _: Change("executions"))),
+            asyncio.create_task(
+                self._follow(JOB_EXECUTIONS, EXECUTION_PIPELINE, lambda _: Change("executions"))
+            ),
         ]
         try:
             while True:
@@ -188,4 +202,6 @@ async def open_feed(db, *, clock: Clock, poll_seconds: float, resync_seconds: fl
         return feed
     except ChangeStreamsUnsupported as error:
         log.info("change_streams_unsupported_polling", reason=str(error)[:200], poll_seconds=poll_seconds)
-        return PollingFeed(db, clock=clock, poll_seconds=poll_seconds, resync_seconds=resync_seconds, since=since)
+        return PollingFeed(
+            db, clock=clock, poll_seconds=poll_seconds, resync_seconds=resync_seconds, since=since
+        )

@@ -24,7 +24,10 @@ class JobLocks:
             await self._locks.update_one(
                 {
                     "_id": job_id,
-                    "$or": [{"expiresAt": {"$lte": now}}, {"executionId": execution_id, "owner": self._worker_id}],
+                    "$or": [
+                        {"expiresAt": {"$lte": now}},
+                        {"executionId": execution_id, "owner": self._worker_id},
+                    ],
                 },
                 {
                     "$set": {
@@ -53,7 +56,7 @@ class JobLocks:
         await self._locks.delete_one({"_id": job_id, "executionId": execution_id, "owner": self._worker_id})
 
     async def holder(self, job_id: ObjectId) -> dict[str, Any] | None:
-        """The live lock of a job, or None: an expired document counts as free whatever the TTL monitor did."""
+        """The live lock of a job, or None: an expired document is free, whatever the TTL monitor did."""
         return await self._locks.find_one({"_id": job_id, "expiresAt": {"$gt": self._clock.now()}})
 
     async def live_execution_ids(self, execution_ids: list[ObjectId], now: datetime) -> set[ObjectId]:

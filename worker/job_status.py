@@ -16,7 +16,9 @@ class JobStatusWriter:
     def __init__(self, db):
         self._jobs = db[SYNC_JOBS]
 
-    async def schedule_applied(self, job_ids: list[ObjectId], version: int, next_run_at: datetime | None, now: datetime):
+    async def schedule_applied(
+        self, job_ids: list[ObjectId], version: int, next_run_at: datetime | None, now: datetime
+    ):
         """Record that the schedule reflects `version` of these jobs, and when they fire next."""
         await self._jobs.update_many(
             {"_id": {"$in": job_ids}, "version": version},

@@ -11,7 +11,7 @@ from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from executor.outcome import RunOutcome, Runner, RunRequest
+from executor.outcome import Runner, RunOutcome, RunRequest
 from models.clock import Clock
 from models.collections import JOB_EXECUTIONS, SYNC_JOBS
 from models.execution import (
@@ -21,6 +21,7 @@ from models.execution import (
     finished_fields,
     new_execution_document,
 )
+from models.schedule import next_fire_time
 from models.settings import Settings
 from models.sync_job import OverlapPolicy
 from worker.job_lock import JobLocks
@@ -41,6 +42,16 @@ class Running:
         if self.cancel_reason is None:
             self.cancel_reason = reason
         self.request.cancel.set()
+
+
+def schedule_no_longer_fires(job: dict[str, Any], slot: datetime) -> str | None:
+    """Why a slot must not run under the job as it is now (disabled, cron moved); None if it may."""
+    if not job.get("enabled"):
+        return "the job was disabled"
+    schedule = job["schedule"]
+    if next_fire_time(schedule["cron"], slot - timedelta(milliseconds=1), schedule["timezone"]) != slot:
+        return "the job's schedule changed"
+    return None
 
 
 class Launcher:
@@ -98,7 +109,7 @@ class Launcher:
             running.cancel(reason)
 
     async def drain(self, grace_seconds: float) -> None:
-        """Let running executions finish for up to `grace_seconds`, then cancel what is left and wait for it."""
+        """Let running executions finish for up to `grace_seconds`, then cancel what is left and wait."""
         tasks = list(self._tasks.values())
         if not tasks:
             return
@@ -106,7 +117,9 @@ class Launcher:
         try:
             await asyncio.wait([*tasks, grace], return_when=asyncio.FIRST_COMPLETED)
             while not grace.done() and any(not task.done() for task in tasks):
-                await asyncio.wait([*[t for t in tasks if not t.done()], grace], return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(
+                    [*[t for t in tasks if not t.done()], grace], return_when=asyncio.FIRST_COMPLETED
+                )
         finally:
             grace.cancel()
         pending = [task for task in tasks if not task.done()]
@@ -119,7 +132,9 @@ class Launcher:
 
     async def _launch(self, execution: dict[str, Any], term: int) -> None:
         with structlog.contextvars.bound_contextvars(
-            workspace_id=execution["workspaceId"], job_id=str(execution["jobId"]), execution_id=str(execution["_id"])
+            workspace_id=execution["workspaceId"],
+            job_id=str(execution["jobId"]),
+            execution_id=str(execution["_id"]),
         ):
             try:
                 if self._slots is None:
@@ -139,6 +154,12 @@ class Launcher:
         if job is None:
             await self._finish_unstarted(execution_id, ExecutionStatus.CANCELED, "the job was deleted")
             return
+        if execution["trigger"] == Trigger.SCHEDULE.value:
+            # The schedule fires from memory; the job as stored now has the last word on this slot.
+            stale = schedule_no_longer_fires(job, execution["scheduledFor"])
+            if stale:
+                await self._finish_unstarted(execution_id, ExecutionStatus.SKIPPED, stale)
+                return
         if not await self._job_locks.acquire(job_id, execution_id, term):
             await self._on_busy(execution, job)
             return
@@ -146,8 +167,14 @@ class Launcher:
             now = self._clock.now()
             claimed = await self._executions.find_one_and_update(
                 {"_id": execution_id, "status": ExecutionStatus.QUEUED.value, "cancelRequestedAt": None},
-                {"$set": {"status": ExecutionStatus.RUNNING.value, "startedAt": now,
-                          "workerId": self._leader_lock.worker_id, "lockTerm": term}},
+                {
+                    "$set": {
+                        "status": ExecutionStatus.RUNNING.value,
+                        "startedAt": now,
+                        "workerId": self._leader_lock.worker_id,
+                        "lockTerm": term,
+                    }
+                },
                 return_document=ReturnDocument.AFTER,
             )
             if claimed is None:
@@ -201,7 +228,12 @@ class Launcher:
         await self._executions.update_one({"_id": execution_id}, update)
 
     async def _finish(
-        self, execution: dict[str, Any], job: dict[str, Any], outcome: RunOutcome, reason: str | None, term: int
+        self,
+        execution: dict[str, Any],
+        job: dict[str, Any],
+        outcome: RunOutcome,
+        reason: str | None,
+        term: int,
     ) -> None:
         now = self._clock.now()
         started = execution["startedAt"]
@@ -218,8 +250,12 @@ class Launcher:
         update: dict[str, Any] = {"$set": fields}
         if outcome.log_tail:
             update["$push"] = {"logTail": {"$each": outcome.log_tail, "$slice": -MAX_LOG_LINES_KEPT}}
-        await self._executions.update_one({"_id": execution["_id"], "status": ExecutionStatus.RUNNING.value}, update)
-        log.info("execution_finished", status=outcome.status.value, duration_ms=duration_ms, error=outcome.error)
+        await self._executions.update_one(
+            {"_id": execution["_id"], "status": ExecutionStatus.RUNNING.value}, update
+        )
+        log.info(
+            "execution_finished", status=outcome.status.value, duration_ms=duration_ms, error=outcome.error
+        )
         # What outlives the run (the job's status, its cursors, a retry) is written only under a live term:
         # a deposed leader's late result must not overwrite the new leader's.
         if not await self._leader_lock.is_current(term):
@@ -274,21 +310,39 @@ class Launcher:
         holder = await self._job_locks.holder(job["_id"])
         if policy == OverlapPolicy.SKIP.value:
             await self._finish_unstarted(
-                execution["_id"], ExecutionStatus.SKIPPED, "overlap: the previous run was still going",
+                execution["_id"],
+                ExecutionStatus.SKIPPED,
+                "overlap: the previous run was still going",
                 blockedBy=holder["executionId"] if holder else None,
             )
             log.info("execution_skipped_overlap")
         elif policy == OverlapPolicy.CANCEL_RUNNING.value and holder is not None:
             await self._executions.update_one(
-                {"_id": holder["executionId"], "status": ExecutionStatus.RUNNING.value, "cancelRequestedAt": None},
-                {"$set": {"cancelRequestedAt": self._clock.now(), "reason": "replaced by a newer scheduled run"}},
+                {
+                    "_id": holder["executionId"],
+                    "status": ExecutionStatus.RUNNING.value,
+                    "cancelRequestedAt": None,
+                },
+                {
+                    "$set": {
+                        "cancelRequestedAt": self._clock.now(),
+                        "reason": "replaced by a newer scheduled run",
+                    }
+                },
             )
             self.cancel(holder["executionId"], "replaced by a newer scheduled run")
         # queue (and cancel_running): stays queued; the dispatcher tries again when the lock frees.
 
-    async def _finish_unstarted(self, execution_id: ObjectId, status: ExecutionStatus, reason: str, **extra) -> None:
+    async def _finish_unstarted(
+        self, execution_id: ObjectId, status: ExecutionStatus, reason: str, **extra
+    ) -> None:
         await self._executions.update_one(
             {"_id": execution_id, "status": ExecutionStatus.QUEUED.value},
-            {"$set": {**finished_fields(status, self._clock.now(), self._settings.execution_retention_days),
-                      "reason": reason, **extra}},
+            {
+                "$set": {
+                    **finished_fields(status, self._clock.now(), self._settings.execution_retention_days),
+                    "reason": reason,
+                    **extra,
+                }
+            },
         )

@@ -75,7 +75,7 @@ class Schedule:
 
     def pop_due(self, now: datetime) -> Iterator[tuple[datetime, GroupKey, list[ObjectId]]]:
         """(slot, group, job ids) for every group due by `now`, earliest first. Each group moves on to its
-        first slot after `now`: a loop that woke late fires the overdue slot once, not every slot it slept through."""
+        first slot after `now`: a late wake-up fires the overdue slot once, not every slot it missed."""
         while (moment := self.next_fire()) is not None and moment <= now:
             _, _, key = heapq.heappop(self._heap)
             group = self._groups[key]

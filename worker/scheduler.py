@@ -19,7 +19,7 @@ from worker.identity import new_worker_id
 from worker.job_lock import JobLocks
 from worker.job_status import JobStatusWriter
 from worker.launcher import Launcher
-from worker.leader_lock import Lease, LeaderLock
+from worker.leader_lock import LeaderLock, Lease
 from worker.misfires import classify_missed
 from worker.naps import nap
 from worker.schedule import Schedule
@@ -27,8 +27,16 @@ from worker.schedule import Schedule
 log = structlog.get_logger("syncjobs.worker")
 
 # Fields of a job the schedule needs; the launcher reads the whole document when it runs one.
-SCHEDULE_FIELDS = {"schedule": 1, "enabled": 1, "version": 1, "nextRunAt": 1, "misfireGraceSeconds": 1,
-                   "scheduleAppliedVersion": 1, "updatedAt": 1, "workspaceId": 1}
+SCHEDULE_FIELDS = {
+    "schedule": 1,
+    "enabled": 1,
+    "version": 1,
+    "nextRunAt": 1,
+    "misfireGraceSeconds": 1,
+    "scheduleAppliedVersion": 1,
+    "updatedAt": 1,
+    "workspaceId": 1,
+}
 DUPLICATE_KEY = 11000
 DISPATCH_BATCH = 500
 
@@ -58,17 +66,30 @@ class Scheduler:
         self._settings = settings
         self._feed_factory = feed_factory
         self.leader_lock = LeaderLock(
-            db, worker_id=self.worker_id, clock=clock,
-            lease_seconds=settings.worker_lease_seconds, skew_seconds=settings.worker_clock_skew_seconds,
+            db,
+            worker_id=self.worker_id,
+            clock=clock,
+            lease_seconds=settings.worker_lease_seconds,
+            skew_seconds=settings.worker_clock_skew_seconds,
         )
-        self.job_locks = JobLocks(db, worker_id=self.worker_id, clock=clock, ttl_seconds=settings.job_lock_ttl_seconds)
+        self.job_locks = JobLocks(
+            db, worker_id=self.worker_id, clock=clock, ttl_seconds=settings.job_lock_ttl_seconds
+        )
         self.launcher = Launcher(
-            db, runner=runner, clock=clock, settings=settings, job_locks=self.job_locks,
-            leader_lock=self.leader_lock, rng=rng, max_concurrent=max_concurrent,
+            db,
+            runner=runner,
+            clock=clock,
+            settings=settings,
+            job_locks=self.job_locks,
+            leader_lock=self.leader_lock,
+            rng=rng,
+            max_concurrent=max_concurrent,
         )
         self._status = JobStatusWriter(db)
+        self._bookkeeping: asyncio.Task | None = None
         self.schedule = Schedule()
         self._versions: dict[ObjectId, int] = {}
+        self._workspaces: dict[ObjectId, str] = {}
         self.lease: Lease | None = None
         self._schedule_changed = asyncio.Event()
         self._dispatch_wake = asyncio.Event()
@@ -123,6 +144,7 @@ class Scheduler:
             await asyncio.gather(*tasks, return_exceptions=True)
             self.schedule = Schedule()
             self._versions.clear()
+            self._workspaces.clear()
         if stop.is_set():
             await self.launcher.drain(self._settings.shutdown_grace_seconds)
             await self.leader_lock.release(lease)
@@ -138,7 +160,8 @@ class Scheduler:
                 raise LeadershipLost("the lease ran out before it could be renewed")
             try:
                 renewed = await asyncio.wait_for(
-                    self.leader_lock.renew(lease), timeout=max(0.1, (lease.acts_until - self._clock.now()).total_seconds())
+                    self.leader_lock.renew(lease),
+                    timeout=max(0.1, (lease.acts_until - self._clock.now()).total_seconds()),
                 )
             except (PyMongoError, TimeoutError) as error:
                 log.warning("lock_renewal_failed", error=str(error) or type(error).__name__)
@@ -151,8 +174,11 @@ class Scheduler:
 
     async def _follow_schedule(self, term: int) -> None:
         feed = await self._feed_factory(
-            self._db, clock=self._clock, poll_seconds=self._settings.poll_interval_seconds,
-            resync_seconds=self._settings.resync_interval_seconds, since=None,
+            self._db,
+            clock=self._clock,
+            poll_seconds=self._settings.poll_interval_seconds,
+            resync_seconds=self._settings.resync_interval_seconds,
+            since=None,
         )
         since = await self.load_all(term)
         feed.seen(since)
@@ -167,6 +193,8 @@ class Scheduler:
             for task in done:
                 task.result()
         finally:
+            if self._bookkeeping is not None:
+                tasks.append(self._bookkeeping)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -191,7 +219,11 @@ class Scheduler:
         now = self._clock.now()
         docs = await self._jobs.find({}, SCHEDULE_FIELDS).to_list(None)
         await self._apply_jobs(docs, removed=[], catch_up=True, term=term)
-        log.info("schedule_loaded", jobs=len(self.schedule), load_ms=int((self._clock.now() - now).total_seconds() * 1000))
+        log.info(
+            "schedule_loaded",
+            jobs=len(self.schedule),
+            load_ms=int((self._clock.now() - now).total_seconds() * 1000),
+        )
         return max((doc["updatedAt"] for doc in docs if doc.get("updatedAt")), default=None)
 
     async def resync(self, term: int) -> None:
@@ -201,13 +233,19 @@ class Scheduler:
         await self.recover_abandoned(term)
 
     async def _apply_jobs(
-        self, docs: list[dict[str, Any]], *, removed: list[ObjectId], catch_up: bool = False, term: int | None = None
+        self,
+        docs: list[dict[str, Any]],
+        *,
+        removed: list[ObjectId],
+        catch_up: bool = False,
+        term: int | None = None,
     ) -> None:
         """Bring the schedule in line with these job documents; only a changed version counts as a change."""
         now = self._clock.now()
         for job_id in removed:
             self.schedule.remove(job_id)
             self._versions.pop(job_id, None)
+            self._workspaces.pop(job_id, None)
         applied: dict[tuple[int, datetime | None], list[ObjectId]] = {}
         missed: list[tuple[dict[str, Any], datetime]] = []
         for doc in docs:
@@ -215,9 +253,12 @@ class Scheduler:
             if self._versions.get(job_id) == version:
                 continue
             self._versions[job_id] = version
+            self._workspaces[job_id] = doc["workspaceId"]
             if doc.get("enabled"):
                 first_missed = doc.get("nextRunAt")
-                next_run = self.schedule.put(job_id, doc["schedule"]["cron"], doc["schedule"]["timezone"], now)
+                next_run = self.schedule.put(
+                    job_id, doc["schedule"]["cron"], doc["schedule"]["timezone"], now
+                )
                 if catch_up and first_missed is not None and first_missed <= now:
                     missed.append((doc, first_missed))
             else:
@@ -225,13 +266,28 @@ class Scheduler:
                 next_run = None
             if doc.get("scheduleAppliedVersion") != version or doc.get("nextRunAt") != next_run:
                 applied.setdefault((version, next_run), []).append(job_id)
-        for (version, next_run), job_ids in applied.items():
-            await self._status.schedule_applied(job_ids, version, next_run, now)
+        if catch_up:
+            # A full load confirms thousands of jobs: that bookkeeping runs beside the schedule, which is
+            # ready to fire already, instead of holding it up.
+            self._bookkeeping = asyncio.create_task(
+                self._confirm_applied(applied, now), name="confirm-applied"
+            )
+        else:
+            await self._confirm_applied(applied, now)
         if missed and term is not None:
             await self._catch_up(missed, term, now)
         self._schedule_changed.set()
 
-    async def _catch_up(self, missed: list[tuple[dict[str, Any], datetime]], term: int, now: datetime) -> None:
+    async def _confirm_applied(
+        self, applied: dict[tuple[int, datetime | None], list[ObjectId]], now: datetime
+    ):
+        for (version, next_run), job_ids in applied.items():
+            await self._status.schedule_applied(job_ids, version, next_run, now)
+            await asyncio.sleep(0)  # let a due slot fire between two writes
+
+    async def _catch_up(
+        self, missed: list[tuple[dict[str, Any], datetime]], term: int, now: datetime
+    ) -> None:
         """Slots that came due while no leader fired: the newest runs once if within grace; older ones are
         recorded as one skipped execution, so every slot's fate can be read back."""
         to_run: list[dict[str, Any]] = []
@@ -246,15 +302,23 @@ class Scheduler:
                 record = new_execution_document(
                     job=doc, trigger=Trigger.SCHEDULE, scheduled_for=misfire.first_skipped, now=now
                 )
-                record.update(finished_fields(ExecutionStatus.SKIPPED, now, self._settings.execution_retention_days))
+                record.update(
+                    finished_fields(ExecutionStatus.SKIPPED, now, self._settings.execution_retention_days)
+                )
                 record["reason"] = "missed"
-                record["missed"] = {"count": misfire.skipped_count, "firstSlot": misfire.first_skipped,
-                                    "lastSlot": misfire.last_skipped}
+                record["missed"] = {
+                    "count": misfire.skipped_count,
+                    "firstSlot": misfire.first_skipped,
+                    "lastSlot": misfire.last_skipped,
+                }
                 await self._insert_ignoring_duplicates([record])
                 log.info("slots_missed", job_id=str(doc["_id"]), count=misfire.skipped_count)
             if misfire.run_slot is not None:
-                to_run.append(new_execution_document(
-                    job=doc, trigger=Trigger.SCHEDULE, scheduled_for=misfire.run_slot, now=now))
+                to_run.append(
+                    new_execution_document(
+                        job=doc, trigger=Trigger.SCHEDULE, scheduled_for=misfire.run_slot, now=now
+                    )
+                )
         for execution in await self._insert_ignoring_duplicates(to_run):
             self.launcher.submit(execution, term)
 
@@ -269,34 +333,28 @@ class Scheduler:
             await self.fire_due(term)
 
     async def fire_due(self, term: int) -> int:
-        """Write an execution for every job due now, in one batch per slot, and launch them. Returns how many."""
+        """Write an execution for every job due now and launch them: one insert, and one status write per
+        distinct next fire time, however many groups and jobs are due. Returns how many were written.
+
+        Nothing is read here: the schedule is what the feed last said. A job edited, disabled or deleted
+        in the moment before its slot is caught by the launcher, which reads the job before it runs it."""
+        if not self.acting():
+            return 0  # the slots fall to the next leader's misfire handling
         now = self._clock.now()
-        fired = 0
-        for slot, key, job_ids in list(self.schedule.pop_due(now)):
-            if not self.acting():
-                return fired  # the slots fall to the next leader's misfire handling
-            docs = await self._jobs.find({"_id": {"$in": job_ids}}, SCHEDULE_FIELDS).to_list(None)
-            # Checked at fire time, whatever the feed has said: a job deleted, disabled or moved to
-            # another schedule since it was loaded does not fire for this slot.
-            current = [
-                doc for doc in docs
-                if doc.get("enabled") and (doc["schedule"]["cron"], doc["schedule"]["timezone"]) == key
-                and self._versions.get(doc["_id"]) == doc["version"]
-            ]
-            stale = [doc for doc in docs if doc not in current]
-            gone = set(job_ids) - {doc["_id"] for doc in docs}
-            if stale or gone:
-                await self._apply_jobs(stale, removed=list(gone))
-            executions = [
-                new_execution_document(job=doc, trigger=Trigger.SCHEDULE, scheduled_for=slot, now=now)
-                for doc in current
-            ]
-            written = await self._insert_ignoring_duplicates(executions)
-            await self._status.next_run([doc["_id"] for doc in current], self.schedule.group_next(key))
-            for execution in written:
-                self.launcher.submit(execution, term)
-            fired += len(written)
-        return fired
+        executions, by_next = [], {}
+        for slot, key, job_ids in self.schedule.pop_due(now):
+            for job_id in job_ids:
+                job = {"_id": job_id, "workspaceId": self._workspaces[job_id]}
+                executions.append(
+                    new_execution_document(job=job, trigger=Trigger.SCHEDULE, scheduled_for=slot, now=now)
+                )
+            by_next.setdefault(self.schedule.group_next(key), []).extend(job_ids)
+        written = await self._insert_ignoring_duplicates(executions)
+        for execution in written:
+            self.launcher.submit(execution, term)
+        for next_run, job_ids in by_next.items():
+            await self._status.next_run(job_ids, next_run)
+        return len(written)
 
     async def _insert_ignoring_duplicates(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Insert executions; one that exists already (another leader wrote that slot) is not an error."""
@@ -306,8 +364,14 @@ class Scheduler:
             await self._executions.insert_many(docs, ordered=False)
             return docs
         except BulkWriteError as error:
-            failed = {item["index"] for item in error.details.get("writeErrors", []) if item.get("code") == DUPLICATE_KEY}
-            others = [item for item in error.details.get("writeErrors", []) if item.get("code") != DUPLICATE_KEY]
+            failed = {
+                item["index"]
+                for item in error.details.get("writeErrors", [])
+                if item.get("code") == DUPLICATE_KEY
+            }
+            others = [
+                item for item in error.details.get("writeErrors", []) if item.get("code") != DUPLICATE_KEY
+            ]
             if others:
                 raise
             return [doc for index, doc in enumerate(docs) if index not in failed]
@@ -358,7 +422,10 @@ class Scheduler:
         They become `abandoned` (and are retried if the job allows), so nothing stays running forever."""
         now = self._clock.now()
         candidates = await self._executions.find(
-            {"status": ExecutionStatus.RUNNING.value, "$or": [{"lockTerm": {"$lt": term}}, {"lockTerm": None}]}
+            {
+                "status": ExecutionStatus.RUNNING.value,
+                "$or": [{"lockTerm": {"$lt": term}}, {"lockTerm": None}],
+            }
         ).to_list(None)
         candidates = [doc for doc in candidates if doc["_id"] not in self.launcher.running]
         if not candidates:
@@ -370,19 +437,32 @@ class Scheduler:
                 continue
             result = await self._executions.update_one(
                 {"_id": execution["_id"], "status": ExecutionStatus.RUNNING.value},
-                {"$set": {**finished_fields(ExecutionStatus.ABANDONED, now, self._settings.execution_retention_days),
-                          "error": "its worker stopped renewing the job lock (crashed or cut off)"}},
+                {
+                    "$set": {
+                        **finished_fields(
+                            ExecutionStatus.ABANDONED, now, self._settings.execution_retention_days
+                        ),
+                        "error": "its worker stopped renewing the job lock (crashed or cut off)",
+                    }
+                },
             )
             if result.modified_count == 0:
                 continue
             recovered += 1
-            log.warning("execution_abandoned", execution_id=str(execution["_id"]), job_id=str(execution["jobId"]))
+            log.warning(
+                "execution_abandoned", execution_id=str(execution["_id"]), job_id=str(execution["jobId"])
+            )
             job = await self._jobs.find_one({"_id": execution["jobId"]})
             if job is not None:
                 started = execution.get("startedAt")
                 await self._status.record_outcome(
-                    job["_id"], status=ExecutionStatus.ABANDONED, started_at=started, finished_at=now,
-                    duration_ms=None, error="abandoned: its worker stopped", cursors={},
+                    job["_id"],
+                    status=ExecutionStatus.ABANDONED,
+                    started_at=started,
+                    finished_at=now,
+                    duration_ms=None,
+                    error="abandoned: its worker stopped",
+                    cursors={},
                 )
                 await self.launcher.queue_retry_if_allowed(execution, job, ExecutionStatus.ABANDONED, now)
         return recovered
@@ -390,4 +470,3 @@ class Scheduler:
     async def _shutdown(self) -> None:
         await self.launcher.drain(self._settings.shutdown_grace_seconds)
         log.info("worker_stopped")
-

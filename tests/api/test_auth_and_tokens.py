@@ -46,9 +46,13 @@ async def test_tokens_are_created_once_listed_without_secret_and_revoked(client,
     assert all("token" not in item and "tokenHash" not in item for item in listing["items"])
     ci = next(item for item in listing["items"] if item["name"] == "ci")
     assert ci["lastUsedAt"] is not None
-    assert (await client.delete(f"/api/workspaces/ws-a/tokens/{created['id']}", headers=headers)).status == 204
+    assert (
+        await client.delete(f"/api/workspaces/ws-a/tokens/{created['id']}", headers=headers)
+    ).status == 204
     assert (await client.get("/api/workspaces/ws-a/sync-jobs", headers=new_headers)).status == 401
-    assert (await client.delete(f"/api/workspaces/ws-a/tokens/{created['id']}", headers=headers)).status == 404
+    assert (
+        await client.delete(f"/api/workspaces/ws-a/tokens/{created['id']}", headers=headers)
+    ).status == 404
 
 
 async def test_a_workspace_cannot_revoke_another_workspaces_token(client, token_for):

@@ -12,7 +12,9 @@ async def assert_error(resp, status: int, code: str):
 
 
 async def test_malformed_json_is_400(client, ws):
-    resp = await client.post(ws.jobs, data="{not json", headers={**ws.headers, "Content-Type": "application/json"})
+    resp = await client.post(
+        ws.jobs, data="{not json", headers={**ws.headers, "Content-Type": "application/json"}
+    )
     await assert_error(resp, 400, "bad_request")
 
 
@@ -27,7 +29,8 @@ async def test_non_json_content_type_is_415(client, ws):
 
 async def test_body_over_one_mebibyte_is_413(client, ws):
     resp = await client.post(
-        ws.jobs, data=b'{"name": "' + b"x" * (1024 * 1024) + b'"}',
+        ws.jobs,
+        data=b'{"name": "' + b"x" * (1024 * 1024) + b'"}',
         headers={**ws.headers, "Content-Type": "application/json"},
     )
     await assert_error(resp, 413, "payload_too_large")
@@ -52,8 +55,16 @@ async def test_json_that_is_not_an_object_is_422(client, ws):
 
 async def test_wrong_types_everywhere_never_500(client, ws):
     job = await create_job(client, ws)
-    bodies = [{"name": 5}, {"schedule": "x"}, {"schedule": {"cron": 5}}, {"entities": "a"}, {"retry": []},
-              {"enabled": "maybe"}, {"timeoutSeconds": "1e999"}, {"schedule": {"timezone": None, "cron": None}}]
+    bodies = [
+        {"name": 5},
+        {"schedule": "x"},
+        {"schedule": {"cron": 5}},
+        {"entities": "a"},
+        {"retry": []},
+        {"enabled": "maybe"},
+        {"timeoutSeconds": "1e999"},
+        {"schedule": {"timezone": None, "cron": None}},
+    ]
     for body in bodies:
         for method in ("POST", "PUT", "PATCH"):
             url = ws.jobs if method == "POST" else f"{ws.jobs}/{job['id']}"

@@ -29,7 +29,8 @@ async def test_sending_the_mask_back_keeps_the_stored_secret(client, ws, db, sec
 
 async def test_credentials_in_urls_are_masked_and_kept(client, ws, db, secrets):
     resp = await client.post(
-        DESTINATIONS, json=destination_body(url="mongodb://app:s3cret@db1:27017,db2:27017/?replicaSet=rs"),
+        DESTINATIONS,
+        json=destination_body(url="mongodb://app:s3cret@db1:27017,db2:27017/?replicaSet=rs"),
         headers=ws.headers,
     )
     created = await resp.json()
@@ -42,13 +43,16 @@ async def test_credentials_in_urls_are_masked_and_kept(client, ws, db, secrets):
 
 
 async def test_command_sources_validate_and_switching_type_drops_old_fields(client, ws, db):
-    resp = await client.post(SOURCES, json={"name": "script", "type": "command", "argv": []}, headers=ws.headers)
+    resp = await client.post(
+        SOURCES, json={"name": "script", "type": "command", "argv": []}, headers=ws.headers
+    )
     assert resp.status == 422
     resp = await client.post(SOURCES, json={"name": "s", "type": "ftp"}, headers=ws.headers)
     assert resp.status == 422
     url = f"{SOURCES}/{ws.data_source_id}"
-    resp = await client.put(url, json={"name": "script", "type": "command", "argv": ["/bin/echo", "hi"]},
-                            headers=ws.headers)
+    resp = await client.put(
+        url, json={"name": "script", "type": "command", "argv": ["/bin/echo", "hi"]}, headers=ws.headers
+    )
     assert resp.status == 200, await resp.text()
     stored = await db.data_sources.find_one({"_id": ObjectId(ws.data_source_id)})
     assert stored["argv"] == ["/bin/echo", "hi"]
@@ -56,7 +60,9 @@ async def test_command_sources_validate_and_switching_type_drops_old_fields(clie
 
 
 async def test_http_source_validation_names_fields(client, ws):
-    body = http_source_body(baseUrl="ftp://x", entities=[{"name": "a", "path": "/a"}, {"name": "a", "path": "/b"}])
+    body = http_source_body(
+        baseUrl="ftp://x", entities=[{"name": "a", "path": "/a"}, {"name": "a", "path": "/b"}]
+    )
     resp = await client.post(SOURCES, json=body, headers=ws.headers)
     assert resp.status == 422
     fields = {item["field"] for item in (await resp.json())["error"]["details"]}
@@ -75,10 +81,14 @@ async def test_resource_in_use_cannot_be_deleted(client, ws):
 
 async def test_resources_are_workspace_scoped_and_paginated(client, ws, token_for):
     other = await token_for("ws-b")
-    assert (await client.get(f"/api/workspaces/ws-b/data-sources/{ws.data_source_id}", headers=other)).status == 404
+    assert (
+        await client.get(f"/api/workspaces/ws-b/data-sources/{ws.data_source_id}", headers=other)
+    ).status == 404
     for i in range(3):
         await client.post(DESTINATIONS, json=destination_body(name=f"d{i}"), headers=ws.headers)
     page = await (await client.get(DESTINATIONS, params={"limit": "2"}, headers=ws.headers)).json()
     assert len(page["items"]) == 2 and page["nextCursor"]
-    rest = await (await client.get(DESTINATIONS, params={"cursor": page["nextCursor"]}, headers=ws.headers)).json()
+    rest = await (
+        await client.get(DESTINATIONS, params={"cursor": page["nextCursor"]}, headers=ws.headers)
+    ).json()
     assert len(rest["items"]) == 2 and rest["nextCursor"] is None

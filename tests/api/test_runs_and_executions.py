@@ -22,10 +22,15 @@ async def test_second_run_while_one_is_queued_or_running_is_409_naming_it(client
     resp = await client.post(f"{ws.jobs}/{job['id']}/run", headers=ws.headers)
     assert resp.status == 409
     assert (await resp.json())["error"]["details"]["executionId"] == first["executionId"]
-    await db.job_executions.update_one({"_id": ObjectId(first["executionId"])}, {"$set": {"status": "running"}})
+    await db.job_executions.update_one(
+        {"_id": ObjectId(first["executionId"])}, {"$set": {"status": "running"}}
+    )
     resp = await client.post(f"{ws.jobs}/{job['id']}/run", headers=ws.headers)
     assert resp.status == 409
-    assert (await resp.json())["error"]["details"] == {"executionId": first["executionId"], "status": "running"}
+    assert (await resp.json())["error"]["details"] == {
+        "executionId": first["executionId"],
+        "status": "running",
+    }
     assert await db.job_executions.count_documents({}) == 1
 
 
@@ -47,7 +52,9 @@ async def test_cancel_of_a_running_execution_records_the_request(client, ws, db,
     job = await create_job(client, ws)
     run = await (await client.post(f"{ws.jobs}/{job['id']}/run", headers=ws.headers)).json()
     await db.job_executions.update_one({"_id": ObjectId(run["executionId"])}, {"$set": {"status": "running"}})
-    resp = await client.post(f"{ws.jobs}/{job['id']}/executions/{run['executionId']}/cancel", headers=ws.headers)
+    resp = await client.post(
+        f"{ws.jobs}/{job['id']}/executions/{run['executionId']}/cancel", headers=ws.headers
+    )
     assert resp.status == 202
     body = await resp.json()
     assert body["status"] == "running" and body["cancelRequestedAt"] is not None
@@ -57,18 +64,27 @@ async def test_execution_in_another_job_or_malformed_is_404(client, ws):
     job = await create_job(client, ws)
     other = await create_job(client, ws, name="other")
     run = await (await client.post(f"{ws.jobs}/{job['id']}/run", headers=ws.headers)).json()
-    assert (await client.get(f"{ws.jobs}/{other['id']}/executions/{run['executionId']}", headers=ws.headers)).status == 404
+    assert (
+        await client.get(f"{ws.jobs}/{other['id']}/executions/{run['executionId']}", headers=ws.headers)
+    ).status == 404
     assert (await client.get(f"{ws.jobs}/{job['id']}/executions/nope", headers=ws.headers)).status == 404
-    assert (await client.post(f"{ws.jobs}/{job['id']}/executions/{ObjectId()}/cancel", headers=ws.headers)).status == 404
+    assert (
+        await client.post(f"{ws.jobs}/{job['id']}/executions/{ObjectId()}/cancel", headers=ws.headers)
+    ).status == 404
 
 
 async def seed_history(db, job: dict, count: int, start: datetime) -> list[ObjectId]:
     ids = []
     for i in range(count):
         doc = {
-            "_id": ObjectId(), "jobId": ObjectId(job["id"]), "workspaceId": "ws-a", "trigger": "schedule",
-            "scheduledFor": start + timedelta(minutes=i), "attempt": 1,
-            "status": "succeeded" if i % 2 == 0 else "failed", "queuedAt": start + timedelta(minutes=i),
+            "_id": ObjectId(),
+            "jobId": ObjectId(job["id"]),
+            "workspaceId": "ws-a",
+            "trigger": "schedule",
+            "scheduledFor": start + timedelta(minutes=i),
+            "attempt": 1,
+            "status": "succeeded" if i % 2 == 0 else "failed",
+            "queuedAt": start + timedelta(minutes=i),
         }
         await db.job_executions.insert_one(doc)
         ids.append(doc["_id"])
@@ -100,11 +116,18 @@ async def test_status_shows_next_five_fire_times_in_the_job_timezone(client, ws,
     status = await resp.json()
     # 02:30 does not exist on 2030-03-10 in New York: that day is skipped, and EDT follows.
     assert status["nextFireTimes"] == [
-        "2030-03-11T06:30:00Z", "2030-03-12T06:30:00Z", "2030-03-13T06:30:00Z",
-        "2030-03-14T06:30:00Z", "2030-03-15T06:30:00Z",
+        "2030-03-11T06:30:00Z",
+        "2030-03-12T06:30:00Z",
+        "2030-03-13T06:30:00Z",
+        "2030-03-14T06:30:00Z",
+        "2030-03-15T06:30:00Z",
     ]
     assert status["running"] is False and status["activeExecution"] is None
-    assert status["version"] == 1 and status["scheduleAppliedVersion"] is None and status["scheduleLive"] is False
+    assert (
+        status["version"] == 1
+        and status["scheduleAppliedVersion"] is None
+        and status["scheduleLive"] is False
+    )
 
 
 async def test_status_shows_the_running_execution(client, ws, db):

@@ -64,8 +64,16 @@ async def test_bad_limit_and_cursor_are_422(client, ws):
 async def test_job_in_another_workspace_is_not_found(client, ws, token_for):
     job = await create_job(client, ws)
     other = await token_for("ws-b")
-    for method, suffix in (("GET", ""), ("DELETE", ""), ("POST", "/toggle"), ("POST", "/run"), ("GET", "/status")):
-        resp = await client.request(method, f"/api/workspaces/ws-b/sync-jobs/{job['id']}{suffix}", headers=other)
+    for method, suffix in (
+        ("GET", ""),
+        ("DELETE", ""),
+        ("POST", "/toggle"),
+        ("POST", "/run"),
+        ("GET", "/status"),
+    ):
+        resp = await client.request(
+            method, f"/api/workspaces/ws-b/sync-jobs/{job['id']}{suffix}", headers=other
+        )
         assert resp.status == 404, (method, suffix)
     listing = await (await client.get("/api/workspaces/ws-b/sync-jobs", headers=other)).json()
     assert listing["items"] == []
@@ -101,19 +109,34 @@ async def test_validation_lists_every_bad_field(client, ws):
 async def test_cron_macros_are_accepted_and_bad_fields_are_named(client, ws):
     for cron in ("@hourly", "@daily", "@weekly", "*/15 9-17 * * mon-fri"):
         await create_job(client, ws, schedule={"cron": cron, "timezone": "UTC"})
-    for cron, named in (("* 25 * * *", "hour"), ("* * 0 * *", "day of month"), ("* * * 13 *", "month"),
-                        ("* * * * 9", "day of week"), ("* * *", "5 fields"), ("@often", "macro")):
-        body = sync_job_body(dataSourceId=ws.data_source_id, destinationDatabaseId=ws.destination_id,
-                             schedule={"cron": cron})
+    for cron, named in (
+        ("* 25 * * *", "hour"),
+        ("* * 0 * *", "day of month"),
+        ("* * * 13 *", "month"),
+        ("* * * * 9", "day of week"),
+        ("* * *", "5 fields"),
+        ("@often", "macro"),
+    ):
+        body = sync_job_body(
+            dataSourceId=ws.data_source_id, destinationDatabaseId=ws.destination_id, schedule={"cron": cron}
+        )
         resp = await client.post(ws.jobs, json=body, headers=ws.headers)
         assert resp.status == 422, cron
         assert named in (await resp.json())["error"]["details"][0]["message"], cron
 
 
 async def test_ranges_are_enforced(client, ws):
-    for overrides in ({"timeoutSeconds": 0}, {"retry": {"maxAttempts": 0}}, {"misfireGraceSeconds": -1},
-                      {"name": "x" * 201}, {"entities": ["a", "a"]}, {"overlapPolicy": "sometimes"}):
-        body = sync_job_body(dataSourceId=ws.data_source_id, destinationDatabaseId=ws.destination_id, **overrides)
+    for overrides in (
+        {"timeoutSeconds": 0},
+        {"retry": {"maxAttempts": 0}},
+        {"misfireGraceSeconds": -1},
+        {"name": "x" * 201},
+        {"entities": ["a", "a"]},
+        {"overlapPolicy": "sometimes"},
+    ):
+        body = sync_job_body(
+            dataSourceId=ws.data_source_id, destinationDatabaseId=ws.destination_id, **overrides
+        )
         resp = await client.post(ws.jobs, json=body, headers=ws.headers)
         assert resp.status == 422, overrides
 
@@ -132,8 +155,12 @@ async def test_references_must_be_resources_of_the_same_workspace(client, ws, to
 
 async def test_put_replaces_and_bumps_version(client, ws):
     job = await create_job(client, ws)
-    body = sync_job_body(dataSourceId=ws.data_source_id, destinationDatabaseId=ws.destination_id,
-                         name="Renamed", syncMode="full")
+    body = sync_job_body(
+        dataSourceId=ws.data_source_id,
+        destinationDatabaseId=ws.destination_id,
+        name="Renamed",
+        syncMode="full",
+    )
     resp = await client.put(f"{ws.jobs}/{job['id']}", json=body, headers=ws.headers)
     assert resp.status == 200
     updated = await resp.json()
@@ -159,9 +186,13 @@ async def test_patch_merges_nested_objects_and_null_restores_the_default(client,
 
 async def test_patch_refuses_status_fields_and_invalid_merges(client, ws):
     job = await create_job(client, ws)
-    resp = await client.patch(f"{ws.jobs}/{job['id']}", json={"lastRunAt": "2020-01-01T00:00:00Z"}, headers=ws.headers)
+    resp = await client.patch(
+        f"{ws.jobs}/{job['id']}", json={"lastRunAt": "2020-01-01T00:00:00Z"}, headers=ws.headers
+    )
     assert resp.status == 422
-    resp = await client.patch(f"{ws.jobs}/{job['id']}", json={"schedule": {"cron": "bad"}}, headers=ws.headers)
+    resp = await client.patch(
+        f"{ws.jobs}/{job['id']}", json={"schedule": {"cron": "bad"}}, headers=ws.headers
+    )
     assert resp.status == 422
     resp = await client.patch(f"{ws.jobs}/{job['id']}", json=[1, 2], headers=ws.headers)
     assert resp.status == 422
@@ -190,7 +221,9 @@ async def test_if_match_with_the_current_etag_succeeds(client, ws):
     url = f"{ws.jobs}/{job['id']}"
     resp = await client.patch(url, json={"name": "Y"}, headers={**ws.headers, "If-Match": '"1"'})
     assert resp.status == 200
-    resp = await client.patch(url, json={"name": "Z"}, headers={**ws.headers, "If-Match": resp.headers["ETag"]})
+    resp = await client.patch(
+        url, json={"name": "Z"}, headers={**ws.headers, "If-Match": resp.headers["ETag"]}
+    )
     assert resp.status == 200 and (await resp.json())["version"] == 3
 
 

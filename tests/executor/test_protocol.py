@@ -3,13 +3,23 @@ from executor.protocol import Log, Raw, Record, Result, State, encode, parse_lin
 
 
 def test_protocol_messages_round_trip():
-    for message in (Record("customers", {"id": 1}), State("customers", "2030-01-01"), Log("hi", "warning"),
-                    Result("succeeded", {"n": 1})):
+    for message in (
+        Record("customers", {"id": 1}),
+        State("customers", "2030-01-01"),
+        Log("hi", "warning"),
+        Result("succeeded", {"n": 1}),
+    ):
         assert parse_line(encode(message)) == message
 
 
 def test_anything_else_on_stdout_becomes_a_log_line():
-    for line in ("plain text\n", "[1, 2]", '{"type": "record", "entity": 5, "data": {}}', '{"type": "weird"}', "{bad"):
+    for line in (
+        "plain text\n",
+        "[1, 2]",
+        '{"type": "record", "entity": 5, "data": {}}',
+        '{"type": "weird"}',
+        "{bad",
+    ):
         assert parse_line(line) == Raw(line.rstrip("\n"))
 
 

@@ -48,16 +48,38 @@ def script(tmp_path):
 @pytest.fixture
 def make_job(db, clock, secrets):
     async def make(argv=None, *, source=None, sync_mode="full", entities=(), timeout=30, env=None) -> dict:
-        fields = source or {"name": "src", "type": "command", "argv": argv, "env": env or {}, "primaryKey": "id"}
+        fields = source or {
+            "name": "src",
+            "type": "command",
+            "argv": argv,
+            "env": env or {},
+            "primaryKey": "id",
+        }
         fields = DATA_SOURCE.spec.validate_python(fields).model_dump(by_alias=True, mode="json")
         src = await DATA_SOURCE.store(db).insert("ws-a", DATA_SOURCE.seal(fields, secrets), clock.now())
         dst = await DESTINATION.store(db).insert(
-            "ws-a", {"name": "dst", "type": "mongodb", "database": "warehouse", "collectionPrefix": "", "batchSize": 50,
-                     "url": None}, clock.now())
-        spec = SyncJobSpec.model_validate({
-            "name": "j", "dataSourceId": str(src["_id"]), "destinationDatabaseId": str(dst["_id"]),
-            "schedule": {"cron": "@hourly"}, "syncMode": sync_mode, "entities": list(entities), "timeoutSeconds": timeout,
-        })
+            "ws-a",
+            {
+                "name": "dst",
+                "type": "mongodb",
+                "database": "warehouse",
+                "collectionPrefix": "",
+                "batchSize": 50,
+                "url": None,
+            },
+            clock.now(),
+        )
+        spec = SyncJobSpec.model_validate(
+            {
+                "name": "j",
+                "dataSourceId": str(src["_id"]),
+                "destinationDatabaseId": str(dst["_id"]),
+                "schedule": {"cron": "@hourly"},
+                "syncMode": sync_mode,
+                "entities": list(entities),
+                "timeoutSeconds": timeout,
+            }
+        )
         job = new_job_document("ws-a", spec, clock.now())
         job["_id"] = ObjectId()
         return job
@@ -66,7 +88,9 @@ def make_job(db, clock, secrets):
 
 
 def request_for(job, clock, **kwargs) -> RunRequest:
-    execution = new_execution_document(job=job, trigger=Trigger.MANUAL, scheduled_for=clock.now(), now=clock.now())
+    execution = new_execution_document(
+        job=job, trigger=Trigger.MANUAL, scheduled_for=clock.now(), now=clock.now()
+    )
     return RunRequest(execution=execution, job=job, timeout_seconds=job["timeoutSeconds"], **kwargs)
 
 
@@ -90,7 +114,9 @@ async def test_a_command_source_syncs_its_records_in_full(runner, script, make_j
     assert "[source] done reading" in outcome.log_tail
 
 
-async def test_full_mode_replaces_the_collection_and_a_failed_run_leaves_it_intact(runner, script, make_job, db, clock):
+async def test_full_mode_replaces_the_collection_and_a_failed_run_leaves_it_intact(
+    runner, script, make_job, db, clock
+):
     await db.client["warehouse"]["items"].insert_many([{"_id": 100, "old": True}])
     ok = script("""
         for i in range(3):
@@ -262,14 +288,28 @@ async def test_the_builtin_http_connector_runs_as_a_subprocess(runner, make_job,
     async def customers(request):
         assert request.headers["Authorization"] == "Bearer k"
         page = int(request.query.get("page", 1))
-        return web.json_response({"data": [{"id": i, "at": i} for i in range((page - 1) * 2, min(page * 2, 5))]})
+        return web.json_response(
+            {"data": [{"id": i, "at": i} for i in range((page - 1) * 2, min(page * 2, 5))]}
+        )
 
     app = web.Application()
     app.router.add_get("/v1/customers", customers)
     server = await aiohttp_server(app)
-    source = {"name": "api", "type": "http", "baseUrl": str(server.make_url("/v1")), "headers": {"Authorization": "Bearer k"},
-              "entities": [{"name": "customers", "path": "customers", "recordsPath": "data", "cursorField": "at",
-                            "pagination": {"type": "page", "pageSize": 2, "sizeParam": None}}]}
+    source = {
+        "name": "api",
+        "type": "http",
+        "baseUrl": str(server.make_url("/v1")),
+        "headers": {"Authorization": "Bearer k"},
+        "entities": [
+            {
+                "name": "customers",
+                "path": "customers",
+                "recordsPath": "data",
+                "cursorField": "at",
+                "pagination": {"type": "page", "pageSize": 2, "sizeParam": None},
+            }
+        ],
+    }
     job = await make_job(source=source, sync_mode="incremental")
     outcome = await runner.run(request_for(job, clock))
     assert outcome.status == ExecutionStatus.SUCCEEDED, (outcome.error, outcome.log_tail)

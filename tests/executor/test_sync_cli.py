@@ -16,23 +16,25 @@ def make_app(calls: list) -> web.Application:
     async def by_page(request):
         calls.append(dict(request.query))
         page, size = int(request.query["page"]), int(request.query["limit"])
-        return web.json_response({"data": {"items": PEOPLE[(page - 1) * size: page * size]}})
+        return web.json_response({"data": {"items": PEOPLE[(page - 1) * size : page * size]}})
 
     async def by_offset(request):
         offset, size = int(request.query["offset"]), int(request.query["limit"])
-        return web.json_response(PEOPLE[offset: offset + size])
+        return web.json_response(PEOPLE[offset : offset + size])
 
     async def by_cursor(request):
         start = int(request.query.get("cursor", 0))
-        chunk = PEOPLE[start: start + 3]
-        return web.json_response({"rows": chunk, "meta": {"next": str(start + 3) if start + 3 < len(PEOPLE) else None}})
+        chunk = PEOPLE[start : start + 3]
+        return web.json_response(
+            {"rows": chunk, "meta": {"next": str(start + 3) if start + 3 < len(PEOPLE) else None}}
+        )
 
     async def by_link(request):
         start = int(request.query.get("start", 0))
         headers = {}
         if start + 3 < len(PEOPLE):
             headers["Link"] = f'<{request.url.with_query(start=start + 3)}>; rel="next"'
-        return web.json_response(PEOPLE[start: start + 3], headers=headers)
+        return web.json_response(PEOPLE[start : start + 3], headers=headers)
 
     async def needs_auth(request):
         if request.headers.get("Authorization") != "Bearer s3cret":
@@ -58,9 +60,17 @@ def make_app(calls: list) -> web.Application:
         return web.json_response(PEOPLE)
 
     app = web.Application()
-    for path, handler in (("/page", by_page), ("/offset", by_offset), ("/cursor", by_cursor), ("/link", by_link),
-                          ("/auth", needs_auth), ("/flaky", flaky), ("/broken", broken), ("/html", not_json),
-                          ("/since", since)):
+    for path, handler in (
+        ("/page", by_page),
+        ("/offset", by_offset),
+        ("/cursor", by_cursor),
+        ("/link", by_link),
+        ("/auth", needs_auth),
+        ("/flaky", flaky),
+        ("/broken", broken),
+        ("/html", not_json),
+        ("/since", since),
+    ):
         app.router.add_get(path, handler)
     return app
 
@@ -78,8 +88,14 @@ def spec_for(server, entity: dict, **source) -> dict:
         "syncMode": source.pop("syncMode", "full"),
         "entities": source.pop("entities", []),
         "cursors": source.pop("cursors", {}),
-        "source": {"type": "http", "baseUrl": str(server.make_url("/")), "headers": {}, "maxRetries": 3,
-                   "entities": [entity], **source},
+        "source": {
+            "type": "http",
+            "baseUrl": str(server.make_url("/")),
+            "headers": {},
+            "maxRetries": 3,
+            "entities": [entity],
+            **source,
+        },
     }
 
 
@@ -96,11 +112,23 @@ def records(messages) -> list[dict]:
 @pytest.mark.parametrize(
     "entity",
     [
-        {"name": "p", "path": "/page", "recordsPath": "data.items",
-         "pagination": {"type": "page", "pageSize": 3, "sizeParam": "limit"}},
-        {"name": "p", "path": "/offset", "pagination": {"type": "offset", "pageSize": 2, "sizeParam": "limit"}},
-        {"name": "p", "path": "/cursor", "recordsPath": "rows",
-         "pagination": {"type": "cursor", "cursorParam": "cursor", "nextCursorPath": "meta.next"}},
+        {
+            "name": "p",
+            "path": "/page",
+            "recordsPath": "data.items",
+            "pagination": {"type": "page", "pageSize": 3, "sizeParam": "limit"},
+        },
+        {
+            "name": "p",
+            "path": "/offset",
+            "pagination": {"type": "offset", "pageSize": 2, "sizeParam": "limit"},
+        },
+        {
+            "name": "p",
+            "path": "/cursor",
+            "recordsPath": "rows",
+            "pagination": {"type": "cursor", "cursorParam": "cursor", "nextCursorPath": "meta.next"},
+        },
         {"name": "p", "path": "/link", "pagination": {"type": "link"}},
     ],
     ids=["page", "offset", "cursor", "link"],
@@ -112,7 +140,9 @@ async def test_every_pagination_kind_reads_every_record_once(server, entity):
 
 
 async def test_auth_headers_are_sent(server):
-    messages = await run(spec_for(server, {"name": "p", "path": "/auth"}, headers={"Authorization": "Bearer s3cret"}))
+    messages = await run(
+        spec_for(server, {"name": "p", "path": "/auth"}, headers={"Authorization": "Bearer s3cret"})
+    )
     assert len(records(messages)) == 2
 
 
@@ -161,8 +191,14 @@ def test_retry_after_accepts_seconds_and_dates_and_is_capped():
 def test_the_command_exits_1_with_the_reason_on_stderr(capsys):
     from executor.sync_cli import run_sync_process
 
-    spec = {"source": {"type": "http", "baseUrl": "http://127.0.0.1:9", "entities": [{"name": "x", "path": "/"}],
-                       "maxRetries": 0}}
+    spec = {
+        "source": {
+            "type": "http",
+            "baseUrl": "http://127.0.0.1:9",
+            "entities": [{"name": "x", "path": "/"}],
+            "maxRetries": 0,
+        }
+    }
     code = run_sync_process(io.StringIO(json.dumps(spec) + "\n"), io.StringIO())
     assert code == 1
     assert "sync failed" in capsys.readouterr().err

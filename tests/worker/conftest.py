@@ -43,11 +43,18 @@ class FakeRunner:
 
 @pytest.fixture
 def worker_settings(settings) -> Settings:
-    return settings.model_copy(update={
-        "worker_lease_seconds": 30, "worker_renew_seconds": 10, "worker_clock_skew_seconds": 2,
-        "job_lock_ttl_seconds": 60, "poll_interval_seconds": 2, "resync_interval_seconds": 60,
-        "shutdown_grace_seconds": 5, "max_concurrent_runs": 4,
-    })
+    return settings.model_copy(
+        update={
+            "worker_lease_seconds": 30,
+            "worker_renew_seconds": 10,
+            "worker_clock_skew_seconds": 2,
+            "job_lock_ttl_seconds": 60,
+            "poll_interval_seconds": 2,
+            "resync_interval_seconds": 60,
+            "shutdown_grace_seconds": 5,
+            "max_concurrent_runs": 4,
+        }
+    )
 
 
 @pytest.fixture
@@ -64,8 +71,12 @@ class Workers:
 
     async def start(self, name: str = "w1", **kwargs) -> Scheduler:
         scheduler = Scheduler(
-            db=self.db, runner=kwargs.pop("runner", self.runner), clock=self.clock, settings=self.settings,
-            worker_id=f"host:1:{name}", **kwargs,
+            db=self.db,
+            runner=kwargs.pop("runner", self.runner),
+            clock=self.clock,
+            settings=self.settings,
+            worker_id=f"host:1:{name}",
+            **kwargs,
         )
         stop = asyncio.Event()
         task = asyncio.create_task(scheduler.run(stop))
@@ -97,11 +108,13 @@ class Workers:
                 await asyncio.gather(task, return_exceptions=True)
 
     async def close(self) -> None:
-        for _, stop, task in self.started:
+        for _, stop, _task in self.started:
             stop.set()
         self.runner.release.set()
         await self.clock.advance(self.settings.shutdown_grace_seconds + 1)
-        await asyncio.gather(*(asyncio.wait_for(task, 5) for _, _, task in self.started), return_exceptions=True)
+        await asyncio.gather(
+            *(asyncio.wait_for(task, 5) for _, _, task in self.started), return_exceptions=True
+        )
 
 
 @pytest.fixture
@@ -115,12 +128,20 @@ async def workers(db, clock, worker_settings, runner):
 def add_job(db, clock):
     async def add(**overrides) -> dict:
         fields = {
-            "name": "job", "dataSourceId": "a" * 24, "destinationDatabaseId": "b" * 24,
+            "name": "job",
+            "dataSourceId": "a" * 24,
+            "destinationDatabaseId": "b" * 24,
             "schedule": {"cron": "* * * * *", "timezone": "UTC"},
         }
-        extra = {key: overrides.pop(key) for key in list(overrides) if key in ("nextRunAt", "version", "workspaceId")}
+        extra = {
+            key: overrides.pop(key)
+            for key in list(overrides)
+            if key in ("nextRunAt", "version", "workspaceId")
+        }
         fields.update(overrides)
-        doc = new_job_document(extra.pop("workspaceId", "ws-a"), SyncJobSpec.model_validate(fields), clock.now())
+        doc = new_job_document(
+            extra.pop("workspaceId", "ws-a"), SyncJobSpec.model_validate(fields), clock.now()
+        )
         doc.update(extra)
         doc["_id"] = (await db.syncjobs.insert_one(doc)).inserted_id
         return doc
@@ -129,7 +150,11 @@ def add_job(db, clock):
 
 
 async def executions_of(db, job_id, **query) -> list[dict]:
-    return await db.job_executions.find({"jobId": job_id, **query}).sort([("queuedAt", 1), ("_id", 1)]).to_list(None)
+    return (
+        await db.job_executions.find({"jobId": job_id, **query})
+        .sort([("queuedAt", 1), ("_id", 1)])
+        .to_list(None)
+    )
 
 
 async def wait_for_status(db, execution_id, status: str, timeout: float = 5.0) -> dict:

@@ -23,7 +23,9 @@ async def test_cancel_request_stops_the_running_sync(workers, db, clock, runner,
     await clock.advance(2)
     await wait_for_status(db, execution["_id"], "running")
     assert await db.job_execution_locks.find_one({"_id": job["_id"]}) is not None
-    await ExecutionStore(db, retention_days=30).request_cancel("ws-a", job["_id"], execution["_id"], clock.now())
+    await ExecutionStore(db, retention_days=30).request_cancel(
+        "ws-a", job["_id"], execution["_id"], clock.now()
+    )
     await clock.advance(2)
     done = await wait_for_status(db, execution["_id"], "canceled")
     assert done["reason"] == "cancel requested" and done["finishedAt"] is not None
@@ -72,10 +74,14 @@ async def test_overlap_cancel_running_replaces_the_old_run(workers, db, clock, r
     await wait_for_status(db, runs[1]["_id"], "running")
 
 
-async def test_failed_runs_are_retried_with_backoff_until_attempts_run_out(workers, db, clock, runner, add_job):
+async def test_failed_runs_are_retried_with_backoff_until_attempts_run_out(
+    workers, db, clock, runner, add_job
+):
     runner.outcomes.extend([RunOutcome(ExecutionStatus.FAILED, error="boom", exit_code=1)] * 3)
-    job = await add_job(schedule={"cron": "0 0 1 1 *", "timezone": "UTC"},
-                        retry={"maxAttempts": 3, "backoffSeconds": 10, "backoffMultiplier": 2, "maxBackoffSeconds": 60})
+    job = await add_job(
+        schedule={"cron": "0 0 1 1 *", "timezone": "UTC"},
+        retry={"maxAttempts": 3, "backoffSeconds": 10, "backoffMultiplier": 2, "maxBackoffSeconds": 60},
+    )
     await workers.start()
     first = await start_run(db, clock, job)
     await clock.advance(2)
@@ -92,7 +98,9 @@ async def test_failed_runs_are_retried_with_backoff_until_attempts_run_out(worke
     await wait_for_status(db, third["_id"], "failed")
     assert await db.job_executions.count_documents({"retryOf": third["_id"]}) == 0
     stored = await db.syncjobs.find_one({"_id": job["_id"]})
-    assert stored["consecutiveFailures"] == 3 and stored["failureCount"] == 3 and stored["lastError"] == "boom"
+    assert (
+        stored["consecutiveFailures"] == 3 and stored["failureCount"] == 3 and stored["lastError"] == "boom"
+    )
 
 
 async def test_abandoned_runs_of_a_dead_worker_are_recovered_and_retried(workers, db, clock, add_job):
@@ -103,8 +111,14 @@ async def test_abandoned_runs_of_a_dead_worker_are_recovered_and_retried(workers
         {"$set": {"status": "running", "lockTerm": 0, "workerId": "dead:1:x", "startedAt": clock.now()}},
     )
     # Its job lock expired: the worker that held it stopped renewing.
-    await db.job_execution_locks.insert_one({"_id": job["_id"], "owner": "dead:1:x", "executionId": stuck["_id"],
-                                             "expiresAt": clock.now() - timedelta(seconds=1)})
+    await db.job_execution_locks.insert_one(
+        {
+            "_id": job["_id"],
+            "owner": "dead:1:x",
+            "executionId": stuck["_id"],
+            "expiresAt": clock.now() - timedelta(seconds=1),
+        }
+    )
     await workers.start()
     recovered = await wait_for_status(db, stuck["_id"], "abandoned")
     assert "stopped renewing" in recovered["error"]
@@ -116,8 +130,14 @@ async def test_a_run_whose_job_lock_is_still_live_is_not_abandoned(workers, db, 
     job = await add_job(schedule={"cron": "0 0 1 1 *", "timezone": "UTC"})
     alive = await start_run(db, clock, job)
     await db.job_executions.update_one({"_id": alive["_id"]}, {"$set": {"status": "running", "lockTerm": 0}})
-    await db.job_execution_locks.insert_one({"_id": job["_id"], "owner": "other:1:x", "executionId": alive["_id"],
-                                             "expiresAt": clock.now() + timedelta(seconds=60)})
+    await db.job_execution_locks.insert_one(
+        {
+            "_id": job["_id"],
+            "owner": "other:1:x",
+            "executionId": alive["_id"],
+            "expiresAt": clock.now() + timedelta(seconds=60),
+        }
+    )
     await workers.start()
     await clock.advance(5)
     assert (await db.job_executions.find_one({"_id": alive["_id"]}))["status"] == "running"
@@ -138,7 +158,9 @@ async def test_a_crashed_leaders_run_is_abandoned_after_its_lock_lapses(workers,
     assert (await db.syncjobs.find_one({"_id": job["_id"]}))["lastRunStatus"] == "abandoned"
 
 
-async def test_at_most_max_concurrent_runs_at_once_the_rest_wait_in_order(workers, db, clock, runner, add_job):
+async def test_at_most_max_concurrent_runs_at_once_the_rest_wait_in_order(
+    workers, db, clock, runner, add_job
+):
     runner.hold = True
     jobs = [await add_job(name=f"j{i}", schedule={"cron": "0 0 1 1 *", "timezone": "UTC"}) for i in range(6)]
     await workers.start()
@@ -155,7 +177,9 @@ async def test_at_most_max_concurrent_runs_at_once_the_rest_wait_in_order(worker
     assert runner.peak == 4
 
 
-async def test_shutdown_waits_for_runs_then_cancels_them_and_releases_locks(workers, db, clock, runner, add_job):
+async def test_shutdown_waits_for_runs_then_cancels_them_and_releases_locks(
+    workers, db, clock, runner, add_job
+):
     runner.hold = True
     job = await add_job(schedule={"cron": "0 0 1 1 *", "timezone": "UTC"})
     leader = await workers.start()
@@ -178,13 +202,18 @@ async def test_a_deposed_leaders_late_result_does_not_touch_the_job(workers, db,
     await clock.advance(2)
     await wait_for_status(db, execution["_id"], "running")
     # Another worker took the lock (say this one was cut off): a new term begins.
-    await db.worker_locks.update_one({"_id": "sync-worker"}, {"$set": {"owner": "other:1:y"}, "$inc": {"term": 1}})
+    await db.worker_locks.update_one(
+        {"_id": "sync-worker"}, {"$set": {"owner": "other:1:y"}, "$inc": {"term": 1}}
+    )
     runner.outcomes.append(RunOutcome(ExecutionStatus.SUCCEEDED, cursors={"customers": "2030-01-01"}))
     runner.hold = False
     runner.release.set()
     await wait_for_status(db, execution["_id"], "succeeded")
     stored = await db.syncjobs.find_one({"_id": job["_id"]})
     assert stored["lastRunStatus"] is None and stored["cursors"] == {} and stored["runCount"] == 0
+    # Its next renewal finds another owner: it steps down.
+    await clock.advance(11)
+    assert not leader.leading.is_set()
 
 
 async def test_cursors_are_saved_when_the_run_succeeds_under_a_live_term(workers, db, clock, runner, add_job):

@@ -1,4 +1,4 @@
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from structlog.testing import capture_logs
 
@@ -54,14 +54,17 @@ async def test_no_slot_runs_twice_across_a_takeover(workers, db, add_job):
     await workers.crash(leader)
     await workers.clock.advance(300, step=5)
     for job in jobs:
-        slots = [(run["scheduledFor"], run["attempt"]) for run in await executions_of(db, job["_id"], trigger="schedule")]
+        slots = [
+            (run["scheduledFor"], run["attempt"])
+            for run in await executions_of(db, job["_id"], trigger="schedule")
+        ]
         assert len(slots) == len(set(slots)), slots
         assert len(slots) >= 6
 
 
 async def test_misses_while_no_leader_ran_are_recorded_and_the_newest_runs_once(workers, db, add_job, clock):
     clock.set(datetime(2030, 1, 7, 12, 0, 10, tzinfo=UTC))
-    # The last leader planned 11:00; nobody fired since. Grace 300 s: 11:56..12:00 are newest... only 12:00 runs.
+    # The last leader planned 11:00 and nobody fired since: 11:00-11:59 are recorded, 12:00 runs.
     job = await add_job(nextRunAt=datetime(2030, 1, 7, 11, 0, tzinfo=UTC), misfireGraceSeconds=300)
     await workers.start()
     runs = await executions_of(db, job["_id"])
@@ -69,7 +72,8 @@ async def test_misses_while_no_leader_ran_are_recorded_and_the_newest_runs_once(
     ran = [run for run in runs if run["status"] != "skipped"]
     assert len(skipped) == 1 and skipped[0]["reason"] == "missed"
     assert skipped[0]["missed"] == {
-        "count": 60, "firstSlot": datetime(2030, 1, 7, 11, 0, tzinfo=UTC),
+        "count": 60,
+        "firstSlot": datetime(2030, 1, 7, 11, 0, tzinfo=UTC),
         "lastSlot": datetime(2030, 1, 7, 11, 59, tzinfo=UTC),
     }
     assert [run["scheduledFor"] for run in ran] == [datetime(2030, 1, 7, 12, 0, tzinfo=UTC)]
@@ -78,8 +82,11 @@ async def test_misses_while_no_leader_ran_are_recorded_and_the_newest_runs_once(
 
 async def test_misses_older_than_the_grace_are_not_run(workers, db, add_job, clock):
     clock.set(datetime(2030, 1, 7, 12, 30, tzinfo=UTC))
-    job = await add_job(schedule={"cron": "0 * * * *", "timezone": "UTC"},
-                        nextRunAt=datetime(2030, 1, 7, 10, 0, tzinfo=UTC), misfireGraceSeconds=60)
+    job = await add_job(
+        schedule={"cron": "0 * * * *", "timezone": "UTC"},
+        nextRunAt=datetime(2030, 1, 7, 10, 0, tzinfo=UTC),
+        misfireGraceSeconds=60,
+    )
     await workers.start()
     runs = await executions_of(db, job["_id"])
     assert [(run["status"], run["missed"]["count"]) for run in runs] == [("skipped", 3)]

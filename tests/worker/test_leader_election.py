@@ -22,7 +22,9 @@ async def test_leader_renews_its_lease_and_keeps_the_lock(workers, db):
     await workers.clock.advance(300)
     assert workers.leaders() == [leader]
     lock = await db.worker_locks.find_one({"_id": "sync-worker"})
-    assert lock["term"] == 1 and lock["heartbeatAt"] >= workers.clock.now() - __import__("datetime").timedelta(seconds=10)
+    assert lock["term"] == 1 and lock["heartbeatAt"] >= workers.clock.now() - __import__(
+        "datetime"
+    ).timedelta(seconds=10)
 
 
 async def test_standby_takes_over_after_the_lease_lapses(workers, db):

@@ -57,7 +57,9 @@ def test_an_overdue_group_fires_once_and_moves_past_now():
         (utc(2030, 1, 1, 12, 0), utc(2030, 1, 1, 12, 3, 30), 10, None, 4),
     ],
 )
-def test_missed_slots_split_into_one_coalesced_run_and_a_skipped_count(first_missed, now, grace, run_slot, skipped):
+def test_missed_slots_split_into_one_coalesced_run_and_a_skipped_count(
+    first_missed, now, grace, run_slot, skipped
+):
     misfire = classify_missed("* * * * *", "UTC", first_missed, now, grace)
     assert misfire.run_slot == run_slot and misfire.skipped_count == skipped
 
@@ -66,7 +68,9 @@ def test_nothing_missed_when_the_planned_slot_is_ahead():
     assert classify_missed("* * * * *", "UTC", utc(2030, 1, 1, 12, 1), utc(2030, 1, 1, 12, 0), 60) is None
 
 
-@pytest.mark.parametrize(("attempt", "low", "high"), [(1, 5, 10), (2, 10, 20), (3, 20, 40), (6, 30, 60), (20, 30, 60)])
+@pytest.mark.parametrize(
+    ("attempt", "low", "high"), [(1, 5, 10), (2, 10, 20), (3, 20, 40), (6, 30, 60), (20, 30, 60)]
+)
 def test_retry_delay_doubles_with_jitter_and_is_capped(attempt, low, high):
     rng = random.Random(7)
     delays = [retry_delay(attempt, base=10, multiplier=2, cap=60, rng=rng) for _ in range(200)]

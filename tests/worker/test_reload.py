@@ -11,8 +11,12 @@ from tests.worker.conftest import executions_of
 
 
 def spec(**overrides) -> SyncJobSpec:
-    fields = {"name": "job", "dataSourceId": "a" * 24, "destinationDatabaseId": "b" * 24,
-              "schedule": {"cron": "0 * * * *", "timezone": "UTC"}}
+    fields = {
+        "name": "job",
+        "dataSourceId": "a" * 24,
+        "destinationDatabaseId": "b" * 24,
+        "schedule": {"cron": "0 * * * *", "timezone": "UTC"},
+    }
     fields.update(overrides)
     return SyncJobSpec.model_validate(fields)
 
@@ -31,8 +35,13 @@ async def test_cron_change_reschedules_without_restart(workers, db, clock):
     store = SyncJobStore(db)
     job = await store.create("ws-a", spec(), clock.now())
     leader = await workers.start()
-    await store.update("ws-a", job["_id"], {"schedule": {"cron": "*/5 * * * *", "timezone": "UTC"}}, clock.now(),
-                       expected_version=1)
+    await store.update(
+        "ws-a",
+        job["_id"],
+        {"schedule": {"cron": "*/5 * * * *", "timezone": "UTC"}},
+        clock.now(),
+        expected_version=1,
+    )
     await clock.advance(3)
     assert leader.schedule.next_fire_of(job["_id"]) == datetime(2030, 1, 7, 12, 5, tzinfo=UTC)
     stored = await db.syncjobs.find_one({"_id": job["_id"]})
@@ -56,14 +65,48 @@ async def test_toggle_off_stops_firing_and_toggle_on_resumes(workers, db, clock)
     assert len(await executions_of(db, job["_id"])) == 1
 
 
-async def test_delete_stops_firing_even_before_the_resync(workers, db, clock):
+async def test_a_job_deleted_just_before_its_slot_never_runs(workers, db, clock, runner):
+    clock.set(datetime(2030, 1, 7, 12, 0, 30, tzinfo=UTC))  # the slot comes 30 s in, well before the resync
     store = SyncJobStore(db)
     job = await store.create("ws-a", spec(schedule={"cron": "* * * * *", "timezone": "UTC"}), clock.now())
-    leader = await workers.start()
-    await store.delete("ws-a", job["_id"], expected_version=None)
-    await clock.advance(61)
-    assert await executions_of(db, job["_id"]) == []
-    assert job["_id"] not in leader.schedule
+    await workers.start()
+    await clock.advance(28)
+    await store.delete(
+        "ws-a", job["_id"], expected_version=None
+    )  # polling cannot see a delete before the resync
+    await clock.advance(3)
+    runs = await executions_of(db, job["_id"])
+    assert [(run["status"], run["reason"]) for run in runs] == [("canceled", "the job was deleted")]
+    assert runner.requests == []
+
+
+async def test_an_edit_the_feed_has_not_seen_yet_has_the_last_word_on_the_slot(workers, db, clock, runner):
+    clock.set(datetime(2030, 1, 7, 12, 0, 30, tzinfo=UTC))
+    workers.settings = workers.settings.model_copy(update={"poll_interval_seconds": 600})  # the feed lags
+    store = SyncJobStore(db)
+    disabled = await store.create(
+        "ws-a", spec(schedule={"cron": "* * * * *", "timezone": "UTC"}), clock.now()
+    )
+    moved = await store.create("ws-a", spec(schedule={"cron": "* * * * *", "timezone": "UTC"}), clock.now())
+    await workers.start()
+    await clock.advance(29)
+    await store.update("ws-a", disabled["_id"], {"enabled": False}, clock.now(), expected_version=None)
+    await store.update(
+        "ws-a",
+        moved["_id"],
+        {"schedule": {"cron": "30 * * * *", "timezone": "UTC"}},
+        clock.now(),
+        expected_version=None,
+    )
+    await clock.advance(2)
+    reasons = {
+        run["jobId"]: (run["status"], run["reason"]) for run in await db.job_executions.find().to_list(None)
+    }
+    assert reasons == {
+        disabled["_id"]: ("skipped", "the job was disabled"),
+        moved["_id"]: ("skipped", "the job's schedule changed"),
+    }
+    assert runner.requests == []
 
 
 async def test_resync_drops_deleted_jobs(workers, db, clock):

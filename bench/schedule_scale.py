@@ -1,0 +1,330 @@
+"""How the schedule scales: 10,000 jobs on the in-memory database, beside APScheduler 3.x as the baseline.
+
+    python bench/schedule_scale.py            # everything, ~1-2 minutes
+    python bench/schedule_scale.py --jobs 2000
+    MONGODB_URL=mongodb://localhost:27017 python bench/schedule_scale.py   # the same on a real server
+
+Each figure comes from a fresh subprocess, so peak memory (ru_maxrss) is that scenario's alone.
+
+- load: the time from reading 10,000 job documents to a schedule ready to fire (the confirmation writes,
+  scheduleAppliedVersion and nextRunAt, then run beside it; their own time is printed too).
+- idle CPU: process CPU time over wall time for 5 s with nothing due.
+- lag: from each due slot to its execution record being written (insert_many returned), with a no-op runner
+  and no concurrency cap; 5 rounds. Our side runs on a clock compressed 60x (a minute of schedule passes
+  in a real second, sleeps shortened to match) so that minute-granular crons come due every real second;
+  lags are converted back to real time. APScheduler's jobs use a seconds field instead, which it supports.
+  APScheduler only calls a function; we also persist every firing, on a database that scans a collection
+  for every unique-index check, so the "store" column is the in-memory database's share of the lag.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo", "Australia/Sydney", "America/Sao_Paulo",
+         "Asia/Kolkata"]
+SPEED = 60.0
+
+
+def crons(jobs: int, distinct: int) -> list[tuple[str, str]]:
+    """`jobs` (cron, zone) pairs drawn from `distinct` different ones, none due in the next hour or so."""
+    pairs = []
+    for i in range(distinct):
+        minute, hour, zone = i % 60, (i // 60) % 24, ZONES[(i // 1440) % len(ZONES)]
+        pairs.append((f"{minute} {hour} * * *", zone))
+    return [pairs[i % distinct] for i in range(jobs)]
+
+
+async def fresh_database():
+    """The in-memory database, or a scratch database on the server at MONGODB_URL when it is set."""
+    from models.collections import ensure_indexes
+    from models.database import open_in_memory
+
+    url = os.environ.get("MONGODB_URL")
+    if url:
+        from pymongo import AsyncMongoClient
+
+        client = AsyncMongoClient(url, tz_aware=True)
+        await client.drop_database("syncjobs_bench")
+        db = client["syncjobs_bench"]
+    else:
+        db = open_in_memory("bench").db
+    await ensure_indexes(db)
+    return db
+
+
+def report(result: dict) -> None:
+    """Print a scenario's figures and end its process at once: nothing after the measurement matters
+    (a lag trial would otherwise go on to run a thousand no-op executions)."""
+    print(json.dumps(result), flush=True)  # noqa: T201
+    os._exit(0)
+
+
+def peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def percentiles(values: list[float]) -> dict:
+    ordered = sorted(values)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return {"p50": pick(0.50), "p99": pick(0.99), "max": ordered[-1], "n": len(ordered)}
+
+
+# -- syncjobs -----------------------------------------------------------------------------------------
+
+class CompressedClock:
+    """Schedule time runs SPEED times faster than real time, from a chosen start."""
+
+    def __init__(self, start: datetime):
+        self._start = start
+        self._real_start = time.perf_counter()
+
+    def now(self) -> datetime:
+        return self._start + timedelta(seconds=(time.perf_counter() - self._real_start) * SPEED)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds) / SPEED)
+
+
+class NoopRunner:
+    async def run(self, request):
+        from executor.outcome import RunOutcome
+        from models.execution import ExecutionStatus
+
+        return RunOutcome(ExecutionStatus.SUCCEEDED)
+
+
+async def seed(db, pairs: list[tuple[str, str]], now: datetime, *, confirmed: bool = True) -> None:
+    """Insert the jobs; `confirmed` leaves them as a previous leader would (nextRunAt, scheduleAppliedVersion
+    written), which is what a takeover or a restart loads."""
+    from models.schedule import next_fire_time
+    from models.sync_job import SyncJobSpec, new_job_document
+
+    spec = SyncJobSpec.model_validate({"name": "bench", "dataSourceId": "a" * 24, "destinationDatabaseId": "b" * 24,
+                                       "schedule": {"cron": "@daily"}})
+    next_of = {pair: next_fire_time(pair[0], now, pair[1]) for pair in set(pairs)} if confirmed else {}
+    created = now - timedelta(hours=1)  # jobs of a running deployment, not a bulk import of a second ago
+    docs = []
+    for cron, zone in pairs:
+        doc = new_job_document("ws", spec, created)
+        doc["schedule"] = {"cron": cron, "timezone": zone}
+        if confirmed:
+            doc.update(nextRunAt=next_of[(cron, zone)], scheduleAppliedVersion=1, scheduleAppliedAt=created)
+        docs.append(doc)
+    await db.syncjobs.insert_many(docs)
+
+
+def make_scheduler(db, clock, **settings):
+    from models.settings import Settings
+    from worker.scheduler import Scheduler
+
+    config = Settings(_env_file=None, log_level="warning", **settings)
+    return Scheduler(db=db, runner=NoopRunner(), clock=clock, settings=config, max_concurrent=0)
+
+
+async def ours_load(jobs: int, distinct: int, confirmed: bool = True) -> dict:
+    from models.clock import SystemClock
+
+    db = await fresh_database()
+    clock = SystemClock()
+    await seed(db, crons(jobs, distinct), clock.now(), confirmed=confirmed)
+    scheduler = make_scheduler(db, clock)
+    started = time.perf_counter()
+    await scheduler.load_all(term=1)
+    ready = time.perf_counter() - started
+    await scheduler._bookkeeping
+    confirmed = time.perf_counter() - started
+    return {"load_s": ready, "confirm_s": confirmed, "peak_mib": peak_mib(), "scheduled": len(scheduler.schedule)}
+
+
+async def ours_idle(jobs: int) -> dict:
+    from models.clock import SystemClock
+
+    db = await fresh_database()
+    clock = SystemClock()
+    await seed(db, crons(jobs, 100), clock.now())
+    scheduler = make_scheduler(db, clock)
+    stop = asyncio.Event()
+    task = asyncio.create_task(scheduler.run(stop))
+    await scheduler.leading.wait()
+    await asyncio.sleep(1.0)  # let the load's confirmation writes finish
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    await asyncio.sleep(5.0)
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    stop.set()
+    await task
+    return {"idle_cpu_pct": 100 * cpu / wall}
+
+
+async def ours_lag(jobs: int, due: int) -> dict:
+    """One trial in a fresh process: the first slot's execution records, then exit. Later slots on the same
+    in-memory database would measure how long it takes to scan the previous rounds' documents instead."""
+    db = await fresh_database()
+    # Start 3 schedule-minutes (3 real seconds) before a minute boundary: the schedule is loaded and
+    # idle by the time the slot comes due.
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=3)
+    pairs = [("* * * * *", "UTC")] * due + crons(jobs - due, 100)
+    await seed(db, pairs, start)
+    clock = CompressedClock(start)
+    scheduler = make_scheduler(db, clock, poll_interval_seconds=3600, resync_interval_seconds=36000,
+                               worker_lease_seconds=600, job_lock_ttl_seconds=600)
+    executions = scheduler._executions
+    original = executions.insert_many
+
+    async def timed_insert(docs, **kwargs):
+        began = clock.now()
+        result = await original(docs, **kwargs)
+        ended = clock.now()
+        slot = docs[0]["scheduledFor"]
+        report({"lag_ms": (ended - slot).total_seconds() / SPEED * 1000,
+                "before_write_ms": (began - slot).total_seconds() / SPEED * 1000,
+                "count": len(docs), "peak_mib": peak_mib()})
+        return result
+
+    executions.insert_many = timed_insert
+    await scheduler.run(asyncio.Event())  # ends the process from inside timed_insert
+
+
+# -- APScheduler 3.x baseline ---------------------------------------------------------------------------
+
+def aps_scheduler():
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    return AsyncIOScheduler(timezone="UTC", job_defaults={"misfire_grace_time": 60, "max_instances": 10})
+
+
+async def aps_load(jobs: int, distinct: int) -> dict:
+    from apscheduler.triggers.cron import CronTrigger
+
+    scheduler = aps_scheduler()
+    started = time.perf_counter()
+    for cron, zone in crons(jobs, distinct):
+        scheduler.add_job(noop, CronTrigger.from_crontab(cron, timezone=zone))
+    scheduler.start()
+    elapsed = time.perf_counter() - started
+    scheduler.shutdown(wait=False)
+    return {"load_s": elapsed, "peak_mib": peak_mib()}
+
+
+def noop():
+    pass
+
+
+async def aps_idle(jobs: int) -> dict:
+    from apscheduler.triggers.cron import CronTrigger
+
+    scheduler = aps_scheduler()
+    for cron, zone in crons(jobs, 100):
+        scheduler.add_job(noop, CronTrigger.from_crontab(cron, timezone=zone))
+    scheduler.start()
+    await asyncio.sleep(1.0)
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    await asyncio.sleep(5.0)
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    scheduler.shutdown(wait=False)
+    return {"idle_cpu_pct": 100 * cpu / wall}
+
+
+async def aps_lag(jobs: int, due: int, rounds: int) -> dict:
+    from apscheduler.triggers.cron import CronTrigger
+
+    lags: list[float] = []
+
+    def record(slot_second: int):
+        now = datetime.now(UTC)
+        slot = now.replace(microsecond=0)
+        if slot.second % 2:
+            slot -= timedelta(seconds=1)
+        lags.append((now - slot).total_seconds() * 1000)
+
+    scheduler = aps_scheduler()
+    for _ in range(due):
+        scheduler.add_job(record, CronTrigger(second="*/2", timezone="UTC"), args=[0])
+    for cron, zone in crons(jobs - due, 100):
+        scheduler.add_job(noop, CronTrigger.from_crontab(cron, timezone=zone))
+    scheduler.start()
+    while len(lags) < due * rounds:
+        await asyncio.sleep(0.05)
+    scheduler.shutdown(wait=False)
+    return {"lag_ms": percentiles(lags[: due * rounds]), "peak_mib": peak_mib()}
+
+
+SCENARIOS = {
+    "ours-load": ours_load, "ours-idle": ours_idle, "ours-lag": ours_lag,
+    "aps-load": aps_load, "aps-idle": aps_idle, "aps-lag": aps_lag,
+}
+
+
+def run_scenario(name: str, **kwargs) -> dict:
+    argv = [sys.executable, __file__, "--scenario", name, "--args", json.dumps(kwargs)]
+    out = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def ratio(ours, theirs) -> str:
+    if not isinstance(ours, (int, float)) or not isinstance(theirs, (int, float)) or theirs == 0:
+        return "-"
+    return f"{ours / theirs:.2f}x"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--scenario")
+    parser.add_argument("--args", default="{}")
+    args = parser.parse_args()
+    if args.scenario:
+        import logging
+
+        logging.disable(logging.WARNING)
+        from models.logs import configure_logging
+
+        configure_logging(fmt="json", level="error")
+        report(asyncio.run(SCENARIOS[args.scenario](**json.loads(args.args))))
+    jobs = args.jobs
+    rows = []
+    for label, distinct in (("100 (cron, tz) pairs", 100), ("all pairs distinct", jobs)):
+        ours = run_scenario("ours-load", jobs=jobs, distinct=distinct)
+        theirs = run_scenario("aps-load", jobs=jobs, distinct=distinct)
+        rows.append((f"load {jobs} jobs, {label} (s)", ours.get("load_s"), theirs.get("load_s")))
+        rows.append(("  peak memory (MiB)", ours.get("peak_mib"), theirs.get("peak_mib")))
+    first = run_scenario("ours-load", jobs=1000, distinct=100, confirmed=False)
+    rows.append(("first-ever load of 1000 new jobs: ready (s)", first.get("load_s"), None))
+    rows.append(("  confirmation writes done (s)", first.get("confirm_s"), None))
+    ours, theirs = run_scenario("ours-idle", jobs=jobs), run_scenario("aps-idle", jobs=jobs)
+    rows.append(("idle CPU (%)", ours.get("idle_cpu_pct"), theirs.get("idle_cpu_pct")))
+    for due in (100, 1000):
+        trials = [run_scenario("ours-lag", jobs=jobs, due=due) for _ in range(args.rounds)]
+        failed = [trial["error"] for trial in trials if "error" in trial]
+        trials = [trial for trial in trials if "error" not in trial]
+        theirs = run_scenario("aps-lag", jobs=jobs, due=due, rounds=args.rounds)
+        # Every record of one slot is written by one insert_many, so each trial counts once per record.
+        lags = percentiles([t["lag_ms"] for t in trials for _ in range(t["count"])]) if trials else {}
+        before = percentiles([t["before_write_ms"] for t in trials for _ in range(t["count"])]) if trials else {}
+        for key in ("p50", "p99", "max"):
+            rows.append((f"lag, {due} due at once, {key} (ms)", lags.get(key), theirs.get("lag_ms", {}).get(key)))
+        rows.append(("  of which before the write began, p99 (ms)", before.get("p99"), None))
+        for error in failed + ([theirs["error"]] if "error" in theirs else []):
+            rows.append((f"  a trial failed: {error}", None, None))
+    width = max(len(row[0]) for row in rows)
+    print(f"{'':<{width}}  {'syncjobs':>10}  {'APScheduler':>11}  {'ratio':>7}")  # noqa: T201
+    for name, ours_value, theirs_value in rows:
+        fmt = lambda v: f"{v:10.3f}" if isinstance(v, (int, float)) else f"{'-':>10}"  # noqa: E731
+        print(f"{name:<{width}}  {fmt(ours_value)}  {fmt(theirs_value):>11}  {ratio(ours_value, theirs_value):>7}")  # noqa: T201
+
+
+if __name__ == "__main__":
+    main()
