@@ -18,3 +18,9 @@ def expected_version(request: web.Request) -> int | None:
     if not tag.isdigit():
         raise VersionMismatch("If-Match names no version of this resource", details={"ifMatch": header})
     return int(tag)
+
+
+def check_version(current: dict, wanted: int | None) -> None:
+    """412 unless the document is at the version If-Match named (or If-Match named none)."""
+    if wanted is not None and current["version"] != wanted:
+        raise VersionMismatch(details={"expectedVersion": wanted, "version": current["version"]})

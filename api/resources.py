@@ -3,11 +3,11 @@
 from aiohttp import web
 
 from api.bodies import read_object, to_json, validate
-from api.etags import etag, expected_version
+from api.etags import check_version, etag, expected_version
 from api.keys import CLOCK, DB, JOBS, SECRETS
 from api.merge_patch import merge_patch
 from models.documents import parse_object_id
-from models.errors import Conflict, ValidationFailed, VersionMismatch
+from models.errors import Conflict, ValidationFailed
 from models.pagination import parse_limit
 from models.resources import ResourceKind
 
@@ -75,8 +75,7 @@ class ResourceHandlers:
         wanted = expected_version(request)
         store = self._store(request)
         current = await store.get(workspace_id, resource_id)
-        if wanted is not None and current["version"] != wanted:
-            raise VersionMismatch(details={"expectedVersion": wanted, "version": current["version"]})
+        check_version(current, wanted)
         editable = {
             key: value
             for key, value in self.kind.masked(current, request.app[SECRETS]).items()

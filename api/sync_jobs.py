@@ -5,7 +5,7 @@ from typing import Any
 from aiohttp import web
 
 from api.bodies import read_model, read_object, to_json, validate
-from api.etags import etag, expected_version
+from api.etags import check_version, etag, expected_version
 from api.keys import CLOCK, DB, EXECUTIONS, JOBS
 from api.merge_patch import merge_patch
 from models.documents import parse_object_id
@@ -17,8 +17,10 @@ from models.schedule import next_fire_times
 from models.sync_job import STATUS_FIELDS, SyncJobSpec, SyncJobView
 
 NEXT_FIRE_TIMES = 5
-# A PATCH retries its read-merge-write this often when another writer slips in between.
-PATCH_ATTEMPTS = 5
+# A PATCH or toggle retries its read-change-write this often when another writer slips in between.
+REWRITE_ATTEMPTS = 5
+READ_ONLY = {"id", "_id", "workspaceId", "version", "createdAt", "updatedAt"}
+EDITABLE_FIELDS = tuple(SyncJobSpec.model_json_schema(by_alias=True)["properties"])
 
 
 def job_id_of(request: web.Request):
@@ -72,34 +74,20 @@ async def replace_job(request: web.Request) -> web.Response:
     return job_response(doc)
 
 
-async def patch_job(request: web.Request) -> web.Response:
+async def rewrite_job(request: web.Request, change) -> web.Response:
+    """Read the job, derive its new fields with `change(current)`, write them if nobody wrote in between.
+    With If-Match a conflict is the client's to resolve (412); without, the read-change-write is retried."""
     workspace_id = request.match_info["workspaceId"]
     job_id = job_id_of(request)
-    patch = await read_object(request)
-    read_only = sorted(
-        set(patch) & {*STATUS_FIELDS, "id", "_id", "workspaceId", "version", "createdAt", "updatedAt"}
-    )
-    if read_only:
-        raise ValidationFailed(
-            "Read-only fields cannot be written",
-            details=[{"field": f, "message": "read-only"} for f in read_only],
-        )
     wanted = expected_version(request)
     store = request.app[JOBS]
-    for _ in range(PATCH_ATTEMPTS):
+    for _ in range(REWRITE_ATTEMPTS):
         current = await store.get(workspace_id, job_id)
-        if wanted is not None and current["version"] != wanted:
-            raise VersionMismatch(details={"expectedVersion": wanted, "version": current["version"]})
-        editable = {key: current[key] for key in SyncJobSpec.model_json_schema(by_alias=True)["properties"]}
-        spec = validate(SyncJobSpec, merge_patch(editable, patch))
-        await check_references(request, workspace_id, spec)
+        check_version(current, wanted)
+        fields = await change(current)
         try:
             doc = await store.update(
-                workspace_id,
-                job_id,
-                spec.to_document(),
-                request.app[CLOCK].now(),
-                expected_version=current["version"],
+                workspace_id, job_id, fields, request.app[CLOCK].now(), expected_version=current["version"]
             )
         except VersionMismatch:
             if wanted is not None:
@@ -107,41 +95,41 @@ async def patch_job(request: web.Request) -> web.Response:
             continue
         return job_response(doc)
     raise VersionMismatch("The job kept changing; try again")
+
+
+async def patch_job(request: web.Request) -> web.Response:
+    patch = await read_object(request)
+    read_only = sorted(set(patch) & {*STATUS_FIELDS, *READ_ONLY})
+    if read_only:
+        raise ValidationFailed(
+            "Read-only fields cannot be written",
+            details=[{"field": f, "message": "read-only"} for f in read_only],
+        )
+
+    async def merged(current: dict[str, Any]) -> dict[str, Any]:
+        editable = {key: current[key] for key in EDITABLE_FIELDS}
+        spec = validate(SyncJobSpec, merge_patch(editable, patch))
+        await check_references(request, request.match_info["workspaceId"], spec)
+        return spec.to_document()
+
+    return await rewrite_job(request, merged)
 
 
 async def delete_job(request: web.Request) -> web.Response:
     workspace_id = request.match_info["workspaceId"]
     job_id = job_id_of(request)
     wanted = expected_version(request)
-    current = await request.app[JOBS].get(workspace_id, job_id)
-    if wanted is not None and current["version"] != wanted:
-        raise VersionMismatch(details={"expectedVersion": wanted, "version": current["version"]})
+    check_version(await request.app[JOBS].get(workspace_id, job_id), wanted)
     await request.app[EXECUTIONS].cancel_active_for_job(job_id, request.app[CLOCK].now())
     await request.app[JOBS].delete(workspace_id, job_id, expected_version=wanted)
     return web.Response(status=204)
 
 
 async def toggle_job(request: web.Request) -> web.Response:
-    workspace_id = request.match_info["workspaceId"]
-    job_id = job_id_of(request)
-    wanted = expected_version(request)
-    store = request.app[JOBS]
-    for _ in range(PATCH_ATTEMPTS):
-        current = await store.get(workspace_id, job_id)
-        try:
-            doc = await store.update(
-                workspace_id,
-                job_id,
-                {"enabled": not current["enabled"]},
-                request.app[CLOCK].now(),
-                expected_version=current["version"] if wanted is None else wanted,
-            )
-        except VersionMismatch:
-            if wanted is not None:
-                raise
-            continue
-        return job_response(doc)
-    raise VersionMismatch("The job kept changing; try again")
+    async def flipped(current: dict[str, Any]) -> dict[str, Any]:
+        return {"enabled": not current["enabled"]}
+
+    return await rewrite_job(request, flipped)
 
 
 async def run_job(request: web.Request) -> web.Response:

@@ -22,7 +22,6 @@ import asyncio
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import time
@@ -31,8 +30,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo", "Australia/Sydney", "America/Sao_Paulo",
-         "Asia/Kolkata"]
+ZONES = [
+    "UTC",
+    "Europe/Berlin",
+    "America/New_York",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+    "America/Sao_Paulo",
+    "Asia/Kolkata",
+]
 SPEED = 60.0
 
 
@@ -66,7 +72,7 @@ async def fresh_database():
 def report(result: dict) -> None:
     """Print a scenario's figures and end its process at once: nothing after the measurement matters
     (a lag trial would otherwise go on to run a thousand no-op executions)."""
-    print(json.dumps(result), flush=True)  # noqa: T201
+    print(json.dumps(result), flush=True)
     os._exit(0)
 
 
@@ -81,6 +87,7 @@ def percentiles(values: list[float]) -> dict:
 
 
 # -- syncjobs -----------------------------------------------------------------------------------------
+
 
 class CompressedClock:
     """Schedule time runs SPEED times faster than real time, from a chosen start."""
@@ -110,8 +117,14 @@ async def seed(db, pairs: list[tuple[str, str]], now: datetime, *, confirmed: bo
     from models.schedule import next_fire_time
     from models.sync_job import SyncJobSpec, new_job_document
 
-    spec = SyncJobSpec.model_validate({"name": "bench", "dataSourceId": "a" * 24, "destinationDatabaseId": "b" * 24,
-                                       "schedule": {"cron": "@daily"}})
+    spec = SyncJobSpec.model_validate(
+        {
+            "name": "bench",
+            "dataSourceId": "a" * 24,
+            "destinationDatabaseId": "b" * 24,
+            "schedule": {"cron": "@daily"},
+        }
+    )
     next_of = {pair: next_fire_time(pair[0], now, pair[1]) for pair in set(pairs)} if confirmed else {}
     created = now - timedelta(hours=1)  # jobs of a running deployment, not a bulk import of a second ago
     docs = []
@@ -144,7 +157,12 @@ async def ours_load(jobs: int, distinct: int, confirmed: bool = True) -> dict:
     ready = time.perf_counter() - started
     await scheduler._bookkeeping
     confirmed = time.perf_counter() - started
-    return {"load_s": ready, "confirm_s": confirmed, "peak_mib": peak_mib(), "scheduled": len(scheduler.schedule)}
+    return {
+        "load_s": ready,
+        "confirm_s": confirmed,
+        "peak_mib": peak_mib(),
+        "scheduled": len(scheduler.schedule),
+    }
 
 
 async def ours_idle(jobs: int) -> dict:
@@ -176,8 +194,14 @@ async def ours_lag(jobs: int, due: int) -> dict:
     pairs = [("* * * * *", "UTC")] * due + crons(jobs - due, 100)
     await seed(db, pairs, start)
     clock = CompressedClock(start)
-    scheduler = make_scheduler(db, clock, poll_interval_seconds=3600, resync_interval_seconds=36000,
-                               worker_lease_seconds=600, job_lock_ttl_seconds=600)
+    scheduler = make_scheduler(
+        db,
+        clock,
+        poll_interval_seconds=3600,
+        resync_interval_seconds=36000,
+        worker_lease_seconds=600,
+        job_lock_ttl_seconds=600,
+    )
     executions = scheduler._executions
     original = executions.insert_many
 
@@ -186,9 +210,14 @@ async def ours_lag(jobs: int, due: int) -> dict:
         result = await original(docs, **kwargs)
         ended = clock.now()
         slot = docs[0]["scheduledFor"]
-        report({"lag_ms": (ended - slot).total_seconds() / SPEED * 1000,
+        report(
+            {
+                "lag_ms": (ended - slot).total_seconds() / SPEED * 1000,
                 "before_write_ms": (began - slot).total_seconds() / SPEED * 1000,
-                "count": len(docs), "peak_mib": peak_mib()})
+                "count": len(docs),
+                "peak_mib": peak_mib(),
+            }
+        )
         return result
 
     executions.insert_many = timed_insert
@@ -196,6 +225,7 @@ async def ours_lag(jobs: int, due: int) -> dict:
 
 
 # -- APScheduler 3.x baseline ---------------------------------------------------------------------------
+
 
 def aps_scheduler():
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -260,8 +290,12 @@ async def aps_lag(jobs: int, due: int, rounds: int) -> dict:
 
 
 SCENARIOS = {
-    "ours-load": ours_load, "ours-idle": ours_idle, "ours-lag": ours_lag,
-    "aps-load": aps_load, "aps-idle": aps_idle, "aps-lag": aps_lag,
+    "ours-load": ours_load,
+    "ours-idle": ours_idle,
+    "ours-lag": ours_lag,
+    "aps-load": aps_load,
+    "aps-idle": aps_idle,
+    "aps-lag": aps_lag,
 }
 
 
@@ -269,7 +303,9 @@ def run_scenario(name: str, **kwargs) -> dict:
     argv = [sys.executable, __file__, "--scenario", name, "--args", json.dumps(kwargs)]
     out = subprocess.run(argv, capture_output=True, text=True, check=False)
     if out.returncode != 0:
-        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"}
+        return {
+            "error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"
+        }
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -313,17 +349,22 @@ def main() -> None:
         theirs = run_scenario("aps-lag", jobs=jobs, due=due, rounds=args.rounds)
         # Every record of one slot is written by one insert_many, so each trial counts once per record.
         lags = percentiles([t["lag_ms"] for t in trials for _ in range(t["count"])]) if trials else {}
-        before = percentiles([t["before_write_ms"] for t in trials for _ in range(t["count"])]) if trials else {}
+        before = (
+            percentiles([t["before_write_ms"] for t in trials for _ in range(t["count"])]) if trials else {}
+        )
         for key in ("p50", "p99", "max"):
-            rows.append((f"lag, {due} due at once, {key} (ms)", lags.get(key), theirs.get("lag_ms", {}).get(key)))
+            rows.append(
+                (f"lag, {due} due at once, {key} (ms)", lags.get(key), theirs.get("lag_ms", {}).get(key))
+            )
         rows.append(("  of which before the write began, p99 (ms)", before.get("p99"), None))
         for error in failed + ([theirs["error"]] if "error" in theirs else []):
             rows.append((f"  a trial failed: {error}", None, None))
     width = max(len(row[0]) for row in rows)
-    print(f"{'':<{width}}  {'syncjobs':>10}  {'APScheduler':>11}  {'ratio':>7}")  # noqa: T201
+    print(f"{'':<{width}}  {'syncjobs':>10}  {'APScheduler':>11}  {'ratio':>7}")
     for name, ours_value, theirs_value in rows:
         fmt = lambda v: f"{v:10.3f}" if isinstance(v, (int, float)) else f"{'-':>10}"  # noqa: E731
-        print(f"{name:<{width}}  {fmt(ours_value)}  {fmt(theirs_value):>11}  {ratio(ours_value, theirs_value):>7}")  # noqa: T201
+        change = ratio(ours_value, theirs_value)
+        print(f"{name:<{width}}  {fmt(ours_value)}  {fmt(theirs_value):>11}  {change:>7}")
 
 
 if __name__ == "__main__":

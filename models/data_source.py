@@ -1,11 +1,10 @@
 """Data sources: where a sync reads from. `http` is the built-in connector; `command` runs any executable."""
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, TypeAdapter, field_validator
 
-from models.documents import CamelModel, Document, IdText
+from models.documents import CamelModel, ResourceView
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 DottedPath = Annotated[
@@ -85,15 +84,7 @@ SECRET_MAPS = {"http": ("headers",), "command": ("env",)}
 SECRET_URLS = {"http": ("baseUrl",), "command": ()}
 
 
-class DataSourceView(Document):
-    id: IdText = Field(alias="_id", serialization_alias="id")
-    workspace_id: str
-    name: str
-    description: str = ""
-    type: str
-    version: int
-    created_at: datetime
-    updated_at: datetime
+class DataSourceView(ResourceView):
     base_url: str | None = None
     headers: dict[str, str] | None = None
     pagination: dict[str, Any] | None = None

@@ -1,11 +1,10 @@
 """Destinations: where a sync writes. Type `mongodb`: one collection per entity, upserts by primary key."""
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import Field, TypeAdapter
 
-from models.documents import CamelModel, Document, IdText
+from models.documents import CamelModel, ResourceView
 
 
 class MongoDestination(CamelModel):
@@ -29,15 +28,7 @@ SECRET_MAPS: dict[str, tuple[str, ...]] = {"mongodb": ()}
 SECRET_URLS = {"mongodb": ("url",)}
 
 
-class DestinationView(Document):
-    id: IdText = Field(alias="_id", serialization_alias="id")
-    workspace_id: str
-    name: str
-    description: str = ""
-    type: str
-    version: int
-    created_at: datetime
-    updated_at: datetime
+class DestinationView(ResourceView):
     url: str | None = None
     database: str
     collection_prefix: str = ""

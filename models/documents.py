@@ -1,10 +1,11 @@
 """Conventions shared by every document and JSON body: camelCase names, ObjectId ids."""
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from bson import ObjectId
 from bson.errors import InvalidId
-from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
 from models.errors import NotFound
@@ -43,3 +44,16 @@ def parse_object_id(text: str, error: type[NotFound]) -> ObjectId:
         return ObjectId(text)
     except (InvalidId, TypeError):
         raise error(details={"id": text, "reason": "not a 24-character hex ObjectId"}) from None
+
+
+class ResourceView(Document):
+    """The fields every workspace resource shows."""
+
+    id: IdText = Field(alias="_id", serialization_alias="id")
+    workspace_id: str
+    name: str
+    description: str = ""
+    type: str
+    version: int
+    created_at: datetime
+    updated_at: datetime

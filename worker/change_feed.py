@@ -105,7 +105,8 @@ class PollingFeed:
         if self._since is None:
             return {}
         recent = self._clock.now() - timedelta(seconds=self.RECENT_SECONDS)
-        return {"updatedAt": {"$gte": min(self._since, recent)}}
+        # Strictly after the mark: thousands of jobs written in one millisecond are not read at every poll.
+        return {"updatedAt": {"$gt": min(self._since, recent)}}
 
     async def changes(self) -> AsyncIterator[Change]:
         waited = 0.0
