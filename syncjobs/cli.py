@@ -4,6 +4,7 @@ import argparse
 import asyncio
 import sys
 
+from models.errors import SyncJobsError
 from models.logs import configure_logging
 from models.settings import Settings
 
@@ -35,6 +36,15 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return run(argv)
+    except SyncJobsError as error:
+        # Configuration mistakes (a missing or malformed key, say) end with a sentence, not a traceback.
+        sys.stderr.write(f"syncjobs: {error.message}\n")
+        return 2
+
+
+def run(argv: list[str] | None) -> int:
     settings = Settings()
     args = build_parser(settings).parse_args(argv)
     if args.command == "sync":

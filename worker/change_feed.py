@@ -142,9 +142,11 @@ class StreamFeed:
             stream = await _open(self._db[SYNC_JOBS], JOB_PIPELINE, None)
             await stream.close()
         except (PyMongoError, TypeError, NotImplementedError, AttributeError) as error:
-            if is_unsupported(error):
-                raise ChangeStreamsUnsupported(str(error)) from error
-            raise
+            if not is_unsupported(error):
+                raise
+            if isinstance(error, OperationFailure):
+                raise ChangeStreamsUnsupported(f"the server said: {error.details or error}") from error
+            raise ChangeStreamsUnsupported("this database has no change streams (in-memory)") from error
 
     async def changes(self) -> AsyncIterator[Change]:
         tasks = [
@@ -202,7 +204,7 @@ async def open_feed(db, *, clock: Clock, poll_seconds: float, resync_seconds: fl
         await feed.probe()
         return feed
     except ChangeStreamsUnsupported as error:
-        log.info("change_streams_unsupported_polling", reason=str(error)[:200], poll_seconds=poll_seconds)
+        log.info("change_streams_unsupported_polling", reason=str(error), poll_seconds=poll_seconds)
         return PollingFeed(
             db, clock=clock, poll_seconds=poll_seconds, resync_seconds=resync_seconds, since=since
         )

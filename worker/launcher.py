@@ -68,8 +68,12 @@ class Launcher:
         leader_lock: LeaderLock,
         rng: random.Random | None = None,
         max_concurrent: int | None = None,
+        may_launch=lambda: True,
     ):
         self._executions = db[JOB_EXECUTIONS]
+        # Asked again right before each start: a run that waited for a slot must not start once this
+        # worker has stopped leading; it stays queued for the next leader.
+        self._may_launch = may_launch
         self._jobs = db[SYNC_JOBS]
         self._runner = runner
         self._clock = clock
@@ -150,6 +154,8 @@ class Launcher:
 
     async def _run(self, execution: dict[str, Any], term: int) -> None:
         execution_id, job_id = execution["_id"], execution["jobId"]
+        if not self._may_launch():
+            return
         job = await self._jobs.find_one({"_id": job_id})
         if job is None:
             await self._finish_unstarted(execution_id, ExecutionStatus.CANCELED, "the job was deleted")

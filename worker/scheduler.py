@@ -84,6 +84,7 @@ class Scheduler:
             leader_lock=self.leader_lock,
             rng=rng,
             max_concurrent=max_concurrent,
+            may_launch=self.acting,
         )
         self._status = JobStatusWriter(db)
         self._bookkeeping: asyncio.Task | None = None
@@ -418,15 +419,11 @@ class Scheduler:
                 self.launcher.cancel(doc["_id"], "cancel requested")
 
     async def recover_abandoned(self, term: int) -> int:
-        """Executions left `running` under an older term whose job lock has lapsed: their worker died.
-        They become `abandoned` (and are retried if the job allows), so nothing stays running forever."""
+        """Executions left `running` whose job lock has lapsed and that this worker is not running: their
+        worker died (or a run of ours failed to record its end). They become `abandoned` (and are retried if
+        the job allows), so nothing stays running forever."""
         now = self._clock.now()
-        candidates = await self._executions.find(
-            {
-                "status": ExecutionStatus.RUNNING.value,
-                "$or": [{"lockTerm": {"$lt": term}}, {"lockTerm": None}],
-            }
-        ).to_list(None)
+        candidates = await self._executions.find({"status": ExecutionStatus.RUNNING.value}).to_list(None)
         candidates = [doc for doc in candidates if doc["_id"] not in self.launcher.running]
         if not candidates:
             return 0

@@ -226,3 +226,39 @@ async def test_cursors_are_saved_when_the_run_succeeds_under_a_live_term(workers
     stored = await db.syncjobs.find_one({"_id": job["_id"]})
     assert stored["cursors"] == {"customers": "2030-01-01"}
     assert ObjectId.is_valid(str(stored["_id"]))
+
+
+async def test_runs_waiting_for_a_slot_do_not_start_after_leadership_is_lost(
+    workers, db, clock, runner, add_job
+):
+    workers.settings = workers.settings.model_copy(update={"max_concurrent_runs": 1})
+    runner.hold = True
+    first_job = await add_job(name="a", schedule={"cron": "0 0 1 1 *", "timezone": "UTC"})
+    second_job = await add_job(name="b", schedule={"cron": "0 0 1 1 *", "timezone": "UTC"})
+    leader = await workers.start("w1")
+    first = await start_run(db, clock, first_job)
+    clock.set(clock.now() + timedelta(milliseconds=10))
+    second = await start_run(db, clock, second_job)
+    await clock.advance(2)
+    await wait_for_status(db, first["_id"], "running")
+    await db.worker_locks.update_one(
+        {"_id": "sync-worker"}, {"$set": {"owner": "other:1:y"}, "$inc": {"term": 1}}
+    )
+    await clock.advance(11)
+    assert not leader.leading.is_set()
+    runner.hold = False
+    runner.release.set()
+    await wait_for_status(db, first["_id"], "succeeded")
+    await clock.advance(3)
+    assert (await db.job_executions.find_one({"_id": second["_id"]}))["status"] == "queued"
+    assert [r.execution["_id"] for r in runner.requests] == [first["_id"]]
+
+
+async def test_a_run_left_running_by_this_very_leader_is_recovered_at_the_resync(workers, db, clock, add_job):
+    job = await add_job(schedule={"cron": "0 0 1 1 *", "timezone": "UTC"}, retry={"maxAttempts": 1})
+    await workers.start()
+    stuck = await start_run(db, clock, job)
+    # As if its end could not be recorded: running, under the current term, with no lock and no task.
+    await db.job_executions.update_one({"_id": stuck["_id"]}, {"$set": {"status": "running", "lockTerm": 1}})
+    await clock.advance(61)
+    assert (await db.job_executions.find_one({"_id": stuck["_id"]}))["status"] == "abandoned"
