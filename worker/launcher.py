@@ -148,9 +148,9 @@ class Launcher:
                         await self._run(execution, term)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                # The execution stays as the database has it; recovery deals with a stuck `running`.
+            except Exception as error:
                 log.exception("execution_launch_failed")
+                await self._fail_unexpectedly(execution["_id"], error)
 
     async def _run(self, execution: dict[str, Any], term: int) -> None:
         execution_id, job_id = execution["_id"], execution["jobId"]
@@ -338,6 +338,28 @@ class Launcher:
             )
             self.cancel(holder["executionId"], "replaced by a newer scheduled run")
         # queue (and cancel_running): stays queued; the dispatcher tries again when the lock frees.
+
+    async def _fail_unexpectedly(self, execution_id: ObjectId, error: Exception) -> None:
+        """A bug or a database error in the launch itself: end the execution as failed rather than leave it
+        queued (retried at every poll) or running (until recovery)."""
+        try:
+            await self._executions.update_one(
+                {
+                    "_id": execution_id,
+                    "status": {"$in": [ExecutionStatus.QUEUED.value, ExecutionStatus.RUNNING.value]},
+                    "$or": [{"workerId": None}, {"workerId": self._leader_lock.worker_id}],
+                },
+                {
+                    "$set": {
+                        **finished_fields(
+                            ExecutionStatus.FAILED, self._clock.now(), self._settings.execution_retention_days
+                        ),
+                        "error": f"the worker failed to run it: {error!r}",
+                    }
+                },
+            )
+        except PyMongoError:
+            pass  # the database is what failed; recovery ends a stuck run once its lock lapses
 
     async def _finish_unstarted(
         self, execution_id: ObjectId, status: ExecutionStatus, reason: str, **extra

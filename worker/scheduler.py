@@ -4,6 +4,7 @@ import asyncio
 import random
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfoNotFoundError
 
 import structlog
 from bson import ObjectId
@@ -256,10 +257,15 @@ class Scheduler:
             self._versions[job_id] = version
             self._workspaces[job_id] = doc["workspaceId"]
             if doc.get("enabled"):
+                try:
+                    cron, timezone = doc["schedule"]["cron"], doc["schedule"]["timezone"]
+                    next_run = self.schedule.put(job_id, cron, timezone, now)
+                except (KeyError, TypeError, ValueError, ZoneInfoNotFoundError) as error:
+                    # A document edited by hand into nonsense stops that job, never the schedule.
+                    log.error("job_schedule_invalid", job_id=str(job_id), error=repr(error))
+                    self.schedule.remove(job_id)
+                    continue
                 first_missed = doc.get("nextRunAt")
-                next_run = self.schedule.put(
-                    job_id, doc["schedule"]["cron"], doc["schedule"]["timezone"], now
-                )
                 if catch_up and first_missed is not None and first_missed <= now:
                     missed.append((doc, first_missed))
             else:

@@ -116,3 +116,33 @@ async def test_hundreds_of_jobs_sharing_a_schedule_fire_in_one_batch(workers, db
     assert inserts == [100]
     assert len(leader.schedule) == len(jobs)
     assert await db.job_executions.count_documents({"status": "succeeded"}) == 100
+
+
+async def test_a_job_document_broken_by_hand_stops_only_that_job(workers, db, add_job):
+    broken = await add_job(name="broken")
+    await db.syncjobs.update_one({"_id": broken["_id"]}, {"$set": {"schedule.timezone": "Mars/Olympus_Mons"}})
+    healthy = await add_job(name="healthy")
+    with capture_logs() as logs:
+        leader = await workers.start()
+        await workers.clock.advance(61)
+    assert broken["_id"] not in leader.schedule and leader.leading.is_set()
+    assert len(await executions_of(db, healthy["_id"])) == 1
+    assert await executions_of(db, broken["_id"]) == []
+    assert any(entry["event"] == "job_schedule_invalid" for entry in logs)
+
+
+async def test_an_unexpected_launch_error_fails_the_execution_instead_of_leaving_it_queued(
+    workers, db, add_job, monkeypatch
+):
+    job = await add_job()
+    leader = await workers.start()
+
+    async def broken_acquire(*args, **kwargs):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(leader.job_locks, "acquire", broken_acquire)
+    await workers.clock.advance(61)
+    runs = await executions_of(db, job["_id"])
+    assert [(run["status"], run["error"]) for run in runs] == [
+        ("failed", "the worker failed to run it: RuntimeError('bug')")
+    ]
