@@ -24,7 +24,7 @@ class Database:
 def open_database(settings: Settings) -> Database:
     """The real server at MONGODB_URL, or an in-memory database when it is unset."""
     if settings.mongodb_url:
-        client = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
+        client: AsyncMongoClient = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
         return Database(client, client[settings.mongodb_db], in_memory=False)
     return open_in_memory(settings.mongodb_db)
 
@@ -32,7 +32,7 @@ def open_database(settings: Settings) -> Database:
 def open_in_memory(name: str = "syncjobs") -> Database:
     from mongomock_motor import AsyncMongoMockClient
 
-    client = AsyncMongoMockClient(tz_aware=True)
+    client: Any = AsyncMongoMockClient(tz_aware=True)
     return Database(client, client[name], in_memory=True)
 
 

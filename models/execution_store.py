@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -95,7 +96,7 @@ class ExecutionStore:
             details={"executionId": str(execution_id), "status": current["status"]},
         )
 
-    async def cancel_active_for_job(self, job_id: ObjectId, now: datetime) -> list[str]:
+    async def cancel_active_for_job(self, job_id: ObjectId, now: datetime) -> builtins.list[str]:
         """Cancel whatever of the job is queued or running (its job is being deleted); returns their ids."""
         ids = []
         while (doc := await self._cancel({"jobId": job_id, "cancelRequestedAt": None}, now)) is not None:

@@ -1,5 +1,6 @@
 """Data sources and destinations as one kind of workspace resource each, with their secret fields."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,8 +30,8 @@ class ResourceKind:
     spec: TypeAdapter
     view: type[Document]
     not_found: type[NotFound]
-    secret_maps: dict[str, tuple[str, ...]]
-    secret_urls: dict[str, tuple[str, ...]]
+    secret_maps: Mapping[str, tuple[str, ...]]
+    secret_urls: Mapping[str, tuple[str, ...]]
     # The SyncJob field that refers to a resource of this kind.
     job_field: str
 
