@@ -251,29 +251,26 @@ class SyncSession:
             await process.stdin.drain()
             process.stdin.close()
 
-    async def _read_stderr(self, process) -> None:
+    async def _lines(self, stream: asyncio.StreamReader, name: str) -> AsyncIterator[str]:
+        """The stream's lines as they come; a line over the limit is cut (and said so), not buffered."""
         while True:
             try:
-                line = await process.stderr.readline()
+                line = await stream.readline()
             except ValueError:
-                self._log.add("(an over-long line was cut)", stream="stderr")
+                self._log.add("(an over-long line was cut)", stream=name)
                 continue
             if not line:
                 return
-            self._log.add(line.decode(errors="replace"), stream="stderr")
+            yield line.decode(errors="replace")
+
+    async def _read_stderr(self, process) -> None:
+        async for line in self._lines(process.stderr, "stderr"):
+            self._log.add(line, stream="stderr")
 
     async def _read_stdout(self, process) -> None:
         wanted = set(self._entities)
-        while True:
-            try:
-                line = await process.stdout.readline()
-            except ValueError:
-                self._log.add("(an over-long line was cut)", stream="stdout")
-                continue
-            if not line:
-                await self._writer.flush()
-                return
-            message = parse_line(line.decode(errors="replace"))
+        async for line in self._lines(process.stdout, "stdout"):
+            message = parse_line(line)
             if isinstance(message, Record):
                 if wanted and message.entity not in wanted:
                     continue  # the job's entity filter holds even if the source ignores it
