@@ -1,13 +1,13 @@
 """The per-job lock in `job_execution_locks`: one execution of a job at a time, across every worker."""
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
 from models.clock import Clock
 from models.collections import JOB_LOCKS
+from models.locks import JobLock
 
 
 class JobLocks:
@@ -55,7 +55,7 @@ class JobLocks:
     async def release(self, job_id: ObjectId, execution_id: ObjectId) -> None:
         await self._locks.delete_one({"_id": job_id, "executionId": execution_id, "owner": self._worker_id})
 
-    async def holder(self, job_id: ObjectId) -> dict[str, Any] | None:
+    async def holder(self, job_id: ObjectId) -> JobLock | None:
         """The live lock of a job, or None: an expired document is free, whatever the TTL monitor did."""
         return await self._locks.find_one({"_id": job_id, "expiresAt": {"$gt": self._clock.now()}})
 

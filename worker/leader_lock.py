@@ -13,8 +13,9 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from models.clock import Clock
 from models.collections import WORKER_LOCKS
+from models.locks import LEADER_LOCK_ID
 
-LOCK_ID = "sync-worker"
+LOCK_ID = LEADER_LOCK_ID
 
 
 @dataclass(frozen=True)

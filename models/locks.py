@@ -1,0 +1,34 @@
+"""The two lock documents, as operators read them with db.worker_locks.find() and db.job_execution_locks.find().
+
+Both are leases: valid while `expiresAt` is in the future, judged by the query against the clock, never by
+whether the TTL monitor has deleted the document yet.
+"""
+
+from datetime import datetime
+from typing import TypedDict
+
+from bson import ObjectId
+
+LEADER_LOCK_ID = "sync-worker"
+
+
+class WorkerLock(TypedDict):
+    """`worker_locks`, one document: which worker schedules. No TTL index: `term` must never restart."""
+
+    _id: str  # LEADER_LOCK_ID
+    owner: str  # host:pid:shortuuid
+    term: int  # raised on every new acquisition; fences a deposed leader's writes
+    acquiredAt: datetime
+    heartbeatAt: datetime
+    expiresAt: datetime
+
+
+class JobLock(TypedDict):
+    """`job_execution_locks`, one document per running job: which execution may run it."""
+
+    _id: ObjectId  # the job's id
+    owner: str  # the worker running it
+    executionId: ObjectId
+    lockTerm: int
+    acquiredAt: datetime
+    expiresAt: datetime  # renewed at a third of its TTL while the sync runs
