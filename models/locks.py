@@ -1,4 +1,4 @@
-"""The two lock documents, as operators read them with db.worker_locks.find() and db.job_execution_locks.find().
+"""The two lock documents, as operators see them in db.worker_locks and db.job_execution_locks.
 
 Both are leases: valid while `expiresAt` is in the future, judged by the query against the clock, never by
 whether the TTL monitor has deleted the document yet.
