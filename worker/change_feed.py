@@ -129,8 +129,9 @@ class StreamFeed:
 
     mode = "change_streams"
 
-    def __init__(self, db):
+    def __init__(self, db, *, retry_seconds: float = 1.0):
         self._db = db
+        self._retry_seconds = retry_seconds
         self._queue: asyncio.Queue[Change | Exception] = asyncio.Queue()
 
     def seen(self, updated_at: datetime | None) -> None:
@@ -190,7 +191,7 @@ class StreamFeed:
                     log.warning("change_stream_reopened", collection=collection, error=str(error))
                     token = None
                     await self._queue.put(Change("resync"))
-                await asyncio.sleep(1)
+                await asyncio.sleep(self._retry_seconds)
 
 
 async def _open(collection, pipeline: list[dict], token):
