@@ -128,12 +128,14 @@ class Scheduler:
             asyncio.create_task(self._follow_schedule(lease.term), name="schedule"),
             asyncio.create_task(stop.wait(), name="stop"),
         ]
+        lost = False
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 if not task.cancelled() and task.exception() is not None:
                     error = task.exception()
                     if isinstance(error, LeadershipLost):
+                        lost = True
                         log.warning("lock_lost", term=lease.term, reason=str(error))
                     else:
                         log.error("leadership_ended_by_error", error=repr(error), exc_info=error)
@@ -149,6 +151,8 @@ class Scheduler:
             self._workspaces.clear()
         if stop.is_set():
             await self.launcher.drain(self._settings.shutdown_grace_seconds)
+        if not lost:
+            # Stopping, or an error ended this leadership: hand over now rather than after the lease.
             await self.leader_lock.release(lease)
             log.info("lock_released", term=lease.term)
 

@@ -97,3 +97,19 @@ async def test_regaining_leadership_starts_exactly_one_set_of_loops(workers):
     names = [task.get_name() for task in asyncio.all_tasks()]
     assert leader.leading.is_set()
     assert names.count("fire") == 1 and names.count("dispatch") == 1 and names.count("feed") == 1
+
+
+async def test_an_error_that_ends_leadership_releases_the_lock_at_once(workers, db, monkeypatch):
+    leader = await workers.start("w1")
+
+    async def broken_resync(term):
+        raise RuntimeError("bug in the resync")
+
+    monkeypatch.setattr(leader, "resync", broken_resync)
+    await workers.clock.advance(61)  # the first resync comes at 60 s
+    assert not leader.leading.is_set()
+    lock = await db.worker_locks.find_one({"_id": "sync-worker"})
+    assert lock["term"] == 1 and lock["expiresAt"] <= workers.clock.now() and lock["releasedAt"] is not None
+    await workers.clock.advance(10)
+    assert leader.leading.is_set()
+    assert (await db.worker_locks.find_one({"_id": "sync-worker"}))["term"] == 2
