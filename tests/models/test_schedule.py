@@ -101,3 +101,16 @@ def test_fire_times_are_strictly_increasing_and_after_the_start(minute, hour, tz
 
     days = [moment.astimezone(ZoneInfo(tz)).date() for moment in times]
     assert len(set(days)) == len(days)
+
+
+def test_iterators_of_one_expression_do_not_share_their_position():
+    from models.schedule import fire_times
+
+    early = fire_times("0 * * * *", utc(2030, 1, 1, 0, 30), "UTC")
+    late = fire_times("0 * * * *", utc(2030, 6, 1, 0, 30), "UTC")
+    assert [next(early), next(late), next(early), next(late)] == [
+        utc(2030, 1, 1, 1),
+        utc(2030, 6, 1, 1),
+        utc(2030, 1, 1, 2),
+        utc(2030, 6, 1, 2),
+    ]
