@@ -10,11 +10,12 @@ Each figure comes from a fresh subprocess, so peak memory (ru_maxrss) is that sc
   scheduleAppliedVersion and nextRunAt, then run beside it; their own time is printed too).
 - idle CPU: process CPU time over wall time for 5 s with nothing due.
 - lag: from each due slot to its execution record being written (insert_many returned), with a no-op runner
-  and no concurrency cap; 5 rounds. Our side runs on a clock compressed 60x (a minute of schedule passes
-  in a real second, sleeps shortened to match) so that minute-granular crons come due every real second;
-  lags are converted back to real time. APScheduler's jobs use a seconds field instead, which it supports.
-  APScheduler only calls a function; we also persist every firing, on a database that scans a collection
-  for every unique-index check, so the "store" column is the in-memory database's share of the lag.
+  and no concurrency cap; 5 trials, each in a fresh process. Our side runs on a clock that stands still
+  while the jobs load and then runs 60x faster than real time, so that a minute-granular cron comes due
+  33 ms after loading; lags are converted back to real time. "before the write began" is the scheduler's
+  own share: waking, building the batch. APScheduler's jobs use a seconds field instead, which it
+  supports; it only calls a function, while we also persist every firing, here on a database that scans a
+  collection for every unique-index check.
 """
 
 import argparse
@@ -42,12 +43,14 @@ ZONES = [
 SPEED = 60.0
 
 
-def crons(jobs: int, distinct: int) -> list[tuple[str, str]]:
-    """`jobs` (cron, zone) pairs drawn from `distinct` different ones, none due in the next hour or so."""
+def crons(jobs: int, distinct: int, *, quiet: bool = False) -> list[tuple[str, str]]:
+    """`jobs` (cron, zone) pairs drawn from `distinct` different ones, daily at spread-out times. `quiet`
+    moves them to a day half a year away, so that none comes due while the due jobs are measured."""
+    day = "1 " + str((datetime.now(UTC).month + 5) % 12 + 1) if quiet else "* *"
     pairs = []
     for i in range(distinct):
         minute, hour, zone = i % 60, (i // 60) % 24, ZONES[(i // 1440) % len(ZONES)]
-        pairs.append((f"{minute} {hour} * * *", zone))
+        pairs.append((f"{minute} {hour} {day} *", zone))
     return [pairs[i % distinct] for i in range(jobs)]
 
 
@@ -90,17 +93,26 @@ def percentiles(values: list[float]) -> dict:
 
 
 class CompressedClock:
-    """Schedule time runs SPEED times faster than real time, from a chosen start."""
+    """Schedule time stands still at `start` until go(), then runs SPEED times faster than real time."""
 
     def __init__(self, start: datetime):
         self._start = start
-        self._real_start = time.perf_counter()
+        self._go: float | None = None
+        self._started = asyncio.Event()
+
+    def go(self) -> None:
+        self._go = time.perf_counter()
+        self._started.set()
 
     def now(self) -> datetime:
-        return self._start + timedelta(seconds=(time.perf_counter() - self._real_start) * SPEED)
+        if self._go is None:
+            return self._start
+        return self._start + timedelta(seconds=(time.perf_counter() - self._go) * SPEED)
 
     async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(max(0.0, seconds) / SPEED)
+        deadline = self.now() + timedelta(seconds=max(0.0, seconds))
+        await self._started.wait()
+        await asyncio.sleep(max(0.0, (deadline - self.now()).total_seconds()) / SPEED)
 
 
 class NoopRunner:
@@ -170,7 +182,7 @@ async def ours_idle(jobs: int) -> dict:
 
     db = await fresh_database()
     clock = SystemClock()
-    await seed(db, crons(jobs, 100), clock.now())
+    await seed(db, crons(jobs, 100, quiet=True), clock.now())
     scheduler = make_scheduler(db, clock)
     stop = asyncio.Event()
     task = asyncio.create_task(scheduler.run(stop))
@@ -188,10 +200,10 @@ async def ours_lag(jobs: int, due: int) -> dict:
     """One trial in a fresh process: the first slot's execution records, then exit. Later slots on the same
     in-memory database would measure how long it takes to scan the previous rounds' documents instead."""
     db = await fresh_database()
-    # Start 3 schedule-minutes (3 real seconds) before a minute boundary: the schedule is loaded and
-    # idle by the time the slot comes due.
-    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=3)
-    pairs = [("* * * * *", "UTC")] * due + crons(jobs - due, 100)
+    # Schedule time stands 2 s before a minute boundary while the jobs load, then starts to run.
+    start = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1, seconds=-2)
+    pairs = [("* * * * *", "UTC")] * due + crons(jobs - due, 100, quiet=True)
+    # As a previous leader left them: every job's nextRunAt is its next slot, nothing was missed.
     await seed(db, pairs, start)
     clock = CompressedClock(start)
     scheduler = make_scheduler(
@@ -221,7 +233,12 @@ async def ours_lag(jobs: int, due: int) -> dict:
         return result
 
     executions.insert_many = timed_insert
-    await scheduler.run(asyncio.Event())  # ends the process from inside timed_insert
+    running = asyncio.create_task(scheduler.run(asyncio.Event()))  # ends the process from inside timed_insert
+    while len(scheduler.schedule) < jobs:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.2)  # the load's last steps (recovery, the loops starting) with time still frozen
+    clock.go()
+    await running
 
 
 # -- APScheduler 3.x baseline ---------------------------------------------------------------------------
@@ -254,7 +271,7 @@ async def aps_idle(jobs: int) -> dict:
     from apscheduler.triggers.cron import CronTrigger
 
     scheduler = aps_scheduler()
-    for cron, zone in crons(jobs, 100):
+    for cron, zone in crons(jobs, 100, quiet=True):
         scheduler.add_job(noop, CronTrigger.from_crontab(cron, timezone=zone))
     scheduler.start()
     await asyncio.sleep(1.0)
@@ -280,7 +297,7 @@ async def aps_lag(jobs: int, due: int, rounds: int) -> dict:
     scheduler = aps_scheduler()
     for _ in range(due):
         scheduler.add_job(record, CronTrigger(second="*/2", timezone="UTC"), args=[0])
-    for cron, zone in crons(jobs - due, 100):
+    for cron, zone in crons(jobs - due, 100, quiet=True):
         scheduler.add_job(noop, CronTrigger.from_crontab(cron, timezone=zone))
     scheduler.start()
     while len(lags) < due * rounds:
