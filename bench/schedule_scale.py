@@ -1,6 +1,6 @@
 """How the schedule scales: 10,000 jobs on the in-memory database, beside APScheduler 3.x as the baseline.
 
-    python bench/schedule_scale.py            # everything, ~1-2 minutes
+    python bench/schedule_scale.py            # everything, about 3 minutes
     python bench/schedule_scale.py --jobs 2000
     MONGODB_URL=mongodb://localhost:27017 python bench/schedule_scale.py   # the same on a real server
 
