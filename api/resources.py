@@ -6,12 +6,10 @@ from api.bodies import read_object, to_json, validate
 from api.etags import check_version, etag, expected_version
 from api.keys import CLOCK, DB, JOBS, SECRETS
 from api.merge_patch import merge_patch
-from models.documents import parse_object_id
+from models.documents import READ_ONLY_FIELDS, parse_object_id
 from models.errors import Conflict, ValidationFailed
 from models.pagination import parse_limit
 from models.resources import ResourceKind
-
-READ_ONLY = {"id", "_id", "workspaceId", "version", "createdAt", "updatedAt"}
 
 
 class ResourceHandlers:
@@ -33,7 +31,7 @@ class ResourceHandlers:
         )
 
     def _fields(self, data: dict) -> dict:
-        read_only = sorted(set(data) & READ_ONLY)
+        read_only = sorted(set(data) & READ_ONLY_FIELDS)
         if read_only:
             raise ValidationFailed(
                 "Read-only fields cannot be written",
@@ -79,13 +77,11 @@ class ResourceHandlers:
         editable = {
             key: value
             for key, value in self.kind.masked(current, request.app[SECRETS]).items()
-            if key not in READ_ONLY and key != "workspaceId"
+            if key not in READ_ONLY_FIELDS
         }
         fields = self.kind.seal(self._fields(combine(editable, body)), request.app[SECRETS], previous=current)
         # Fields of the old type that the new body leaves out must go, not linger.
-        removed = {
-            key: None for key in current if key not in fields and key not in READ_ONLY | {"workspaceId"}
-        }
+        removed = {key: None for key in current if key not in fields and key not in READ_ONLY_FIELDS}
         doc = await store.update(
             workspace_id,
             resource_id,

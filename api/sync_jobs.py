@@ -8,7 +8,7 @@ from api.bodies import read_model, read_object, to_json, validate
 from api.etags import check_version, etag, expected_version
 from api.keys import CLOCK, DB, EXECUTIONS, JOBS
 from api.merge_patch import merge_patch
-from models.documents import parse_object_id
+from models.documents import READ_ONLY_FIELDS, parse_object_id
 from models.errors import SyncJobNotFound, ValidationFailed, VersionMismatch
 from models.execution import ExecutionView
 from models.pagination import parse_limit
@@ -19,7 +19,6 @@ from models.sync_job import STATUS_FIELDS, SyncJobSpec, SyncJobView
 NEXT_FIRE_TIMES = 5
 # A PATCH or toggle retries its read-change-write this often when another writer slips in between.
 REWRITE_ATTEMPTS = 5
-READ_ONLY = {"id", "_id", "workspaceId", "version", "createdAt", "updatedAt"}
 EDITABLE_FIELDS = tuple(SyncJobSpec.model_json_schema(by_alias=True)["properties"])
 
 
@@ -99,7 +98,7 @@ async def rewrite_job(request: web.Request, change) -> web.Response:
 
 async def patch_job(request: web.Request) -> web.Response:
     patch = await read_object(request)
-    read_only = sorted(set(patch) & {*STATUS_FIELDS, *READ_ONLY})
+    read_only = sorted(set(patch) & {*STATUS_FIELDS, *READ_ONLY_FIELDS})
     if read_only:
         raise ValidationFailed(
             "Read-only fields cannot be written",

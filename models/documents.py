@@ -26,6 +26,10 @@ IdText = Annotated[
 ]
 
 
+# Fields the service keeps on every workspace document; a body that names one is refused.
+READ_ONLY_FIELDS = frozenset({"id", "_id", "workspaceId", "version", "createdAt", "updatedAt"})
+
+
 class CamelModel(BaseModel):
     """A JSON body or document: camelCase on the wire and in MongoDB, snake_case in Python."""
 
