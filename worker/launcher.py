@@ -69,6 +69,7 @@ class Launcher:
         rng: random.Random | None = None,
         max_concurrent: int | None = None,
         may_launch=lambda: True,
+        on_freed=lambda: None,
     ):
         self._executions = db[JOB_EXECUTIONS]
         # Asked again right before each start: a run that waited for a slot must not start once this
@@ -86,8 +87,8 @@ class Launcher:
         self._slots = asyncio.Semaphore(limit) if limit > 0 else None
         self.running: dict[ObjectId, Running] = {}
         self._tasks: dict[ObjectId, asyncio.Task] = {}
-        # Set whenever a run ends: a queued run of the same job may go now.
-        self.freed = asyncio.Event()
+        # Called whenever a run ends: a queued run of the same job may go now.
+        self._on_freed = on_freed
 
     @property
     def in_flight(self) -> set[ObjectId]:
@@ -105,7 +106,7 @@ class Launcher:
 
     def _done(self, execution_id: ObjectId) -> None:
         self._tasks.pop(execution_id, None)
-        self.freed.set()
+        self._on_freed()
 
     def cancel(self, execution_id: ObjectId, reason: str) -> None:
         running = self.running.get(execution_id)
@@ -187,9 +188,10 @@ class Launcher:
                 return  # canceled before it started, or already taken
             log.info("execution_started", trigger=claimed["trigger"], attempt=claimed["attempt"])
             outcome, reason = await self._execute(claimed, job)
+            # Recorded while the lock is still held: recovery must never find this run `running` without it.
+            await self._finish(claimed, job, outcome, reason, term)
         finally:
             await self._job_locks.release(job_id, execution_id)
-        await self._finish(claimed, job, outcome, reason, term)
 
     async def _execute(self, execution: dict[str, Any], job: dict[str, Any]) -> tuple[RunOutcome, str | None]:
         execution_id = execution["_id"]

@@ -86,6 +86,7 @@ class Scheduler:
             rng=rng,
             max_concurrent=max_concurrent,
             may_launch=self.acting,
+            on_freed=lambda: self._dispatch_wake.set(),
         )
         self._status = JobStatusWriter(db)
         self._bookkeeping: asyncio.Task | None = None
