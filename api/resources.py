@@ -3,9 +3,10 @@
 from aiohttp import web
 
 from api.bodies import read_object, to_json, validate
-from api.etags import check_version, etag, expected_version
+from api.etags import etag, expected_version
 from api.keys import CLOCK, DB, JOBS, SECRETS
 from api.merge_patch import merge_patch
+from api.rewrite import rewrite
 from models.documents import READ_ONLY_FIELDS, parse_object_id
 from models.errors import Conflict, ValidationFailed
 from models.pagination import parse_limit
@@ -67,27 +68,24 @@ class ResourceHandlers:
         return await self._write(request, merge_patch)
 
     async def _write(self, request: web.Request, combine) -> web.Response:
-        workspace_id = request.match_info["workspaceId"]
-        resource_id = self._id(request)
         body = await read_object(request)
-        wanted = expected_version(request)
-        store = self._store(request)
-        current = await store.get(workspace_id, resource_id)
-        check_version(current, wanted)
-        editable = {
-            key: value
-            for key, value in self.kind.masked(current, request.app[SECRETS]).items()
-            if key not in READ_ONLY_FIELDS
-        }
-        fields = self.kind.seal(self._fields(combine(editable, body)), request.app[SECRETS], previous=current)
-        # Fields of the old type that the new body leaves out must go, not linger.
-        removed = {key: None for key in current if key not in fields and key not in READ_ONLY_FIELDS}
-        doc = await store.update(
-            workspace_id,
-            resource_id,
-            {**removed, **fields},
-            request.app[CLOCK].now(),
-            expected_version=current["version"],
+        secrets = request.app[SECRETS]
+
+        async def changed(current: dict) -> dict:
+            shown = self.kind.masked(current, secrets)
+            editable = {key: value for key, value in shown.items() if key not in READ_ONLY_FIELDS}
+            fields = self.kind.seal(self._fields(combine(editable, body)), secrets, previous=current)
+            # Fields of the old type that the new body leaves out must go, not linger.
+            removed = {key: None for key in current if key not in fields and key not in READ_ONLY_FIELDS}
+            return {**removed, **fields}
+
+        doc = await rewrite(
+            self._store(request),
+            request.match_info["workspaceId"],
+            self._id(request),
+            wanted=expected_version(request),
+            change=changed,
+            now=request.app[CLOCK].now(),
         )
         return self._response(request, doc)
 

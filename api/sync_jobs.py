@@ -8,8 +8,9 @@ from api.bodies import read_model, read_object, to_json, validate
 from api.etags import check_version, etag, expected_version
 from api.keys import CLOCK, DB, EXECUTIONS, JOBS
 from api.merge_patch import merge_patch
+from api.rewrite import rewrite
 from models.documents import READ_ONLY_FIELDS, parse_object_id
-from models.errors import SyncJobNotFound, ValidationFailed, VersionMismatch
+from models.errors import SyncJobNotFound, ValidationFailed
 from models.execution import ExecutionView
 from models.pagination import parse_limit
 from models.resources import DATA_SOURCE, DESTINATION
@@ -17,8 +18,6 @@ from models.schedule import next_fire_times
 from models.sync_job import STATUS_FIELDS, SyncJobSpec, SyncJobView
 
 NEXT_FIRE_TIMES = 5
-# A PATCH or toggle retries its read-change-write this often when another writer slips in between.
-REWRITE_ATTEMPTS = 5
 EDITABLE_FIELDS = tuple(SyncJobSpec.model_json_schema(by_alias=True)["properties"])
 
 
@@ -74,26 +73,15 @@ async def replace_job(request: web.Request) -> web.Response:
 
 
 async def rewrite_job(request: web.Request, change) -> web.Response:
-    """Read the job, derive its new fields with `change(current)`, write them if nobody wrote in between.
-    With If-Match a conflict is the client's to resolve (412); without, the read-change-write is retried."""
-    workspace_id = request.match_info["workspaceId"]
-    job_id = job_id_of(request)
-    wanted = expected_version(request)
-    store = request.app[JOBS]
-    for _ in range(REWRITE_ATTEMPTS):
-        current = await store.get(workspace_id, job_id)
-        check_version(current, wanted)
-        fields = await change(current)
-        try:
-            doc = await store.update(
-                workspace_id, job_id, fields, request.app[CLOCK].now(), expected_version=current["version"]
-            )
-        except VersionMismatch:
-            if wanted is not None:
-                raise
-            continue
-        return job_response(doc)
-    raise VersionMismatch("The job kept changing; try again")
+    doc = await rewrite(
+        request.app[JOBS],
+        request.match_info["workspaceId"],
+        job_id_of(request),
+        wanted=expected_version(request),
+        change=change,
+        now=request.app[CLOCK].now(),
+    )
+    return job_response(doc)
 
 
 async def patch_job(request: web.Request) -> web.Response:
