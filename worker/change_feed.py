@@ -83,6 +83,7 @@ class PollingFeed:
     """Polls jobs changed since the last look, and reloads everything every `resync_seconds`."""
 
     mode = "polling"
+    reason = ""
     # Jobs changed within this window are read again at every poll: a write committed late, or stamped by
     # an API server whose clock runs a little behind, is still seen. Repeats cost a version comparison.
     RECENT_SECONDS = 10.0
@@ -199,13 +200,14 @@ async def _open(collection, pipeline: list[dict], token):
 
 
 async def open_feed(db, *, clock: Clock, poll_seconds: float, resync_seconds: float, since: datetime | None):
-    """Change streams where the server has them, else polling (logged once per call)."""
+    """Change streams where the server has them, else polling (its `reason` says why)."""
     feed = StreamFeed(db)
     try:
         await feed.probe()
         return feed
     except ChangeStreamsUnsupported as error:
-        log.info("change_streams_unsupported_polling", reason=str(error), poll_seconds=poll_seconds)
-        return PollingFeed(
+        polling = PollingFeed(
             db, clock=clock, poll_seconds=poll_seconds, resync_seconds=resync_seconds, since=since
         )
+        polling.reason = str(error)
+        return polling

@@ -90,6 +90,7 @@ class Scheduler:
         )
         self._status = JobStatusWriter(db)
         self._bookkeeping: asyncio.Task | None = None
+        self._said_polling = False
         self.schedule = Schedule()
         self._versions: dict[ObjectId, int] = {}
         self._workspaces: dict[ObjectId, str] = {}
@@ -187,6 +188,13 @@ class Scheduler:
             resync_seconds=self._settings.resync_interval_seconds,
             since=None,
         )
+        if feed.mode == "polling" and not self._said_polling:
+            self._said_polling = True  # once per process: every new term would otherwise say it again
+            log.info(
+                "change_streams_unsupported_polling",
+                reason=feed.reason,
+                poll_seconds=self._settings.poll_interval_seconds,
+            )
         since = await self.load_all(term)
         feed.seen(since)
         await self.recover_abandoned(term)

@@ -167,3 +167,20 @@ async def wait_for_status(db, execution_id, status: str, timeout: float = 5.0) -
 
 def at(clock, moment: datetime) -> None:
     clock.set(moment)
+
+
+async def lose_and_regain(workers: Workers, scheduler: Scheduler) -> None:
+    """Cut a leader off from the database until its lease lapses, then let it back in to lead again."""
+    from pymongo.errors import AutoReconnect
+
+    renew = scheduler.leader_lock.renew
+
+    async def unreachable(lease):
+        raise AutoReconnect("cut off")
+
+    scheduler.leader_lock.renew = unreachable
+    await workers.clock.advance(30)
+    assert not scheduler.leading.is_set()
+    scheduler.leader_lock.renew = renew
+    await workers.clock.advance(15)
+    assert scheduler.leading.is_set()

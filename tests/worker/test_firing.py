@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 from structlog.testing import capture_logs
 
 from tests.fakes import eventually
-from tests.worker.conftest import executions_of, wait_for_status
+from tests.worker.conftest import executions_of, lose_and_regain, wait_for_status
 
 
 async def test_due_slot_runs_once_and_the_job_status_is_recorded(workers, db, add_job):
@@ -92,12 +92,15 @@ async def test_misses_older_than_the_grace_are_not_run(workers, db, add_job, clo
     assert [(run["status"], run["missed"]["count"]) for run in runs] == [("skipped", 3)]
 
 
-async def test_polling_fallback_is_logged_once_per_leadership(workers, add_job):
+async def test_polling_fallback_is_logged_once_however_often_leadership_is_regained(workers):
     with capture_logs() as logs:
-        await workers.start()
+        leader = await workers.start()
         await workers.clock.advance(10)
+        for _ in range(2):
+            await lose_and_regain(workers, leader)
+    assert [entry["term"] for entry in logs if entry["event"] == "lock_acquired"] == [1, 2, 3]
     events = [entry for entry in logs if entry["event"] == "change_streams_unsupported_polling"]
-    assert len(events) == 1
+    assert len(events) == 1 and "no change streams" in events[0]["reason"]
 
 
 async def test_hundreds_of_jobs_sharing_a_schedule_fire_in_one_batch(workers, db, add_job, monkeypatch):

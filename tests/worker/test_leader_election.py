@@ -2,7 +2,8 @@ import asyncio
 
 from pymongo.errors import AutoReconnect
 
-from tests.fakes import eventually, settle
+from tests.fakes import eventually
+from tests.worker.conftest import lose_and_regain
 
 
 async def test_exactly_one_of_three_workers_leads(workers, db):
@@ -88,14 +89,12 @@ async def test_a_deposed_leader_takes_the_lock_again_under_a_new_term(workers, d
     assert (await db.worker_locks.find_one({"_id": "sync-worker"}))["term"] == 2
 
 
-async def test_regaining_leadership_starts_exactly_one_set_of_loops(workers):
+async def test_regaining_leadership_starts_exactly_one_set_of_loops(workers, db):
     leader = await workers.start("w1")
     for _ in range(3):
-        leader.lease = leader.lease.__class__(term=leader.lease.term, acts_until=workers.clock.now())
-        await workers.clock.advance(12)
-        await settle()
+        await lose_and_regain(workers, leader)
+    assert (await db.worker_locks.find_one({"_id": "sync-worker"}))["term"] == 4
     names = [task.get_name() for task in asyncio.all_tasks()]
-    assert leader.leading.is_set()
     assert names.count("fire") == 1 and names.count("dispatch") == 1 and names.count("feed") == 1
 
 
