@@ -225,7 +225,7 @@ class Scheduler:
             doc = await self._jobs.find_one({"_id": change.job_id}, SCHEDULE_FIELDS)
             await self._apply_jobs([doc] if doc else [], removed=[] if doc else [change.job_id])
         elif change.kind == "resync":
-            await self.resync(term)
+            await self.resync()
         self._dispatch_wake.set()
 
     async def load_all(self, term: int) -> datetime | None:
@@ -241,11 +241,10 @@ class Scheduler:
         )
         return max((doc["updatedAt"] for doc in docs if doc.get("updatedAt")), default=None)
 
-    async def resync(self, term: int) -> None:
+    async def resync(self) -> None:
         docs = await self._jobs.find({}, SCHEDULE_FIELDS).to_list(None)
         present = {doc["_id"] for doc in docs}
         await self._apply_jobs(docs, removed=[job_id for job_id in self._versions if job_id not in present])
-        await self.recover_abandoned(term)
 
     async def _apply_jobs(
         self,
@@ -409,8 +408,13 @@ class Scheduler:
     # -- queued runs, cancel requests, recovery ------------------------------------------------------
 
     async def _dispatch_loop(self, term: int) -> None:
+        last_recovery = self._clock.now()
         while True:
             await self.dispatch(term)
+            # Recovery runs on its own timer, so that it happens with change streams too, which never resync.
+            if (self._clock.now() - last_recovery).total_seconds() >= self._settings.resync_interval_seconds:
+                last_recovery = self._clock.now()
+                await self.recover_abandoned(term)
             await nap(self._clock, self._dispatch_wake, self._settings.poll_interval_seconds)
 
     async def dispatch(self, term: int) -> None:

@@ -254,7 +254,9 @@ async def test_runs_waiting_for_a_slot_do_not_start_after_leadership_is_lost(
     assert [r.execution["_id"] for r in runner.requests] == [first["_id"]]
 
 
-async def test_a_run_left_running_by_this_very_leader_is_recovered_at_the_resync(workers, db, clock, add_job):
+async def test_a_run_left_running_by_this_very_leader_is_recovered_within_a_resync_interval(
+    workers, db, clock, add_job
+):
     job = await add_job(schedule={"cron": "0 0 1 1 *", "timezone": "UTC"}, retry={"maxAttempts": 1})
     await workers.start()
     stuck = await start_run(db, clock, job)
