@@ -260,7 +260,8 @@ class Scheduler:
             self.schedule.remove(job_id)
             self._versions.pop(job_id, None)
             self._workspaces.pop(job_id, None)
-        applied: dict[tuple[int, datetime | None], list[ObjectId]] = {}
+        # (version, schedule group or None when disabled) -> jobs whose stored confirmation is stale
+        applied: dict[tuple[int, tuple[str, str] | None], list[ObjectId]] = {}
         missed: list[tuple[dict[str, Any], datetime]] = []
         for doc in docs:
             job_id, version = doc["_id"], doc["version"]
@@ -270,8 +271,8 @@ class Scheduler:
             self._workspaces[job_id] = doc["workspaceId"]
             if doc.get("enabled"):
                 try:
-                    cron, timezone = doc["schedule"]["cron"], doc["schedule"]["timezone"]
-                    next_run = self.schedule.put(job_id, cron, timezone, now)
+                    group = (doc["schedule"]["cron"], doc["schedule"]["timezone"])
+                    next_run = self.schedule.put(job_id, *group, now)
                 except (KeyError, TypeError, ValueError, ZoneInfoNotFoundError) as error:
                     # A document edited by hand into nonsense stops that job, never the schedule.
                     log.error("job_schedule_invalid", job_id=str(job_id), error=repr(error))
@@ -282,9 +283,9 @@ class Scheduler:
                     missed.append((doc, first_missed))
             else:
                 self.schedule.remove(job_id)
-                next_run = None
+                group, next_run = None, None
             if doc.get("scheduleAppliedVersion") != version or doc.get("nextRunAt") != next_run:
-                applied.setdefault((version, next_run), []).append(job_id)
+                applied.setdefault((version, group), []).append(job_id)
         if catch_up:
             # A full load confirms thousands of jobs: that bookkeeping runs beside the schedule, which is
             # ready to fire already, instead of holding it up.
@@ -297,11 +298,22 @@ class Scheduler:
             await self._catch_up(missed, term, now)
         self._schedule_changed.set()
 
-    async def _confirm_applied(
-        self, applied: dict[tuple[int, datetime | None], list[ObjectId]], now: datetime
-    ):
-        for (version, next_run), job_ids in applied.items():
-            await self._status.schedule_applied(job_ids, version, next_run, now)
+    async def _confirm_applied(self, applied: dict[tuple[int, tuple[str, str] | None], list[ObjectId]], now):
+        """Write scheduleAppliedVersion and nextRunAt: one write per (version, next fire time), the next fire
+        time read from the schedule right before its write, so a slot fired meanwhile is not written back."""
+
+        def next_of(group):
+            return self.schedule.group_next(group) if group else None
+
+        planned: dict[tuple[int, datetime | None], list[tuple[tuple[str, str] | None, list[ObjectId]]]] = {}
+        for (version, group), job_ids in applied.items():
+            planned.setdefault((version, next_of(group)), []).append((group, job_ids))
+        for (version, _), members in planned.items():
+            current: dict[datetime | None, list[ObjectId]] = {}
+            for group, job_ids in members:
+                current.setdefault(next_of(group), []).extend(job_ids)
+            for next_run, job_ids in current.items():
+                await self._status.schedule_applied(job_ids, version, next_run, now)
             await asyncio.sleep(0)  # let a due slot fire between two writes
 
     async def _catch_up(

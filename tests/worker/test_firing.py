@@ -1,4 +1,4 @@
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from structlog.testing import capture_logs
 
@@ -149,3 +149,23 @@ async def test_an_unexpected_launch_error_fails_the_execution_instead_of_leaving
     assert [(run["status"], run["error"]) for run in runs] == [
         ("failed", "the worker failed to run it: RuntimeError('bug')")
     ]
+
+
+async def test_load_confirmations_written_after_a_fire_do_not_move_next_run_back(
+    db, clock, worker_settings, runner, add_job
+):
+    from worker.leader_lock import Lease
+    from worker.scheduler import Scheduler
+
+    clock.set(datetime(2030, 1, 7, 12, 0, 30, tzinfo=UTC))
+    job = await add_job()  # never confirmed: the load owes it a confirmation write
+    scheduler = Scheduler(db=db, runner=runner, clock=clock, settings=worker_settings, worker_id="host:1:w1")
+    scheduler.lease = Lease(term=1, acts_until=clock.now() + timedelta(hours=1))
+    await scheduler.load_all(term=1)  # queues the confirmation writes behind the schedule
+    clock.set(datetime(2030, 1, 7, 12, 1, 0, tzinfo=UTC))
+    assert await scheduler.fire_due(term=1) == 1  # the fire comes first and records 12:02
+    await scheduler._bookkeeping
+    stored = await db.syncjobs.find_one({"_id": job["_id"]})
+    assert stored["nextRunAt"] == datetime(2030, 1, 7, 12, 2, tzinfo=UTC)
+    assert stored["scheduleAppliedVersion"] == 1
+    await scheduler.launcher.drain(0)
