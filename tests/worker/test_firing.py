@@ -1,3 +1,4 @@
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from structlog.testing import capture_logs
@@ -158,12 +159,15 @@ async def test_load_confirmations_written_after_a_fire_do_not_move_next_run_back
     from worker.scheduler import Scheduler
 
     clock.set(datetime(2030, 1, 7, 12, 0, 30, tzinfo=UTC))
-    job = await add_job()  # never confirmed: the load owes it a confirmation write
+    # Neither job was ever confirmed: the load owes both a write, the hourly one's first.
+    await add_job(name="hourly", schedule={"cron": "0 * * * *", "timezone": "UTC"})
+    job = await add_job(name="minutely")
     scheduler = Scheduler(db=db, runner=runner, clock=clock, settings=worker_settings, worker_id="host:1:w1")
     scheduler.lease = Lease(term=1, acts_until=clock.now() + timedelta(hours=1))
-    await scheduler.load_all(term=1)  # queues the confirmation writes behind the schedule
+    await scheduler.load_all(term=1)
+    await asyncio.sleep(0)  # the confirmations plan both writes, make the first, and yield
     clock.set(datetime(2030, 1, 7, 12, 1, 0, tzinfo=UTC))
-    assert await scheduler.fire_due(term=1) == 1  # the fire comes first and records 12:02
+    assert await scheduler.fire_due(term=1) == 1  # a fire slips in and records 12:02
     await scheduler._bookkeeping
     stored = await db.syncjobs.find_one({"_id": job["_id"]})
     assert stored["nextRunAt"] == datetime(2030, 1, 7, 12, 2, tzinfo=UTC)
