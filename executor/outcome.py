@@ -28,6 +28,7 @@ class RunOutcome:
     exit_code: int | None = None
     pid: int | None = None
     stats: dict[str, Any] = field(default_factory=dict)
+    # The whole capped tail (not only what progress reports have not flushed): it replaces the stored one.
     log_tail: list[str] = field(default_factory=list)
     # New incremental cursors per entity; saved on the job only if the run succeeded under a current term.
     cursors: dict[str, Any] = field(default_factory=dict)

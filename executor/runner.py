@@ -241,7 +241,7 @@ class SyncSession:
             exit_code=exit_code,
             pid=pid,
             stats=self.stats(),
-            log_tail=self._log.take_unflushed(),
+            log_tail=self._log.lines(),
             cursors=self._cursors if status == ExecutionStatus.SUCCEEDED else {},
         )
 

@@ -257,7 +257,8 @@ class Launcher:
         }
         update: dict[str, Any] = {"$set": fields}
         if outcome.log_tail:
-            update["$push"] = {"logTail": {"$each": outcome.log_tail, "$slice": -MAX_LOG_LINES_KEPT}}
+            # The runner's tail is capped in bytes too; the one flushed while it ran, in lines only.
+            fields["logTail"] = outcome.log_tail
         await self._executions.update_one(
             {"_id": execution["_id"], "status": ExecutionStatus.RUNNING.value}, update
         )

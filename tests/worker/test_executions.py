@@ -264,3 +264,19 @@ async def test_a_run_left_running_by_this_very_leader_is_recovered_within_a_resy
     await db.job_executions.update_one({"_id": stuck["_id"]}, {"$set": {"status": "running", "lockTerm": 1}})
     await clock.advance(61)
     assert (await db.job_executions.find_one({"_id": stuck["_id"]}))["status"] == "abandoned"
+
+
+async def test_the_final_log_tail_replaces_what_progress_flushed(workers, db, clock, add_job):
+    class ChattyRunner:
+        async def run(self, request):
+            await request.progress({"entities": {}}, ["[stdout] first"])
+            flushed = await db.job_executions.find_one({"_id": request.execution["_id"]})
+            assert flushed["logTail"] == ["[stdout] first"] and flushed["status"] == "running"
+            return RunOutcome(ExecutionStatus.SUCCEEDED, log_tail=["[stdout] first", "[stdout] second"])
+
+    job = await add_job(schedule={"cron": "0 0 1 1 *", "timezone": "UTC"})
+    await workers.start(runner=ChattyRunner())
+    execution = await start_run(db, clock, job)
+    await clock.advance(2)
+    done = await wait_for_status(db, execution["_id"], "succeeded")
+    assert done["logTail"] == ["[stdout] first", "[stdout] second"]
