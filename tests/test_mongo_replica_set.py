@@ -104,3 +104,51 @@ async def test_bulk_upserts_and_the_full_mode_swap_work_on_a_server(real_db):
     await staging.rename("things", dropTarget=True)
     assert await target.count_documents({}) == 1000
     assert (await target.find_one({"_id": 3}))["v"] == -3
+
+
+async def test_the_worker_reloads_from_change_streams_without_polling(real_db, clock, settings):
+    """The clock never moves here: only a change stream can bring these edits to the schedule."""
+    from executor.outcome import RunOutcome
+    from models.execution import ExecutionStatus
+    from tests.fakes import eventually
+    from worker.scheduler import Scheduler
+
+    class NoopRunner:
+        async def run(self, request):
+            return RunOutcome(ExecutionStatus.SUCCEEDED)
+
+    scheduler = Scheduler(
+        db=real_db, runner=NoopRunner(), clock=clock, settings=settings, worker_id="h:1:stream"
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(scheduler.run(stop))
+    try:
+        await asyncio.wait_for(scheduler.leading.wait(), 10)
+        store = SyncJobStore(real_db)
+        job = await store.create("ws", spec(), clock.now())
+        await eventually(lambda: job["_id"] in scheduler.schedule, timeout=10, message="the create to arrive")
+        await store.update(
+            "ws",
+            job["_id"],
+            {"schedule": {"cron": "0 3 * * *", "timezone": "UTC"}},
+            clock.now(),
+            expected_version=1,
+        )
+        await eventually(
+            lambda: scheduler.schedule.next_fire_of(job["_id"]).hour == 3,
+            timeout=10,
+            message="the edit to arrive",
+        )
+        stored = await eventually(
+            lambda: real_db.syncjobs.find_one({"_id": job["_id"], "scheduleAppliedVersion": 2}),
+            timeout=10,
+            message="the edit to be confirmed",
+        )
+        assert stored["version"] == 2
+        await store.delete("ws", job["_id"], expected_version=None)
+        await eventually(
+            lambda: job["_id"] not in scheduler.schedule, timeout=10, message="the delete to arrive"
+        )
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
