@@ -254,6 +254,9 @@ class Launcher:
             "error": outcome.error,
             "reason": outcome.reason or reason,
             "stats": outcome.stats,
+            # Whether the job's status and a retry were written for it: a new leader finishes what a
+            # deposed one could not.
+            "outcomeCommitted": False,
         }
         update: dict[str, Any] = {"$set": fields}
         if outcome.log_tail:
@@ -266,20 +269,33 @@ class Launcher:
             "execution_finished", status=outcome.status.value, duration_ms=duration_ms, error=outcome.error
         )
         # What outlives the run (the job's status, its cursors, a retry) is written only under a live term:
-        # a deposed leader's late result must not overwrite the new leader's.
+        # a deposed leader's late result must not overwrite the new leader's. The new leader commits it
+        # later instead, cursors aside (see Scheduler.recover_abandoned).
         if not await self._leader_lock.is_current(term):
             log.warning("outcome_not_committed_term_lost", term=term)
             return
+        await self.commit_outcome(
+            {**execution, **fields}, job, error=outcome.error or fields["reason"], cursors=outcome.cursors
+        )
+
+    async def commit_outcome(
+        self, execution: dict[str, Any], job: dict[str, Any], *, error: str | None, cursors: dict[str, Any]
+    ) -> None:
+        """Write a finished execution's consequences: the job's status fields (and cursors), and a retry if
+        the job allows one; then mark the execution as committed."""
+        status = ExecutionStatus(execution["status"])
+        finished = execution["finishedAt"]
         await self._status.record_outcome(
             job["_id"],
-            status=outcome.status,
-            started_at=started,
-            finished_at=now,
-            duration_ms=duration_ms,
-            error=outcome.error or fields["reason"],
-            cursors=outcome.cursors,
+            status=status,
+            started_at=execution.get("startedAt"),
+            finished_at=finished,
+            duration_ms=execution.get("durationMs"),
+            error=error,
+            cursors=cursors,
         )
-        await self.queue_retry_if_allowed(execution, job, outcome.status, now)
+        await self.queue_retry_if_allowed(execution, job, status, finished)
+        await self._executions.update_one({"_id": execution["_id"]}, {"$set": {"outcomeCommitted": True}})
 
     async def queue_retry_if_allowed(
         self, execution: dict[str, Any], job: dict[str, Any], status: ExecutionStatus, now: datetime

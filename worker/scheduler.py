@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfoNotFoundError
 
 import structlog
 from bson import ObjectId
+from pymongo import ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from executor.outcome import Runner
@@ -456,18 +457,21 @@ class Scheduler:
     async def recover_abandoned(self, term: int) -> int:
         """Executions left `running` whose job lock has lapsed and that this worker is not running: their
         worker died (or a run of ours failed to record its end). They become `abandoned` (and are retried if
-        the job allows), so nothing stays running forever."""
+        the job allows), so nothing stays running forever. Then the outcomes a deposed leader recorded but
+        could not commit. Returns how many executions were recovered."""
         now = self._clock.now()
         candidates = await self._executions.find({"status": ExecutionStatus.RUNNING.value}).to_list(None)
         candidates = [doc for doc in candidates if doc["_id"] not in self.launcher.running]
-        if not candidates:
-            return 0
-        live = await self.job_locks.live_execution_ids([doc["_id"] for doc in candidates], now)
+        live = (
+            await self.job_locks.live_execution_ids([doc["_id"] for doc in candidates], now)
+            if candidates
+            else set()
+        )
         recovered = 0
         for execution in candidates:
             if execution["_id"] in live:
                 continue
-            result = await self._executions.update_one(
+            abandoned = await self._executions.find_one_and_update(
                 {"_id": execution["_id"], "status": ExecutionStatus.RUNNING.value},
                 {
                     "$set": {
@@ -475,28 +479,28 @@ class Scheduler:
                             ExecutionStatus.ABANDONED, now, self._settings.execution_retention_days
                         ),
                         "error": "its worker stopped renewing the job lock (crashed or cut off)",
+                        "outcomeCommitted": False,
                     }
                 },
+                return_document=ReturnDocument.AFTER,
             )
-            if result.modified_count == 0:
-                continue
-            recovered += 1
-            log.warning(
-                "execution_abandoned", execution_id=str(execution["_id"]), job_id=str(execution["jobId"])
-            )
-            job = await self._jobs.find_one({"_id": execution["jobId"]})
-            if job is not None:
-                started = execution.get("startedAt")
-                await self._status.record_outcome(
-                    job["_id"],
-                    status=ExecutionStatus.ABANDONED,
-                    started_at=started,
-                    finished_at=now,
-                    duration_ms=None,
-                    error="abandoned: its worker stopped",
-                    cursors={},
+            if abandoned is not None:
+                recovered += 1
+                log.warning(
+                    "execution_abandoned", execution_id=str(execution["_id"]), job_id=str(execution["jobId"])
                 )
-                await self.launcher.queue_retry_if_allowed(execution, job, ExecutionStatus.ABANDONED, now)
+        uncommitted = await self._executions.find(
+            {"outcomeCommitted": False, "$or": [{"lockTerm": {"$lt": term}}, {"status": "abandoned"}]}
+        ).to_list(None)
+        for execution in uncommitted:
+            job = await self._jobs.find_one({"_id": execution["jobId"]})
+            if job is None:
+                await self._executions.update_one(
+                    {"_id": execution["_id"]}, {"$set": {"outcomeCommitted": True}}
+                )
+                continue
+            # A deposed leader's cursors are not trusted: the next incremental run reads those records again.
+            await self.launcher.commit_outcome(execution, job, error=execution.get("error"), cursors={})
         return recovered
 
     async def _shutdown(self) -> None:

@@ -280,3 +280,33 @@ async def test_the_final_log_tail_replaces_what_progress_flushed(workers, db, cl
     await clock.advance(2)
     done = await wait_for_status(db, execution["_id"], "succeeded")
     assert done["logTail"] == ["[stdout] first", "[stdout] second"]
+
+
+async def test_the_next_leader_commits_what_a_deposed_leader_could_not(workers, db, clock, runner, add_job):
+    runner.hold = True
+    job = await add_job(
+        schedule={"cron": "0 0 1 1 *", "timezone": "UTC"}, retry={"maxAttempts": 2, "backoffSeconds": 3600}
+    )
+    await workers.start("w1")
+    execution = await start_run(db, clock, job)
+    await clock.advance(2)
+    await wait_for_status(db, execution["_id"], "running")
+    await db.worker_locks.update_one(
+        {"_id": "sync-worker"}, {"$set": {"owner": "gone:1:z"}, "$inc": {"term": 1}}
+    )
+    runner.outcomes.append(RunOutcome(ExecutionStatus.FAILED, error="boom", cursors={"customers": "x"}))
+    runner.release.set()
+    done = await wait_for_status(db, execution["_id"], "failed")
+    assert done["outcomeCommitted"] is False
+    assert (await db.syncjobs.find_one({"_id": job["_id"]}))["runCount"] == 0
+    runner.hold = False
+    await workers.start("w2")
+    await clock.advance(45)  # the stolen lease lapses; one of the two workers takes the lock under term 3
+    assert len(workers.leaders()) == 1
+    assert (await db.worker_locks.find_one({"_id": "sync-worker"}))["term"] == 3
+    stored = await db.syncjobs.find_one({"_id": job["_id"]})
+    assert stored["lastRunStatus"] == "failed" and stored["lastError"] == "boom" and stored["runCount"] == 1
+    assert stored["cursors"] == {}
+    assert (await db.job_executions.find_one({"_id": execution["_id"]}))["outcomeCommitted"] is True
+    retry = await db.job_executions.find_one({"retryOf": execution["_id"]})
+    assert retry is not None and retry["attempt"] == 2
