@@ -8,8 +8,7 @@ from zoneinfo import ZoneInfoNotFoundError
 
 import structlog
 from bson import ObjectId
-from pymongo import ReturnDocument
-from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, PyMongoError
 
 from executor.outcome import Runner
 from models.clock import Clock
@@ -323,6 +322,7 @@ class Scheduler:
         """Slots that came due while no leader fired: the newest runs once if within grace; older ones are
         recorded as one skipped execution, so every slot's fate can be read back."""
         to_run: list[dict[str, Any]] = []
+        skipped: list[dict[str, Any]] = []
         for doc, first_missed in missed:
             schedule = doc["schedule"]
             misfire = classify_missed(
@@ -343,7 +343,7 @@ class Scheduler:
                     "firstSlot": misfire.first_skipped,
                     "lastSlot": misfire.last_skipped,
                 }
-                await self._insert_ignoring_duplicates([record])
+                skipped.append(record)
                 log.info("slots_missed", job_id=str(doc["_id"]), count=misfire.skipped_count)
             if misfire.run_slot is not None:
                 to_run.append(
@@ -351,6 +351,7 @@ class Scheduler:
                         job=doc, trigger=Trigger.SCHEDULE, scheduled_for=misfire.run_slot, now=now
                     )
                 )
+        await self._insert_ignoring_duplicates(skipped)
         for execution in await self._insert_ignoring_duplicates(to_run):
             self.launcher.submit(execution, term)
 
@@ -407,16 +408,6 @@ class Scheduler:
             if others:
                 raise
             return [doc for index, doc in enumerate(docs) if index not in failed]
-        except DuplicateKeyError:
-            # Some drivers and the in-memory database report a lone duplicate this way; insert one by one.
-            written = []
-            for doc in docs:
-                try:
-                    await self._executions.insert_one(doc)
-                    written.append(doc)
-                except DuplicateKeyError:
-                    pass
-            return written
 
     # -- queued runs, cancel requests, recovery ------------------------------------------------------
 
@@ -471,7 +462,7 @@ class Scheduler:
         for execution in candidates:
             if execution["_id"] in live:
                 continue
-            abandoned = await self._executions.find_one_and_update(
+            result = await self._executions.update_one(
                 {"_id": execution["_id"], "status": ExecutionStatus.RUNNING.value},
                 {
                     "$set": {
@@ -482,9 +473,8 @@ class Scheduler:
                         "outcomeCommitted": False,
                     }
                 },
-                return_document=ReturnDocument.AFTER,
             )
-            if abandoned is not None:
+            if result.modified_count:
                 recovered += 1
                 log.warning(
                     "execution_abandoned", execution_id=str(execution["_id"]), job_id=str(execution["jobId"])
