@@ -3,13 +3,16 @@
 from collections import deque
 
 MAX_LINE_CHARS = 4000
+# The tail an execution keeps: its last lines, and at most this many bytes of them.
+MAX_LINES = 1000
+MAX_BYTES = 256 * 1024
 
 
 class LogTail:
     """Keeps the last `max_lines` lines and at most `max_bytes` of them; older lines fall off."""
 
     def __init__(
-        self, *, max_lines: int = 1000, max_bytes: int = 256 * 1024, secrets: list[str] | None = None
+        self, *, max_lines: int = MAX_LINES, max_bytes: int = MAX_BYTES, secrets: list[str] | None = None
     ):
         self._lines: deque[str] = deque()
         # A child that echoes a header or a password must not put it in the execution record.

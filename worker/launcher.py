@@ -11,6 +11,7 @@ from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from executor.log_capture import MAX_LINES
 from executor.outcome import Runner, RunOutcome, RunRequest
 from models.clock import Clock
 from models.collections import JOB_EXECUTIONS, SYNC_JOBS
@@ -30,7 +31,6 @@ from worker.leader_lock import LeaderLock
 from worker.retry import retry_delay
 
 log = structlog.get_logger("syncjobs.worker")
-MAX_LOG_LINES_KEPT = 1000
 
 
 @dataclass
@@ -232,7 +232,7 @@ class Launcher:
     async def _progress(self, execution_id: ObjectId, stats: dict[str, Any], lines: list[str]) -> None:
         update: dict[str, Any] = {"$set": {"stats": stats}}
         if lines:
-            update["$push"] = {"logTail": {"$each": lines, "$slice": -MAX_LOG_LINES_KEPT}}
+            update["$push"] = {"logTail": {"$each": lines, "$slice": -MAX_LINES}}
         await self._executions.update_one({"_id": execution_id}, update)
 
     async def _finish(
