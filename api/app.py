@@ -8,6 +8,7 @@ from aiohttp import web
 from api.auth import auth_middleware
 from api.errors import error_middleware
 from api.keys import CLOCK, DB, EXECUTIONS, JOBS, SECRETS, SETTINGS, TOKENS
+from api.parser_errors import answer_parser_errors_in_json
 from api.request_log import request_log_middleware
 from api.routes import add_routes
 from models.clock import Clock, SystemClock
@@ -27,6 +28,7 @@ def create_app(
 ) -> web.Application:
     """The API. With `db` given (tests, the in-memory demo) it is used as is and never closed here;
     otherwise the app opens MONGODB_URL at start-up and closes it at cleanup."""
+    answer_parser_errors_in_json()
     app = web.Application(
         middlewares=[request_log_middleware, error_middleware, auth_middleware],
         client_max_size=settings.api_max_body_bytes,

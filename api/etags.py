@@ -1,8 +1,13 @@
 """Optimistic concurrency: an ETag from the document's version, checked through If-Match."""
 
+import re
+
 from aiohttp import web
 
 from models.errors import VersionMismatch
+
+# ASCII digits only (str.isdigit also takes "²"), and few enough that int() never refuses them.
+VERSION_TAG = re.compile(r"[0-9]{1,18}")
 
 
 def etag(version: int) -> str:
@@ -15,7 +20,7 @@ def expected_version(request: web.Request) -> int | None:
     if header is None or header.strip() == "*":
         return None
     tag = header.strip().removeprefix("W/").strip('"')
-    if not tag.isdigit():
+    if not VERSION_TAG.fullmatch(tag):
         raise VersionMismatch("If-Match names no version of this resource", details={"ifMatch": header})
     return int(tag)
 

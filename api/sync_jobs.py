@@ -15,7 +15,7 @@ from models.execution import ExecutionView
 from models.pagination import parse_limit
 from models.resources import DATA_SOURCE, DESTINATION
 from models.schedule import next_fire_times
-from models.sync_job import STATUS_FIELDS, SyncJobSpec, SyncJobView
+from models.sync_job import STATUS_FIELDS, JobStatus, SyncJobSpec, SyncJobView
 
 NEXT_FIRE_TIMES = 5
 EDITABLE_FIELDS = tuple(SyncJobSpec.model_json_schema(by_alias=True)["properties"])
@@ -95,7 +95,7 @@ async def patch_job(request: web.Request) -> web.Response:
 
     async def merged(current: dict[str, Any]) -> dict[str, Any]:
         editable = {key: current[key] for key in EDITABLE_FIELDS}
-        spec = validate(SyncJobSpec, merge_patch(editable, patch))
+        spec = validate(SyncJobSpec, merge_patch(editable, patch), now=request.app[CLOCK].now())
         await check_references(request, request.match_info["workspaceId"], spec)
         return spec.to_document()
 
@@ -133,13 +133,12 @@ async def run_job(request: web.Request) -> web.Response:
 
 async def job_status(request: web.Request) -> web.Response:
     job = await request.app[JOBS].get(request.match_info["workspaceId"], job_id_of(request))
-    view = to_json(SyncJobView, job)
+    # Only the status fields: a schedule stored before today's checks must not fail the whole answer.
+    view = {"id": str(job["_id"]), **to_json(JobStatus, job)}
     active = await request.app[EXECUTIONS].active_for_job(job["_id"])
     running = active is not None and active["status"] == "running"
     schedule = job["schedule"]
-    upcoming = next_fire_times(
-        schedule["cron"], request.app[CLOCK].now(), schedule["timezone"], NEXT_FIRE_TIMES
-    )
+    upcoming = upcoming_fire_times(schedule, request.app[CLOCK].now())
     body = {
         "jobId": view["id"],
         "enabled": job["enabled"],
@@ -152,6 +151,15 @@ async def job_status(request: web.Request) -> web.Response:
         "nextFireTimes": [moment.isoformat().replace("+00:00", "Z") for moment in upcoming],
     }
     return web.json_response(body, headers={"ETag": etag(job["version"])})
+
+
+def upcoming_fire_times(schedule: dict[str, Any], now) -> list:
+    """The next fire times; none for a schedule stored before its zone or cron was refused (`America`,
+    `30 1 * 3 L0` in Europe/London): status shows that rather than failing."""
+    try:
+        return next_fire_times(schedule["cron"], now, schedule["timezone"], NEXT_FIRE_TIMES)
+    except (LookupError, ValueError, OSError):
+        return []
 
 
 async def check_references(request: web.Request, workspace_id: str, spec: SyncJobSpec) -> None:

@@ -1,18 +1,15 @@
 """Handlers for /api/workspaces/{workspaceId}/tokens: create (shown once), list, revoke."""
 
-from typing import Annotated
-
 from aiohttp import web
-from pydantic import Field
 
 from api.bodies import read_json, to_json, validate
 from api.keys import CLOCK, TOKENS
-from models.documents import CamelModel, parse_object_id
+from models.documents import CamelModel, Name, parse_object_id
 from models.tokens import TokenNotFound, TokenView
 
 
 class TokenRequest(CamelModel):
-    name: Annotated[str, Field(min_length=1, max_length=200)] = "api"
+    name: Name = "api"
 
 
 async def create_token(request: web.Request) -> web.Response:

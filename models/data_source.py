@@ -4,9 +4,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, TypeAdapter, field_validator
 
-from models.documents import CamelModel, ResourceView
+from models.documents import CamelModel, Name, ResourceView
 
-Name = Annotated[str, Field(min_length=1, max_length=200)]
 DottedPath = Annotated[
     str, Field(max_length=200, description="Dotted path into the JSON response; '' is the root.")
 ]
@@ -19,7 +18,7 @@ class Pagination(CamelModel):
     page_size: Annotated[int, Field(ge=1, le=10_000)] = 100
     size_param: str | None = Field(default="limit", description="Query parameter for the page size.")
     page_param: str = "page"
-    first_page: int = 1
+    first_page: Annotated[int, Field(ge=0, le=2**31)] = 1
     offset_param: str = "offset"
     cursor_param: str = "cursor"
     next_cursor_path: DottedPath = Field(
@@ -68,7 +67,7 @@ class CommandSource(CamelModel):
     description: Annotated[str, Field(max_length=2000)] = ""
     type: Literal["command"]
     argv: Annotated[
-        list[Annotated[str, Field(min_length=1)]],
+        list[Annotated[str, Field(min_length=1, pattern=r"^[^\x00]+$")]],
         Field(min_length=1, max_length=100, description="The executable and its arguments; no shell."),
     ]
     env: Annotated[dict[str, str], Field(description="Extra environment variables; values are secret.")] = {}

@@ -26,20 +26,25 @@ IdText = Annotated[
 ]
 
 
+# A name people read in lists, logs and terminals: no control characters (NUL, newlines, escapes).
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")]
+
+
 # Fields the service keeps on every workspace document; a body that names one is refused.
 READ_ONLY_FIELDS = frozenset({"id", "_id", "workspaceId", "version", "createdAt", "updatedAt"})
 
 
 class CamelModel(BaseModel):
-    """A JSON body or document: camelCase on the wire and in MongoDB, snake_case in Python."""
+    """A JSON body or document: camelCase on the wire and in MongoDB, snake_case in Python. Strict: `false`
+    is no integer and `1` no boolean (enum fields opt out, since JSON gives them strings)."""
 
-    model_config = ConfigDict(alias_generator=to_camel, extra="forbid", validate_by_name=False)
+    model_config = ConfigDict(alias_generator=to_camel, extra="forbid", validate_by_name=False, strict=True)
 
 
 class Document(CamelModel):
     """Read from MongoDB for output: fields we do not show are dropped, not refused."""
 
-    model_config = ConfigDict(alias_generator=to_camel, extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(alias_generator=to_camel, extra="ignore", populate_by_name=True, strict=False)
 
 
 def parse_object_id(text: str, error: type[NotFound]) -> ObjectId:

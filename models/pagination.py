@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
+from bson.errors import InvalidId
 
 from models.errors import ValidationFailed
 
@@ -24,7 +25,7 @@ def decode_cursor(text: str, key: str | None = None) -> tuple[ObjectId, datetime
     try:
         payload = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
         return ObjectId(payload["id"]), datetime.fromisoformat(payload["k"]) if key else None
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, InvalidId) as exc:
         raise ValidationFailed(
             "Invalid cursor", details=[{"field": "cursor", "message": "not a cursor this API returned"}]
         ) from exc

@@ -6,17 +6,24 @@ skipped, and a local time that happens twice (the fall-back hour) fires once, at
 
 import copy
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, available_timezones
 
 from croniter import croniter
 from croniter.croniter import CroniterBadDateError, CroniterError
 
 MACROS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
 FIELD_NAMES = ("minute", "hour", "day of month", "month", "day of week")
-# Bounds the search for a fire time; a cron like "0 0 31 2 *" (never) must end, not spin.
+# Bounds the search for a fire time; a cron like "0 0 31 2 *" (never) must end, not spin. Candidates that
+# are passed over (already past, or inside a spring-forward gap) count: a cron confined to a one-hour gap
+# yields at most 60 a year, 600 in the horizon below.
 MAX_CANDIDATES = 2000
+# A schedule must fire within this; past it a search stops, so no next-time computation runs on for years
+# of candidates (croniter would search up to the year 9999 for `30 1 * 3 L0` in Europe/London).
+HORIZON = timedelta(days=3653)
+# Files in the zone database that are not time zones a person would name.
+NOT_ZONES = frozenset({"Factory", "localtime", "posixrules"})
 
 
 class InvalidCron(ValueError):
@@ -48,11 +55,29 @@ def cron_problem(expression: str) -> str | None:
 
 
 def timezone_problem(name: str) -> str | None:
-    """Why a time-zone name is not a usable IANA zone; None when it is."""
-    try:
-        zone_of(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    """Why a time-zone name is not an IANA zone name; None when it is. Link names (`US/Eastern`, `EST`) are
+    IANA names too and are accepted; directories (`America`), `Factory`, `posixrules` and the `posix/` and
+    `right/` copies are not zones."""
+    if name not in zone_names():
         return f"unknown IANA time zone {name!r}"
+    return None
+
+
+@lru_cache(maxsize=1)
+def zone_names() -> frozenset[str]:
+    # available_timezones() walks the zone database on disk (tens of ms): once per process.
+    return frozenset(
+        name
+        for name in available_timezones()
+        if name not in NOT_ZONES and not name.startswith(("posix/", "right/"))
+    )
+
+
+def schedule_problem(cron: str, tz_name: str, now: datetime) -> str | None:
+    """Why a valid cron in a valid zone is still unusable: it must fire within HORIZON of `now` in that
+    zone's wall clock (`30 1 * 3 L0` never does in Europe/London: 01:30 on that day does not exist)."""
+    if next_fire_time(cron, now, tz_name) is None:
+        return f"the expression does not fire in {tz_name} within the next 10 years"
     return None
 
 
@@ -80,9 +105,11 @@ def _exists(local: datetime, tz: ZoneInfo) -> bool:
 
 
 def fire_times(cron: str, after: datetime, tz_name: str) -> Iterator[datetime]:
-    """Fire times strictly after `after` (aware), in UTC, in order."""
+    """Fire times strictly after `after` (aware), in UTC, in order, up to HORIZON after `after`; ends early
+    after MAX_CANDIDATES passed-over candidates in a row, so every call is bounded."""
     tz = zone_of(tz_name)
     after_utc = after.astimezone(UTC)
+    horizon_local = (after_utc + HORIZON).astimezone(tz).replace(tzinfo=None)
     # Within the repeated fall-back hour the wall clock runs past slots it has already fired once;
     # those come out earlier than `after` in UTC and are passed over below.
     start_local = after_utc.astimezone(tz).replace(tzinfo=None)
@@ -92,20 +119,21 @@ def fire_times(cron: str, after: datetime, tz_name: str) -> Iterator[datetime]:
     while True:
         try:
             local = candidates.get_next(datetime)
-        except CroniterBadDateError:
+        except (CroniterBadDateError, ValueError, OverflowError):
+            return  # never again, or not before the year 9999
+        if local > horizon_local:
             return
         if local == last_local:
             continue
         last_local = local
-        if not _exists(local, tz):
-            continue
         # fold=0: of a repeated local time, only the first occurrence fires.
         moment = local.replace(tzinfo=tz, fold=0).astimezone(UTC)
-        if moment <= after_utc:
+        if not _exists(local, tz) or moment <= after_utc:
             misses += 1
             if misses > MAX_CANDIDATES:
                 return
             continue
+        misses = 0
         yield moment
 
 

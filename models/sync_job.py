@@ -4,12 +4,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from models.documents import CamelModel, Document, IdText
-from models.schedule import cron_problem, timezone_problem
+from models.documents import CamelModel, Document, IdText, Name
+from models.schedule import cron_problem, schedule_problem, timezone_problem
 
-Name = Annotated[str, Field(min_length=1, max_length=200)]
 IdRef = Annotated[
     str, Field(pattern="^[0-9a-f]{24}$", description="The id of a resource of the same workspace.")
 ]
@@ -46,6 +45,17 @@ class Schedule(CamelModel):
             raise ValueError(problem)
         return value
 
+    @model_validator(mode="after")
+    def _fires_within_the_horizon(self, info: ValidationInfo) -> "Schedule":
+        # Only on input, where the caller hands in its clock as context {"now": ...}: a stored job is shown
+        # as it is, and the check costs up to ~25 ms for a cron that hides in a DST gap.
+        now = (info.context or {}).get("now")
+        if now is not None:
+            problem = schedule_problem(self.cron, self.timezone, now)
+            if problem:
+                raise ValueError(problem)
+        return self
+
 
 class RetryPolicy(CamelModel):
     max_attempts: Annotated[int, Field(ge=1, le=20, description="Attempts in all, the first included.")] = 3
@@ -62,7 +72,7 @@ class SyncJobSpec(CamelModel):
     data_source_id: IdRef
     destination_database_id: IdRef
     schedule: Schedule
-    sync_mode: SyncMode = SyncMode.INCREMENTAL
+    sync_mode: Annotated[SyncMode, Field(strict=False)] = SyncMode.INCREMENTAL
     entities: Annotated[
         list[Annotated[str, Field(min_length=1, max_length=200)]],
         Field(max_length=500, description="Entity names to sync; empty means all."),
@@ -70,7 +80,7 @@ class SyncJobSpec(CamelModel):
     enabled: bool = True
     timeout_seconds: Annotated[int, Field(ge=1, le=7 * 86_400)] = 3600
     retry: RetryPolicy = RetryPolicy()
-    overlap_policy: OverlapPolicy = OverlapPolicy.SKIP
+    overlap_policy: Annotated[OverlapPolicy, Field(strict=False)] = OverlapPolicy.SKIP
     misfire_grace_seconds: Annotated[int, Field(ge=0, le=7 * 86_400)] = 300
 
     @model_validator(mode="after")
