@@ -7,8 +7,9 @@ from aiohttp import web
 
 from api.auth import auth_middleware
 from api.errors import error_middleware
-from api.keys import CLOCK, DB, EXECUTIONS, JOBS, SECRETS, SETTINGS, TOKENS
+from api.keys import CLOCK, DB, EXECUTIONS, JOBS, RATE_LIMITER, SECRETS, SETTINGS, TOKENS
 from api.parser_errors import answer_parser_errors_in_json
+from api.rate_limit import RateLimiter
 from api.request_log import request_log_middleware
 from api.routes import add_routes
 from models.clock import Clock, SystemClock
@@ -36,6 +37,7 @@ def create_app(
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     app[SECRETS] = secrets or secret_box_from(settings)
+    app[RATE_LIMITER] = RateLimiter(rate=settings.api_rate_per_second, burst=settings.api_rate_burst)
     if db is not None:
         _attach(app, db)
         app.on_startup.append(_prepare)
@@ -49,15 +51,16 @@ def _attach(app: web.Application, db) -> None:
     app[DB] = db
     app[JOBS] = SyncJobStore(db)
     app[EXECUTIONS] = ExecutionStore(db, retention_days=app[SETTINGS].execution_retention_days)
-    app[TOKENS] = TokenStore(db)
+    bootstrap = app[SETTINGS].syncjobs_bootstrap_token
+    app[TOKENS] = TokenStore(db, bootstrap=bootstrap.get_secret_value() if bootstrap else None)
 
 
 async def _prepare(app: web.Application) -> None:
     await ensure_indexes(app[DB])
-    bootstrap = app[SETTINGS].syncjobs_bootstrap_token
-    if bootstrap is not None:
-        await app[TOKENS].install(bootstrap.get_secret_value(), name="bootstrap", now=app[CLOCK].now())
-        log.info("bootstrap_token_installed")
+    if await app[TOKENS].forget_stored_bootstrap():
+        log.warning("stored_bootstrap_token_deleted", hint="valid only while SYNCJOBS_BOOTSTRAP_TOKEN is set")
+    if app[SETTINGS].syncjobs_bootstrap_token is not None:
+        log.info("bootstrap_token_enabled")
 
 
 async def _own_database(app: web.Application) -> AsyncIterator[None]:

@@ -1,10 +1,14 @@
-"""Bearer tokens, each valid for one workspace (or, for admin tokens, every workspace)."""
+"""Bearer tokens: who is asking (a Grant), whether the route's workspace and role allow it, and how often."""
 
 from aiohttp import web
 
-from api.keys import CLOCK, GRANT, TOKENS
+from api.keys import CLOCK, GRANT, RATE_LIMITER, TOKENS
+from api.roles import required_role
 from models.errors import Forbidden, Unauthenticated
 from models.tokens import Grant
+
+# Routes under /api that answer without a token.
+PUBLIC_PATHS = frozenset({"/api/openapi.json"})
 
 
 def bearer_token(request: web.Request) -> str:
@@ -14,18 +18,35 @@ def bearer_token(request: web.Request) -> str:
     return token.strip()
 
 
+def needs_token(request: web.Request) -> bool:
+    # Unknown paths and wrong methods (match_info.http_exception) answer 404/405 without a token.
+    match = request.match_info
+    return (
+        match.http_exception is None and request.path.startswith("/api/") and request.path not in PUBLIC_PATHS
+    )
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler):
-    workspace_id = request.match_info.get("workspaceId")
-    if workspace_id is not None:
-        grant = await request.app[TOKENS].authenticate(bearer_token(request), request.app[CLOCK].now())
+    if needs_token(request):
+        now = request.app[CLOCK].now()
+        grant = await request.app[TOKENS].authenticate(bearer_token(request), now)
         if grant is None:
             raise Unauthenticated("Unknown or revoked token")
-        if not grant.allows(workspace_id):
+        request.app[RATE_LIMITER].take(grant.token_id or grant.name, now)
+        workspace_id = request.match_info.get("workspaceId")
+        if workspace_id is not None and not grant.allows(workspace_id):
             raise Forbidden(details={"workspaceId": workspace_id})
+        needed = required_role(request.method, request.match_info.route.resource.canonical)
+        if not grant.at_least(needed):
+            raise Forbidden(
+                f"This needs the {needed} role; this token is {grant.role}",
+                details={"requiredRole": needed, "role": grant.role},
+            )
         request[GRANT] = grant
     return await handler(request)
 
 
 def grant_of(request: web.Request) -> Grant:
+    """The grant of the request's bearer token (set for every /api route but the public ones)."""
     return request[GRANT]

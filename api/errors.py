@@ -47,7 +47,23 @@ class UnsupportedMediaType(SyncJobsError):
     code = "unsupported_media_type"
 
 
-STATUS_OF.update({BadRequest: 400, UnsupportedMediaType: 415})
+class RateLimited(SyncJobsError):
+    """Too many requests with this token; try again after Retry-After seconds."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str | None = None, *, details=None, retry_after: int):
+        super().__init__(message, details=details)
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+class QuotaExceeded(Conflict):
+    """This workspace has reached a limit."""
+
+    code = "quota_exceeded"
+
+
+STATUS_OF.update({BadRequest: 400, UnsupportedMediaType: 415, RateLimited: 429})
 
 
 def error_response(status: int, code: str, message: str, details=None, headers=None) -> web.Response:
@@ -69,7 +85,7 @@ async def error_middleware(request: web.Request, handler):
         return await handler(request)
     except SyncJobsError as error:
         status = status_of(error)
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else getattr(error, "headers", None)
         return error_response(status, error.code, error.message, error.details, headers)
     except web.HTTPException as exc:
         if exc.status < 400:

@@ -4,8 +4,9 @@ from aiohttp import web
 
 from api.bodies import read_object, to_json, validate
 from api.etags import etag, expected_version
-from api.keys import CLOCK, DB, JOBS, SECRETS
+from api.keys import CLOCK, DB, JOBS, SECRETS, SETTINGS
 from api.merge_patch import merge_patch
+from api.quotas import ensure_room
 from api.rewrite import rewrite
 from models.documents import READ_ONLY_FIELDS, parse_object_id
 from models.errors import Conflict, ValidationFailed
@@ -53,6 +54,9 @@ class ResourceHandlers:
     async def create(self, request: web.Request) -> web.Response:
         workspace_id = request.match_info["workspaceId"]
         fields = self.kind.seal(self._fields(await read_object(request)), request.app[SECRETS])
+        ensure_room(
+            request.app[SETTINGS], f"{self.kind.label}s", await self._store(request).count(workspace_id)
+        )
         doc = await self._store(request).insert(workspace_id, fields, request.app[CLOCK].now())
         location = f"/api/workspaces/{workspace_id}/{self.kind.path}/{doc['_id']}"
         return self._response(request, doc, 201, {"Location": location})

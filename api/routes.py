@@ -7,7 +7,7 @@ from aiohttp import web
 
 from api import executions, sync_jobs, tokens
 from api.resources import ResourceHandlers
-from api.tokens import TokenRequest
+from api.tokens import AdminTokenRequest, TokenRequest
 from models.execution import ExecutionView
 from models.resources import DATA_SOURCE, DESTINATION
 from models.sync_job import SyncJobSpec, SyncJobView
@@ -16,6 +16,7 @@ from models.tokens import TokenView
 WS = "/api/workspaces/{workspaceId}"
 JOBS = f"{WS}/sync-jobs"
 JOB = f"{JOBS}/{{jobId}}"
+ADMIN_TOKENS = "/api/admin/tokens"
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ ROUTES: list[Route] = [
         "DELETE", JOB, sync_jobs.delete_job, "Delete a sync job, canceling its active run", statuses=(204,)
     ),
     Route("POST", f"{JOB}/toggle", sync_jobs.toggle_job, "Flip enabled", response=SyncJobView),
+    Route("POST", f"{JOB}/enable", sync_jobs.enable_job, "Set enabled", response=SyncJobView),
+    Route("POST", f"{JOB}/disable", sync_jobs.disable_job, "Clear enabled", response=SyncJobView),
     Route(
         "POST", f"{JOB}/run", sync_jobs.run_job, "Queue a manual run", response=ExecutionView, statuses=(202,)
     ),
@@ -93,6 +96,25 @@ ROUTES: list[Route] = [
     ),
     Route("GET", f"{WS}/tokens", tokens.list_tokens, "List tokens", response=TokenView, list_of=True),
     Route("DELETE", f"{WS}/tokens/{{tokenId}}", tokens.revoke_token, "Revoke a token", statuses=(204,)),
+    Route(
+        "POST",
+        ADMIN_TOKENS,
+        tokens.create_admin_token,
+        "Create an admin token (shown once)",
+        AdminTokenRequest,
+        TokenView,
+        statuses=(201,),
+    ),
+    Route(
+        "GET", ADMIN_TOKENS, tokens.list_admin_tokens, "List admin tokens", response=TokenView, list_of=True
+    ),
+    Route(
+        "DELETE",
+        f"{ADMIN_TOKENS}/{{tokenId}}",
+        tokens.revoke_admin_token,
+        "Revoke an admin token",
+        statuses=(204,),
+    ),
     *resource_routes(DATA_SOURCE, ResourceHandlers(DATA_SOURCE)),
     *resource_routes(DESTINATION, ResourceHandlers(DESTINATION)),
 ]

@@ -6,8 +6,9 @@ from aiohttp import web
 
 from api.bodies import read_model, read_object, to_json, validate
 from api.etags import check_version, etag, expected_version
-from api.keys import CLOCK, DB, EXECUTIONS, JOBS
+from api.keys import CLOCK, DB, EXECUTIONS, JOBS, SETTINGS
 from api.merge_patch import merge_patch
+from api.quotas import ensure_room
 from api.rewrite import rewrite
 from models.documents import READ_ONLY_FIELDS, parse_object_id
 from models.errors import SyncJobNotFound, ValidationFailed
@@ -47,6 +48,7 @@ async def list_jobs(request: web.Request) -> web.Response:
 async def create_job(request: web.Request) -> web.Response:
     workspace_id = request.match_info["workspaceId"]
     spec = await read_model(request, SyncJobSpec)
+    ensure_room(request.app[SETTINGS], "sync jobs", await request.app[JOBS].count(workspace_id))
     await check_references(request, workspace_id, spec)
     doc = await request.app[JOBS].create(workspace_id, spec, request.app[CLOCK].now())
     location = f"/api/workspaces/{workspace_id}/sync-jobs/{doc['_id']}"
@@ -117,6 +119,21 @@ async def toggle_job(request: web.Request) -> web.Response:
         return {"enabled": not current["enabled"]}
 
     return await rewrite_job(request, flipped)
+
+
+async def set_enabled(request: web.Request, enabled: bool) -> web.Response:
+    async def setting(current: dict[str, Any]) -> dict[str, Any]:
+        return {"enabled": enabled}
+
+    return await rewrite_job(request, setting)
+
+
+async def enable_job(request: web.Request) -> web.Response:
+    return await set_enabled(request, True)
+
+
+async def disable_job(request: web.Request) -> web.Response:
+    return await set_enabled(request, False)
 
 
 async def run_job(request: web.Request) -> web.Response:

@@ -41,3 +41,13 @@ class Settings(BaseSettings):
     def renew_seconds(self) -> float:
         # Renewed at a third of the lease so one missed heartbeat does not drop the lock.
         return self.worker_renew_seconds or self.worker_lease_seconds / 3
+
+    # Per workspace: creations past these answer 409 naming the limit (checked before the insert, so
+    # creations racing each other may pass it by the number in flight).
+    workspace_max_jobs: int = Field(default=1000, ge=0)
+    workspace_max_data_sources: int = Field(default=100, ge=0)
+    workspace_max_destinations: int = Field(default=100, ge=0)
+    workspace_max_tokens: int = Field(default=50, ge=0)
+    # Per token, per API process: a token bucket refilled at this rate up to the burst; past it, 429.
+    api_rate_per_second: float = Field(default=50, gt=0)
+    api_rate_burst: int = Field(default=100, ge=1)

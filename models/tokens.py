@@ -1,4 +1,9 @@
-"""API tokens: shown once, stored only as a SHA-256 hash, valid for one workspace or (admin) for all."""
+"""API tokens: shown once, stored only as a SHA-256 hash, each with a role in one workspace, or admin.
+
+Roles, each allowing what the one before allows: `viewer` reads; `operator` also runs, cancels, enables
+and disables jobs; `editor` also writes jobs, data sources and destinations; `owner` also manages the
+workspace's tokens. An `admin` token is valid for every workspace and for /api/admin.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,11 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from bson import ObjectId
-from pydantic import Field
-from pymongo.errors import DuplicateKeyError
+from pydantic import Field, model_validator
 
 from models.collections import API_TOKENS
 from models.documents import Document, IdText
@@ -20,6 +25,21 @@ from models.errors import NotFound
 TOKEN_PREFIX = "sjt_"
 # lastUsedAt is a hint for operators, not an audit log: one write a minute per token is plenty.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+# A grant is served from memory for at most this long, so a token revoked through any API process is
+# refused by every process within it, and a busy token costs one database read a second, not one a request.
+GRANT_CACHE_SECONDS = 1.0
+GRANT_CACHE_SIZE = 10_000
+
+
+class Role(StrEnum):
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    EDITOR = "editor"
+    OWNER = "owner"
+
+
+ADMIN = "admin"
+RANK = {Role.VIEWER: 0, Role.OPERATOR: 1, Role.EDITOR: 2, Role.OWNER: 3, ADMIN: 4}
 
 
 class TokenNotFound(NotFound):
@@ -30,16 +50,27 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def role_of(doc: dict[str, Any]) -> str:
+    # Tokens stored before roles existed could do everything in their workspace: they stay owners.
+    return doc.get("role") or (ADMIN if doc.get("admin") else Role.OWNER.value)
+
+
 @dataclass(frozen=True)
 class Grant:
-    """What a presented token allows."""
+    """What a presented token allows. `role` is one of Role or "admin"; `token_id` is None for the
+    bootstrap token, which is configured, not stored."""
 
-    token_id: ObjectId
+    token_id: ObjectId | None
+    name: str
     workspace_id: str | None
     admin: bool
+    role: str
 
     def allows(self, workspace_id: str) -> bool:
         return self.admin or self.workspace_id == workspace_id
+
+    def at_least(self, role: str) -> bool:
+        return RANK[self.role] >= RANK[role]
 
 
 class TokenView(Document):
@@ -47,17 +78,36 @@ class TokenView(Document):
     workspace_id: str | None
     name: str
     admin: bool
+    role: str = Field(description="viewer, operator, editor, owner, or admin.")
     prefix: str = Field(description="The first characters of the token, to tell tokens apart.")
     created_at: datetime
     last_used_at: datetime | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _role_of_older_tokens(cls, doc: Any) -> Any:
+        if isinstance(doc, dict) and "role" not in doc:
+            return {**doc, "role": role_of(doc)}
+        return doc
+
 
 class TokenStore:
-    def __init__(self, db):
+    """Tokens in `api_tokens`, plus the bootstrap token: valid while SYNCJOBS_BOOTSTRAP_TOKEN names it,
+    never stored, so unsetting the variable and restarting ends it."""
+
+    def __init__(self, db, *, bootstrap: str | None = None):
         self._tokens = db[API_TOKENS]
+        self._bootstrap_hash = hash_token(bootstrap) if bootstrap else None
+        self._grants: dict[str, tuple[Grant, datetime]] = {}
 
     async def issue(
-        self, *, workspace_id: str | None, name: str, now: datetime, admin: bool = False
+        self,
+        *,
+        workspace_id: str | None,
+        name: str,
+        now: datetime,
+        admin: bool = False,
+        role: Role = Role.VIEWER,
     ) -> tuple[str, dict[str, Any]]:
         """A new token and its document; the token text exists only in the return value."""
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -65,6 +115,7 @@ class TokenStore:
             "_id": ObjectId(),
             "workspaceId": None if admin else workspace_id,
             "admin": admin,
+            "role": ADMIN if admin else Role(role).value,
             "name": name,
             "tokenHash": hash_token(token),
             "prefix": token[: len(TOKEN_PREFIX) + 6],
@@ -74,42 +125,70 @@ class TokenStore:
         await self._tokens.insert_one(doc)
         return token, doc
 
-    async def install(self, token: str, *, name: str, now: datetime) -> None:
-        """Make a token chosen outside (SYNCJOBS_BOOTSTRAP_TOKEN) a valid admin token."""
-        digest = hash_token(token)
-        try:
-            await self._tokens.update_one(
-                {"tokenHash": digest},
-                {
-                    "$setOnInsert": {
-                        "workspaceId": None,
-                        "admin": True,
-                        "name": name,
-                        "prefix": token[:4] + "…",
-                        "createdAt": now,
-                        "lastUsedAt": None,
-                    }
-                },
-                upsert=True,
-            )
-        except DuplicateKeyError:
-            pass  # another process installed it at the same moment
+    async def forget_stored_bootstrap(self) -> int:
+        """Delete the bootstrap tokens earlier versions stored (a prefix ending in "…"): the bootstrap
+        token is no longer kept, so one left from before must not outlive its variable."""
+        result = await self._tokens.delete_many(
+            {"admin": True, "name": "bootstrap", "prefix": {"$regex": "…$"}}
+        )
+        return result.deleted_count
 
     async def authenticate(self, token: str, now: datetime) -> Grant | None:
         digest = hash_token(token)
+        if self._bootstrap_hash is not None and hmac.compare_digest(digest, self._bootstrap_hash):
+            return Grant(token_id=None, name="bootstrap", workspace_id=None, admin=True, role=ADMIN)
+        cached = self._grants.get(digest)
+        if cached is not None and 0 <= (now - cached[1]).total_seconds() < GRANT_CACHE_SECONDS:
+            return cached[0]
         doc = await self._tokens.find_one({"tokenHash": digest})
         # The lookup is by hash, so timing reveals nothing of the token; still compare in constant time.
         if doc is None or not hmac.compare_digest(doc["tokenHash"], digest):
+            self._grants.pop(digest, None)
             return None
         last_used = doc.get("lastUsedAt")
         if last_used is None or now - last_used >= LAST_USED_RESOLUTION:
             await self._tokens.update_one({"_id": doc["_id"]}, {"$set": {"lastUsedAt": now}})
-        return Grant(token_id=doc["_id"], workspace_id=doc.get("workspaceId"), admin=bool(doc.get("admin")))
+        grant = Grant(
+            token_id=doc["_id"],
+            name=doc.get("name", ""),
+            workspace_id=doc.get("workspaceId"),
+            admin=bool(doc.get("admin")),
+            role=role_of(doc),
+        )
+        self._remember(digest, grant, now)
+        return grant
 
-    async def list(self, workspace_id: str) -> list[dict[str, Any]]:
-        return await self._tokens.find({"workspaceId": workspace_id}).sort("_id", 1).to_list(None)
+    def _remember(self, digest: str, grant: Grant, now: datetime) -> None:
+        self._grants.pop(digest, None)
+        while len(self._grants) >= GRANT_CACHE_SIZE:
+            del self._grants[next(iter(self._grants))]  # the oldest entry
+        self._grants[digest] = (grant, now)
 
-    async def revoke(self, workspace_id: str, token_id: ObjectId) -> None:
-        result = await self._tokens.delete_one({"_id": token_id, "workspaceId": workspace_id})
+    def _forget(self, token_id: ObjectId) -> None:
+        for digest in [d for d, (grant, _) in self._grants.items() if grant.token_id == token_id]:
+            del self._grants[digest]
+
+    async def count(self, workspace_id: str) -> int:
+        return await self._tokens.count_documents({"workspaceId": workspace_id})
+
+    async def list(self, workspace_id: str | None) -> list[dict[str, Any]]:
+        """A workspace's tokens; with None, the admin tokens."""
+        return await self._tokens.find(_scope(workspace_id)).sort("_id", 1).to_list(None)
+
+    async def get(self, workspace_id: str | None, token_id: ObjectId) -> dict[str, Any]:
+        doc = await self._tokens.find_one({"_id": token_id, **_scope(workspace_id)})
+        if doc is None:
+            raise TokenNotFound(details={"id": str(token_id)})
+        return doc
+
+    async def revoke(self, workspace_id: str | None, token_id: ObjectId) -> None:
+        """Revoke a workspace's token; with None, an admin token. Refused at once by this process."""
+        result = await self._tokens.delete_one({"_id": token_id, **_scope(workspace_id)})
+        self._forget(token_id)
         if result.deleted_count == 0:
             raise TokenNotFound(details={"id": str(token_id)})
+
+
+def _scope(workspace_id: str | None) -> dict[str, Any]:
+    """A workspace's tokens; with None, the admin tokens (which belong to no workspace)."""
+    return {"workspaceId": workspace_id} if workspace_id is not None else {"admin": True}

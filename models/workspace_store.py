@@ -40,6 +40,9 @@ class WorkspaceStore:
             await self.collection.count_documents({"_id": ObjectId(doc_id), "workspaceId": workspace_id}) > 0
         )
 
+    async def count(self, workspace_id: str) -> int:
+        return await self.collection.count_documents({"workspaceId": workspace_id})
+
     async def insert(self, workspace_id: str, fields: dict[str, Any], now: datetime) -> dict[str, Any]:
         doc = {"workspaceId": workspace_id, **fields, "createdAt": now, "updatedAt": now, "version": 1}
         doc["_id"] = (await self.collection.insert_one(doc)).inserted_id

@@ -7,6 +7,7 @@ import sys
 from models.errors import SyncJobsError
 from models.logs import configure_logging
 from models.settings import Settings
+from models.tokens import Role
 
 
 def build_parser(settings: Settings) -> argparse.ArgumentParser:
@@ -30,6 +31,12 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     scope.add_argument("--workspace", help="the workspace the token is valid for")
     scope.add_argument("--admin", action="store_true", help="valid for every workspace")
     create.add_argument("--name", default="cli")
+    create.add_argument(
+        "--role",
+        default="owner",
+        choices=[role.value for role in Role],
+        help="with --workspace; default owner",
+    )
 
     commands.add_parser("sync", help="the built-in HTTP connector: spec on stdin, JSON lines on stdout")
     return parser
@@ -85,7 +92,11 @@ async def create_token(settings: Settings, args: argparse.Namespace) -> int:
     try:
         await ensure_indexes(database.db)
         token, _ = await TokenStore(database.db).issue(
-            workspace_id=args.workspace, name=args.name, admin=args.admin, now=SystemClock().now()
+            workspace_id=args.workspace,
+            name=args.name,
+            admin=args.admin,
+            role=args.role,
+            now=SystemClock().now(),
         )
     finally:
         await database.close()

@@ -10,7 +10,7 @@ from models.resources import DATA_SOURCE, DESTINATION
 from models.secrets import SecretBox
 from models.sync_job import SyncJobSpec
 from models.sync_job_store import SyncJobStore
-from models.tokens import TokenStore
+from models.tokens import Role, TokenStore
 
 WORKSPACE = "demo"
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -70,14 +70,15 @@ def add_demo_routes(app: web.Application, clock: Clock) -> None:
     app.router.add_get("/demo/orders", orders)
 
 
-async def seed_demo(db, *, clock: Clock, secrets: SecretBox, base_url: str, token: str | None) -> dict:
-    """Create the demo workspace's resources once; returns what to print."""
+async def seed_demo(db, *, clock: Clock, secrets: SecretBox, base_url: str) -> dict:
+    """Create the demo workspace's resources once; returns what to print. Each start mints a new owner
+    token for the demo workspace and revokes the one the last start printed."""
     now = clock.now()
     tokens = TokenStore(db)
-    if token:
-        await tokens.install(token, name="bootstrap", now=now)
-    else:
-        token, _ = await tokens.issue(workspace_id=WORKSPACE, name="demo", now=now)
+    for old in await tokens.list(WORKSPACE):
+        if old["name"] == "demo":
+            await tokens.revoke(WORKSPACE, old["_id"])
+    token, _ = await tokens.issue(workspace_id=WORKSPACE, name="demo", role=Role.OWNER, now=now)
     jobs = SyncJobStore(db)
     existing, _ = await jobs.list(WORKSPACE, limit=1, cursor=None)
     if existing:

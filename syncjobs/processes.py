@@ -63,13 +63,8 @@ async def run_dev(settings: Settings, *, host: str, port: int) -> int:
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
-        bootstrap = settings.syncjobs_bootstrap_token
         demo = await seed_demo(
-            database.db,
-            clock=clock,
-            secrets=secrets,
-            base_url=f"http://{host}:{port}/demo",
-            token=bootstrap.get_secret_value() if bootstrap else None,
+            database.db, clock=clock, secrets=secrets, base_url=f"http://{host}:{port}/demo"
         )
         print_welcome(host, port, demo, in_memory=database.in_memory)
         scheduler = Scheduler(
@@ -88,7 +83,8 @@ async def run_dev(settings: Settings, *, host: str, port: int) -> int:
 def print_welcome(host: str, port: int, demo: dict, *, in_memory: bool) -> None:
     base = f"http://{host}:{port}/api/workspaces/{WORKSPACE}/sync-jobs"
     job_id = demo["job"]["_id"]
-    auth = f'-H "Authorization: Bearer {demo["token"]}"'
+    # The token is printed once; the examples read it from $TOKEN.
+    auth = '-H "Authorization: Bearer $TOKEN"'
     lines = [
         "",
         f"syncjobs is running on http://{host}:{port} ({'in-memory database' if in_memory else 'MongoDB'})",
@@ -96,6 +92,7 @@ def print_welcome(host: str, port: int, demo: dict, *, in_memory: bool) -> None:
         f"  token:     {demo['token']}",
         f"  job:       {job_id} (syncs the demo shop every minute)",
         "",
+        "  export TOKEN=<the token above>   # an owner token of the demo workspace",
         f"  curl {auth} {base}",
         f"  curl {auth} -X POST {base}/{job_id}/run",
         f"  curl {auth} {base}/{job_id}/executions",

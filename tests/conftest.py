@@ -52,11 +52,13 @@ async def client(settings, db, clock, secrets, aiohttp_client):
 
 @pytest.fixture
 def token_for(db, clock):
-    """Headers with a fresh token for a workspace (or an admin token)."""
+    """Headers with a fresh token for a workspace (owner unless `role` says otherwise), or an admin token."""
 
-    async def make(workspace_id: str | None = None, *, admin: bool = False) -> dict[str, str]:
+    async def make(
+        workspace_id: str | None = None, *, admin: bool = False, role: str = "owner"
+    ) -> dict[str, str]:
         token, _ = await TokenStore(db).issue(
-            workspace_id=workspace_id, name="test", now=clock.now(), admin=admin
+            workspace_id=workspace_id, name="test", now=clock.now(), admin=admin, role=role
         )
         return {"Authorization": f"Bearer {token}"}
 

@@ -92,3 +92,10 @@ async def test_token_create_refuses_the_in_memory_database():
     )
     out, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 2 and out == b"" and b"MONGODB_URL is unset" in err
+
+
+def test_dev_prints_its_token_once(capsys):
+    from syncjobs.processes import print_welcome
+
+    print_welcome("127.0.0.1", 8080, {"token": "sjt_once", "job": {"_id": "j1"}}, in_memory=True)
+    assert capsys.readouterr().out.count("sjt_once") == 1

@@ -48,7 +48,7 @@ async def exercise(body) -> list[int]:
     app = create_app(
         Settings(_env_file=None, log_level="error"), db=db, clock=clock, secrets=SecretBox(SECRET_KEY)
     )
-    token, _ = await TokenStore(db).issue(workspace_id="ws", name="t", now=clock.now())
+    token, _ = await TokenStore(db).issue(workspace_id="ws", name="t", now=clock.now(), role="owner")
     headers = {"Authorization": f"Bearer {token}"}
     statuses = []
     async with TestClient(TestServer(app)) as client:
