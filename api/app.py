@@ -7,11 +7,12 @@ from aiohttp import web
 
 from api.auth import auth_middleware
 from api.errors import error_middleware
-from api.keys import CLOCK, DB, EXECUTIONS, JOBS, RATE_LIMITER, SECRETS, SETTINGS, TOKENS
+from api.keys import CLOCK, DB, EXECUTIONS, JOBS, RATE_LIMITER, SECRETS, SETTINGS, TOKEN_CACHE, TOKENS
 from api.parser_errors import answer_parser_errors_in_json
 from api.rate_limit import RateLimiter
 from api.request_log import request_log_middleware
 from api.routes import add_routes
+from api.token_cache import TokenCache
 from models.clock import Clock, SystemClock
 from models.collections import ensure_indexes
 from models.database import open_database
@@ -53,6 +54,7 @@ def _attach(app: web.Application, db) -> None:
     app[EXECUTIONS] = ExecutionStore(db, retention_days=app[SETTINGS].execution_retention_days)
     bootstrap = app[SETTINGS].syncjobs_bootstrap_token
     app[TOKENS] = TokenStore(db, bootstrap=bootstrap.get_secret_value() if bootstrap else None)
+    app[TOKEN_CACHE] = TokenCache(app[TOKENS], app[CLOCK])
 
 
 async def _prepare(app: web.Application) -> None:

@@ -2,7 +2,7 @@
 
 from aiohttp import web
 
-from api.keys import CLOCK, GRANT, RATE_LIMITER, TOKENS
+from api.keys import CLOCK, GRANT, RATE_LIMITER, TOKEN_CACHE
 from api.roles import required_role
 from models.errors import Forbidden, Unauthenticated
 from models.tokens import Grant
@@ -29,11 +29,10 @@ def needs_token(request: web.Request) -> bool:
 @web.middleware
 async def auth_middleware(request: web.Request, handler):
     if needs_token(request):
-        now = request.app[CLOCK].now()
-        grant = await request.app[TOKENS].authenticate(bearer_token(request), now)
+        grant = await request.app[TOKEN_CACHE].authenticate(bearer_token(request))
         if grant is None:
             raise Unauthenticated("Unknown or revoked token")
-        request.app[RATE_LIMITER].take(grant.token_id or grant.name, now)
+        request.app[RATE_LIMITER].take(grant.token_id or grant.name, request.app[CLOCK].now())
         workspace_id = request.match_info.get("workspaceId")
         if workspace_id is not None and not grant.allows(workspace_id):
             raise Forbidden(details={"workspaceId": workspace_id})

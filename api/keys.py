@@ -3,6 +3,7 @@
 from aiohttp import web
 
 from api.rate_limit import RateLimiter
+from api.token_cache import TokenCache
 from models.clock import Clock
 from models.execution_store import ExecutionStore
 from models.secrets import SecretBox
@@ -17,6 +18,7 @@ JOBS = web.AppKey("jobs", SyncJobStore)
 EXECUTIONS = web.AppKey("executions", ExecutionStore)
 TOKENS = web.AppKey("tokens", TokenStore)
 SECRETS = web.AppKey("secrets", SecretBox)
+TOKEN_CACHE = web.AppKey("token_cache", TokenCache)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 # Per request: the grant of the bearer token, set by the auth middleware.
 GRANT = web.RequestKey("grant", Grant)

@@ -6,7 +6,7 @@ from pydantic import Field
 
 from api.auth import grant_of
 from api.bodies import read_json, to_json, validate
-from api.keys import CLOCK, SETTINGS, TOKENS
+from api.keys import CLOCK, SETTINGS, TOKEN_CACHE, TOKENS
 from api.quotas import ensure_room
 from models.documents import CamelModel, Name, parse_object_id
 from models.errors import Forbidden
@@ -64,6 +64,7 @@ async def revoke_token(request: web.Request) -> web.Response:
     store = request.app[TOKENS]
     refuse_above(request, role_of(await store.get(workspace_id, token_id)), "revoke")
     await store.revoke(workspace_id, token_id)
+    request.app[TOKEN_CACHE].forget(token_id)
     return web.Response(status=204)
 
 
@@ -81,5 +82,7 @@ async def list_admin_tokens(request: web.Request) -> web.Response:
 
 
 async def revoke_admin_token(request: web.Request) -> web.Response:
-    await request.app[TOKENS].revoke(None, token_id_of(request))
+    token_id = token_id_of(request)
+    await request.app[TOKENS].revoke(None, token_id)
+    request.app[TOKEN_CACHE].forget(token_id)
     return web.Response(status=204)

@@ -25,10 +25,6 @@ from models.errors import NotFound
 TOKEN_PREFIX = "sjt_"
 # lastUsedAt is a hint for operators, not an audit log: one write a minute per token is plenty.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
-# A grant is served from memory for at most this long, so a token revoked through any API process is
-# refused by every process within it, and a busy token costs one database read a second, not one a request.
-GRANT_CACHE_SECONDS = 1.0
-GRANT_CACHE_SIZE = 10_000
 
 
 class Role(StrEnum):
@@ -98,7 +94,6 @@ class TokenStore:
     def __init__(self, db, *, bootstrap: str | None = None):
         self._tokens = db[API_TOKENS]
         self._bootstrap_hash = hash_token(bootstrap) if bootstrap else None
-        self._grants: dict[str, tuple[Grant, datetime]] = {}
 
     async def issue(
         self,
@@ -137,36 +132,20 @@ class TokenStore:
         digest = hash_token(token)
         if self._bootstrap_hash is not None and hmac.compare_digest(digest, self._bootstrap_hash):
             return Grant(token_id=None, name="bootstrap", workspace_id=None, admin=True, role=ADMIN)
-        cached = self._grants.get(digest)
-        if cached is not None and 0 <= (now - cached[1]).total_seconds() < GRANT_CACHE_SECONDS:
-            return cached[0]
         doc = await self._tokens.find_one({"tokenHash": digest})
         # The lookup is by hash, so timing reveals nothing of the token; still compare in constant time.
         if doc is None or not hmac.compare_digest(doc["tokenHash"], digest):
-            self._grants.pop(digest, None)
             return None
         last_used = doc.get("lastUsedAt")
         if last_used is None or now - last_used >= LAST_USED_RESOLUTION:
             await self._tokens.update_one({"_id": doc["_id"]}, {"$set": {"lastUsedAt": now}})
-        grant = Grant(
+        return Grant(
             token_id=doc["_id"],
             name=doc.get("name", ""),
             workspace_id=doc.get("workspaceId"),
             admin=bool(doc.get("admin")),
             role=role_of(doc),
         )
-        self._remember(digest, grant, now)
-        return grant
-
-    def _remember(self, digest: str, grant: Grant, now: datetime) -> None:
-        self._grants.pop(digest, None)
-        while len(self._grants) >= GRANT_CACHE_SIZE:
-            del self._grants[next(iter(self._grants))]  # the oldest entry
-        self._grants[digest] = (grant, now)
-
-    def _forget(self, token_id: ObjectId) -> None:
-        for digest in [d for d, (grant, _) in self._grants.items() if grant.token_id == token_id]:
-            del self._grants[digest]
 
     async def count(self, workspace_id: str) -> int:
         return await self._tokens.count_documents({"workspaceId": workspace_id})
@@ -182,9 +161,8 @@ class TokenStore:
         return doc
 
     async def revoke(self, workspace_id: str | None, token_id: ObjectId) -> None:
-        """Revoke a workspace's token; with None, an admin token. Refused at once by this process."""
+        """Revoke a workspace's token; with None, an admin token."""
         result = await self._tokens.delete_one({"_id": token_id, **_scope(workspace_id)})
-        self._forget(token_id)
         if result.deleted_count == 0:
             raise TokenNotFound(details={"id": str(token_id)})
 
