@@ -56,8 +56,8 @@ ROUTES: list[Route] = [
         "DELETE", JOB, sync_jobs.delete_job, "Delete a sync job, canceling its active run", statuses=(204,)
     ),
     Route("POST", f"{JOB}/toggle", sync_jobs.toggle_job, "Flip enabled", response=SyncJobView),
-    Route("POST", f"{JOB}/enable", sync_jobs.enable_job, "Set enabled", response=SyncJobView),
-    Route("POST", f"{JOB}/disable", sync_jobs.disable_job, "Clear enabled", response=SyncJobView),
+    Route("POST", f"{JOB}/enable", sync_jobs.enable_job, "Enable (idempotent)", response=SyncJobView),
+    Route("POST", f"{JOB}/disable", sync_jobs.disable_job, "Disable (idempotent)", response=SyncJobView),
     Route(
         "POST", f"{JOB}/run", sync_jobs.run_job, "Queue a manual run", response=ExecutionView, statuses=(202,)
     ),

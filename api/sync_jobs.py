@@ -122,10 +122,16 @@ async def toggle_job(request: web.Request) -> web.Response:
 
 
 async def set_enabled(request: web.Request, enabled: bool) -> web.Response:
-    async def setting(current: dict[str, Any]) -> dict[str, Any]:
+    """Idempotent: a job already in the wanted state is answered as it is, its version unchanged."""
+    current = await request.app[JOBS].get(request.match_info["workspaceId"], job_id_of(request))
+    check_version(current, expected_version(request))
+    if current["enabled"] == enabled:
+        return job_response(current)
+
+    async def switched(_current: dict[str, Any]) -> dict[str, Any]:
         return {"enabled": enabled}
 
-    return await rewrite_job(request, setting)
+    return await rewrite_job(request, switched)
 
 
 async def enable_job(request: web.Request) -> web.Response:
