@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.schedule import cron_problem, next_fire_time, next_fire_times, timezone_problem
+from models.schedule import cron_problem, next_fire_time, next_fire_times, schedule_problem, timezone_problem
 
 
 def utc(*args) -> datetime:
@@ -114,3 +114,51 @@ def test_iterators_of_one_expression_do_not_share_their_position():
         utc(2030, 1, 1, 2),
         utc(2030, 6, 1, 2),
     ]
+
+
+NOW = datetime(2030, 1, 7, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("cron", "tz"),
+    [
+        # 01:30 on the last Sunday of March does not exist in London: croniter alone searched to year 9999.
+        ("30 1 * 3 L0", "Europe/London"),
+        # Every minute of the gap hour only: 60 passed-over candidates a year, 600 in the horizon.
+        ("* 1 * 3 L0", "Europe/London"),
+        ("* 2 * 3 0#2", "America/New_York"),
+    ],
+)
+def test_a_cron_that_never_fires_in_its_zone_ends_at_the_horizon_with_none(cron, tz):
+    assert next_fire_time(cron, NOW, tz) is None
+    assert next_fire_times(cron, NOW, tz, 5) == []
+    assert "within the next 10 years" in schedule_problem(cron, tz, NOW)
+
+
+@pytest.mark.parametrize(
+    ("cron", "tz"),
+    [("30 1 * 3 L0", "UTC"), ("0 0 29 2 *", "UTC"), ("30 2 * * *", "America/New_York"), ("@daily", "EST")],
+)
+def test_a_cron_that_fires_within_ten_years_has_no_schedule_problem(cron, tz):
+    assert schedule_problem(cron, tz, NOW) is None
+
+
+@pytest.mark.parametrize(
+    ("zone", "accepted"),
+    [
+        ("UTC", True),
+        ("Europe/London", True),
+        ("US/Eastern", True),  # an IANA link: accepted, behaves as America/New_York
+        ("EST", True),
+        ("America", False),  # a directory of the zone database: IsADirectoryError before
+        ("Etc", False),
+        ("Factory", False),
+        ("posixrules", False),
+        ("right/UTC", False),
+        ("posix/Europe/London", False),
+        ("localtime", False),
+        ("../../etc/passwd", False),
+    ],
+)
+def test_only_iana_zone_names_are_zones(zone, accepted):
+    assert (timezone_problem(zone) is None) is accepted
