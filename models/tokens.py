@@ -47,8 +47,15 @@ def hash_token(token: str) -> str:
 
 
 def role_of(doc: dict[str, Any]) -> str:
-    # Tokens stored before roles existed could do everything in their workspace: they stay owners.
-    return doc.get("role") or (ADMIN if doc.get("admin") else Role.OWNER.value)
+    """The role a stored token has. Only `admin: true` makes an admin: a workspace token whose `role` says
+    "admin" (or anything unknown) is a viewer, so a planted document grants nothing."""
+    if doc.get("admin"):
+        return ADMIN
+    role = doc.get("role")
+    if role is None:
+        # Tokens stored before roles existed could do everything in their workspace: they stay owners.
+        return Role.OWNER.value
+    return role if role in Role._value2member_map_ else Role.VIEWER.value
 
 
 @dataclass(frozen=True)

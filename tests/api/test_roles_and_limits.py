@@ -126,17 +126,25 @@ async def test_a_minted_token_cannot_revoke_its_creator(client, db, token_for):
     assert (await client.get("/api/workspaces/ws-a/sync-jobs", headers=owner)).status == 200
 
 
-async def test_a_token_cannot_revoke_one_above_its_role(client, db, token_for, clock):
+async def test_no_workspace_token_reaches_admin_tokens_even_one_planted_as_admin(
+    client, db, token_for, clock
+):
     # A stored admin token is no workspace's: an owner neither sees nor revokes it.
     admin = await token_for(admin=True)
     admin_id = (await db.api_tokens.find_one({"admin": True}))["_id"]
     owner = await token_for("ws-a")
     assert (await client.delete(f"/api/workspaces/ws-a/tokens/{admin_id}", headers=owner)).status == 404
     assert (await client.get("/api/admin/tokens", headers=admin)).status == 200
-    # An owner token planted by hand with a higher role than its reader is refused with 403, not revoked.
+    # A workspace token planted with role "admin" (say through a destination writing into api_tokens) is
+    # no admin: only `admin: true` is, and the planted one is a mere viewer its owner can revoke.
     planted, doc = await TokenStore(db).issue(workspace_id="ws-a", name="odd", role="owner", now=clock.now())
     await db.api_tokens.update_one({"_id": doc["_id"]}, {"$set": {"role": "admin"}})
-    assert (await client.delete(f"/api/workspaces/ws-a/tokens/{doc['_id']}", headers=owner)).status == 403
+    assert (await client.get("/api/admin/tokens", headers=bearer(planted))).status == 403
+    assert (
+        await client.post("/api/workspaces/ws-a/sync-jobs", json={}, headers=bearer(planted))
+    ).status == 403
+    assert (await client.get("/api/workspaces/ws-b/sync-jobs", headers=bearer(planted))).status == 403
+    assert (await client.delete(f"/api/workspaces/ws-a/tokens/{doc['_id']}", headers=owner)).status == 204
 
 
 async def test_admin_tokens_are_stored_listed_and_revoked_only_by_admins(client, token_for):
