@@ -7,11 +7,12 @@ from aiohttp import web
 
 from api.auth import auth_middleware
 from api.errors import error_middleware
-from api.keys import CLOCK, DB, EXECUTIONS, JOBS, SECRETS, SETTINGS, TOKENS
+from api.keys import CLOCK, CONNECTORS, DB, EXECUTIONS, JOBS, SECRETS, SETTINGS, TOKENS
 from api.request_log import request_log_middleware
 from api.routes import add_routes
 from models.clock import Clock, SystemClock
 from models.collections import ensure_indexes
+from models.connectors import ConnectorCatalog, read_connectors_file
 from models.database import open_database
 from models.execution_store import ExecutionStore
 from models.secrets import SecretBox, secret_box_from
@@ -20,6 +21,7 @@ from models.sync_job_store import SyncJobStore
 from models.tokens import TokenStore
 
 log = structlog.get_logger("syncjobs.api")
+CONFIGURED_CONNECTORS = web.AppKey("configured_connectors", list)
 
 
 def create_app(
@@ -34,6 +36,8 @@ def create_app(
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     app[SECRETS] = secrets or secret_box_from(settings)
+    # Read once at start-up, so a malformed catalog stops the API before it serves.
+    app[CONFIGURED_CONNECTORS] = read_connectors_file(settings.syncjobs_connectors_file)
     if db is not None:
         _attach(app, db)
         app.on_startup.append(_prepare)
@@ -48,6 +52,7 @@ def _attach(app: web.Application, db) -> None:
     app[JOBS] = SyncJobStore(db)
     app[EXECUTIONS] = ExecutionStore(db, retention_days=app[SETTINGS].execution_retention_days)
     app[TOKENS] = TokenStore(db)
+    app[CONNECTORS] = ConnectorCatalog(db, app[CONFIGURED_CONNECTORS])
 
 
 async def _prepare(app: web.Application) -> None:

@@ -3,6 +3,7 @@
 from aiohttp import web
 
 from models.clock import Clock
+from models.connectors import ConnectorCatalog
 from models.execution_store import ExecutionStore
 from models.secrets import SecretBox
 from models.settings import Settings
@@ -16,6 +17,18 @@ JOBS = web.AppKey("jobs", SyncJobStore)
 EXECUTIONS = web.AppKey("executions", ExecutionStore)
 TOKENS = web.AppKey("tokens", TokenStore)
 SECRETS = web.AppKey("secrets", SecretBox)
+CONNECTORS = web.AppKey("connectors", ConnectorCatalog)
 # Per request: the grant of the bearer token, set by the auth middleware.
 GRANT = web.RequestKey("grant", Grant)
-__all__ = ["SETTINGS", "CLOCK", "DB", "JOBS", "EXECUTIONS", "TOKENS", "SECRETS", "GRANT", "Grant"]
+__all__ = [
+    "SETTINGS",
+    "CLOCK",
+    "DB",
+    "JOBS",
+    "EXECUTIONS",
+    "TOKENS",
+    "SECRETS",
+    "CONNECTORS",
+    "GRANT",
+    "Grant",
+]

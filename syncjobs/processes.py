@@ -9,12 +9,13 @@ from aiohttp import web
 
 from api.app import create_app
 from executor.runner import SubprocessRunner
+from executor.sandbox import make_non_dumpable
 from models.clock import SystemClock
 from models.collections import ensure_indexes
 from models.database import open_database
 from models.secrets import SecretBox, secret_box_from
 from models.settings import Settings
-from syncjobs.demo import WORKSPACE, add_demo_routes, seed_demo
+from syncjobs.demo import WORKSPACE, add_demo_routes, allow_demo_shop, seed_demo
 from worker.scheduler import Scheduler
 
 log = structlog.get_logger("syncjobs")
@@ -29,7 +30,15 @@ def stop_on_signals() -> asyncio.Event:
     return stop
 
 
+def harden_worker() -> None:
+    """Once, before any source starts: sources of our own user cannot read this process's memory or
+    environment through /proc."""
+    if not make_non_dumpable():
+        log.warning("worker_dumpable", hint="prctl(PR_SET_DUMPABLE) is unavailable on this platform")
+
+
 async def run_worker(settings: Settings) -> int:
+    harden_worker()
     database = open_database(settings)
     if database.in_memory:
         log.warning("worker_on_in_memory_database", hint="set MONGODB_URL; only `syncjobs dev` shares memory")
@@ -51,6 +60,8 @@ async def run_worker(settings: Settings) -> int:
 
 
 async def run_dev(settings: Settings, *, host: str, port: int) -> int:
+    harden_worker()
+    settings = allow_demo_shop(settings, host)
     database = open_database(settings)
     if settings.syncjobs_secret_key is None and database.in_memory:
         secrets = SecretBox(SecretBox.new_key())  # nothing outlives this process, so neither need the key

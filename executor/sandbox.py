@@ -1,0 +1,59 @@
+"""What a source process may touch of ours: run as an unprivileged user in a private directory, and a
+worker that cannot be read through /proc by processes of its own user."""
+
+import contextlib
+import ctypes
+import os
+import pwd
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+PR_SET_DUMPABLE = 4
+
+
+class SandboxUnavailable(Exception):
+    """Sources cannot be started without privileges of ours."""
+
+
+def make_non_dumpable() -> bool:
+    """prctl(PR_SET_DUMPABLE, 0) on this process: /proc/<pid>/environ, mem and the like become root's, so
+    a source running as the worker's own user cannot read our keys from them. Called once at worker start;
+    False where the call is not available (not Linux)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """How to start one source: the keyword arguments of the spawn, and its private directory."""
+
+    workdir: str
+    spawn: dict[str, Any] = field(default_factory=dict)
+
+    def environment(self) -> dict[str, str]:
+        return {"HOME": self.workdir, "TMPDIR": self.workdir}
+
+
+@contextlib.contextmanager
+def source_sandbox(user: str) -> Iterator[Sandbox]:
+    """A private working directory (removed afterwards) and, when we are root, `user`'s uid and gid with
+    no supplementary groups, so the source reads none of the worker's files or /proc entries."""
+    workdir = tempfile.mkdtemp(prefix="syncjobs-source-")
+    try:
+        spawn: dict[str, Any] = {"cwd": workdir}
+        if os.geteuid() == 0:
+            try:
+                account = pwd.getpwnam(user)
+            except KeyError:
+                raise SandboxUnavailable(f"SOURCE_USER {user!r} does not exist on this host") from None
+            os.chown(workdir, account.pw_uid, account.pw_gid)
+            spawn.update(user=account.pw_uid, group=account.pw_gid, extra_groups=[])
+        yield Sandbox(workdir, spawn)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
