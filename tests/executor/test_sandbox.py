@@ -57,6 +57,10 @@ def worker_key_file(tmp_path):
     return str(key)
 
 
+def gone(path: str) -> bool:
+    return not Path(path).exists()
+
+
 async def loot_of(runner, script, make_job, db, clock, key_file) -> dict:
     name = await script(PLANTED)
     job = await make_job(name, sync_mode="incremental")
@@ -91,7 +95,7 @@ async def test_a_planted_source_reads_nothing_of_the_worker(
     assert loot["parent_cwd"].startswith("denied")
     assert loot["key_file"].startswith("denied")
     assert loot["cwd"].startswith("/tmp/syncjobs-source-") and loot["home"] == loot["cwd"]
-    assert not Path(loot["cwd"]).exists(), "the private directory outlives the run"
+    assert gone(loot["cwd"]), "the private directory outlives the run"
 
 
 async def test_a_source_user_that_does_not_exist_fails_the_run_instead_of_running_as_root(
