@@ -3,11 +3,11 @@
 Names are checked after DNS by the session's resolver, and the connection goes to the very addresses that
 were checked (aiohttp connects to what its resolver returns), so a name that answers a public address to
 the check and a private one to the connection gets nowhere. Hosts written as addresses skip the resolver;
-a request-start hook checks those. Both run again on every redirect hop.
+the connector checks those before it connects. Both run again for every redirect hop, which opens its own
+connection.
 """
 
 import socket
-from types import SimpleNamespace
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -34,16 +34,21 @@ class PolicyResolver(AbstractResolver):
         await self._resolver.close()
 
 
+class PolicyConnector(aiohttp.TCPConnector):
+    """Refuses a host written as an address the policy refuses; names go through the PolicyResolver."""
+
+    def __init__(self, policy: NetworkPolicy):
+        super().__init__(resolver=PolicyResolver(policy), use_dns_cache=False)
+        self._policy = policy
+
+    async def connect(self, req, traces, timeout):
+        host = req.url.host or ""
+        address = literal_address(host)
+        if address is not None and not self._policy.permits(address):
+            raise AddressRefused(f"{host} is not reachable under the network policy")
+        return await super().connect(req, traces, timeout)
+
+
 def policy_session(policy: NetworkPolicy, **options) -> aiohttp.ClientSession:
     """A ClientSession under `policy`; no proxy from the environment, no DNS cache to go stale."""
-
-    async def check_literal_host(_session, _context: SimpleNamespace, params) -> None:
-        host = params.url.host or ""
-        address = literal_address(host)
-        if address is not None and not policy.permits(address):
-            raise AddressRefused(f"{host} is not reachable under the network policy")
-
-    trace = aiohttp.TraceConfig()
-    trace.on_request_start.append(check_literal_host)
-    connector = aiohttp.TCPConnector(resolver=PolicyResolver(policy), use_dns_cache=False)
-    return aiohttp.ClientSession(connector=connector, trace_configs=[trace], trust_env=False, **options)
+    return aiohttp.ClientSession(connector=PolicyConnector(policy), trust_env=False, **options)
