@@ -41,7 +41,7 @@ class PolicyConnector(aiohttp.TCPConnector):
         super().__init__(resolver=PolicyResolver(policy), use_dns_cache=False)
         self._policy = policy
 
-    async def connect(self, req, traces, timeout):
+    async def connect(self, req, traces, timeout):  # noqa: ASYNC109 (aiohttp's signature)
         host = req.url.host or ""
         address = literal_address(host)
         if address is not None and not self._policy.permits(address):

@@ -1,13 +1,14 @@
-"""Masking secrets in text a source wrote: the value itself, its URL-encoded and base64 forms, and any
-run of 8 or more characters those forms start with (a cut-off prefix is still a leak)."""
+"""Masking secrets in text a source wrote: the value itself, its URL-encoded, hex and base64 forms, and
+any run of 8 or more characters of one of those (a cut-off prefix, or the secret less its first letter, is
+still a leak)."""
 
 import base64
-import re
 from urllib.parse import quote, quote_plus
 
 MASK = "***"
 # The shortest piece of a secret worth masking; secrets are at least this long (models/secrets.py).
 MIN_MATCH = 8
+BLOCK = MIN_MATCH // 2
 
 
 def _base64_forms(secret: bytes) -> list[str]:
@@ -29,39 +30,39 @@ def secret_forms(secret: str) -> list[str]:
 
 
 class SecretMask:
-    """Replaces every form of the given secrets, and every prefix of 8+ characters of one, with ***."""
+    """Replaces every run of text made of 8-character pieces of a secret's forms with ***."""
 
     def __init__(self, secrets: list[str]):
-        self._forms = sorted(
-            {form for secret in secrets if len(secret) >= MIN_MATCH for form in secret_forms(secret)},
-            key=len,
-            reverse=True,
-        )
-        starts = sorted({form[:MIN_MATCH] for form in self._forms})
-        self._start = re.compile("|".join(map(re.escape, starts))) if starts else None
+        forms = {form for secret in secrets if len(secret) >= MIN_MATCH for form in secret_forms(secret)}
+        self._pieces = {form[i : i + MIN_MATCH] for form in forms for i in range(len(form) - MIN_MATCH + 1)}
+        # Every 8-character window covers a whole 4-character block starting at a multiple of 4, so looking
+        # up those blocks alone finds every line that may hold a piece, at a quarter of the lookups.
+        self._blocks = {piece[i : i + BLOCK] for piece in self._pieces for i in range(MIN_MATCH - BLOCK + 1)}
+
+    def _suspect_blocks(self, text: str) -> list[int]:
+        return [
+            start
+            for start in range(0, len(text) - BLOCK + 1, BLOCK)
+            if text[start : start + BLOCK] in self._blocks
+        ]
 
     def __call__(self, text: str) -> str:
-        if self._start is None:
+        if not self._pieces or len(text) < MIN_MATCH:
+            return text
+        secret = bytearray(len(text))
+        for block in self._suspect_blocks(text):
+            for start in range(max(0, block - BLOCK), min(block, len(text) - MIN_MATCH) + 1):
+                if text[start : start + MIN_MATCH] in self._pieces:
+                    secret[start : start + MIN_MATCH] = b"\x01" * MIN_MATCH
+        if not any(secret):
             return text
         out, position = [], 0
-        while True:
-            match = self._start.search(text, position)
-            if match is None:
-                break
-            end = max(
-                (match.start() + _common_prefix(text, match.start(), form) for form in self._forms),
-                default=match.end(),
-            )
-            out.append(text[position : match.start()] + MASK)
-            position = max(end, match.end())
-        out.append(text[position:])
+        while position < len(text):
+            if secret[position]:
+                out.append(MASK)
+                while position < len(text) and secret[position]:
+                    position += 1
+            else:
+                out.append(text[position])
+                position += 1
         return "".join(out)
-
-
-def _common_prefix(text: str, start: int, form: str) -> int:
-    length = 0
-    for a, b in zip(text[start : start + len(form)], form, strict=False):
-        if a != b:
-            break
-        length += 1
-    return length if length >= MIN_MATCH else 0
