@@ -11,6 +11,7 @@ import json
 import sys
 import tomllib
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -86,8 +87,10 @@ class ConnectorView(Document):
     created_at: datetime | None = None
 
 
+@cache
 def builtin_http() -> dict[str, Any]:
-    """The HTTP connector of `type: http` sources, run with this very interpreter."""
+    """The HTTP connector of `type: http` sources, run with this very interpreter (callers never change
+    the entry: it is built once)."""
     from models.data_source import HttpSource
 
     return {

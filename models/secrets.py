@@ -175,8 +175,9 @@ def seal_fields(fields: dict, layout: SecretLayout, box: "SecretBox", previous: 
             sealed[name] = stored
             kept.append(name)
         elif MASK in secrets:
-            # Only a stored secret is shown as ***: this one is being sent to another URL.
-            raise ValidationFailed(RETARGETED, details=[{"field": name, "message": "re-enter the secret"}])
+            # Only a stored secret is shown as ***: this one is being sent to another URL (or none is stored).
+            message = RETARGETED if stored else "*** stands for a stored secret, and none is stored here"
+            raise ValidationFailed(message, details=[{"field": name, "message": "re-enter the secret"}])
         elif any(len(secret) < MIN_SECRET_CHARS for secret in secrets):
             raise _too_short(name)
         else:
