@@ -51,6 +51,13 @@ class SubprocessRunner:
         self._policy = NetworkPolicy.from_setting(settings.syncjobs_allowed_networks)
 
     async def run(self, request: RunRequest) -> RunOutcome:
+        try:
+            return await self._run(request)
+        except (SourceRefused, DestinationRefused, SandboxUnavailable) as refused:
+            # Nothing started: the source, its destination or its user is not one this worker may use.
+            return RunOutcome(ExecutionStatus.FAILED, error=str(refused))
+
+    async def _run(self, request: RunRequest) -> RunOutcome:
         job = request.job
         source = await self._load(DATA_SOURCE, job["workspaceId"], job["dataSourceId"])
         destination = await self._load(DESTINATION, job["workspaceId"], job["destinationDatabaseId"])
@@ -68,38 +75,34 @@ class SubprocessRunner:
             # The HTTP connector applies the policy itself, after DNS, on every connection it opens.
             "network": {"allowedNetworks": self._policy.as_setting()},
         }
+        argv = await source_command(source, self._connectors)
         secret_values = DATA_SOURCE.secret_values(source) + DESTINATION.secret_values(destination)
-        try:
-            argv = await source_command(source, self._connectors)
-            async with contextlib.AsyncExitStack() as stack:
-                dest_db = await stack.enter_async_context(
-                    destination_database(self._db, job["workspaceId"], destination, policy=self._policy)
-                )
-                sandbox = stack.enter_context(source_sandbox(self._settings.source_user))
-                writer = MongoWriter(
-                    dest_db,
-                    full=job["syncMode"] == "full",
-                    prefix=destination.get("collectionPrefix", ""),
-                    batch_size=destination.get("batchSize", 500),
-                    execution_id=str(request.execution["_id"]),
-                    now=self._clock.now(),
-                )
-                session = SyncSession(
-                    request,
-                    writer,
-                    spec,
-                    argv,
-                    minimal_environment(sandbox.environment()),
-                    primary_keys=primary_keys(source),
-                    entities=entities,
-                    log_tail=LogTail(secrets=secret_values),
-                    kill_grace=self._settings.kill_grace_seconds,
-                    progress_seconds=self._progress_seconds,
-                    spawn=sandbox.spawn,
-                )
-                return await session.run()
-        except (SourceRefused, DestinationRefused, SandboxUnavailable) as refused:
-            return RunOutcome(ExecutionStatus.FAILED, error=str(refused))
+        async with (
+            destination_database(self._db, job["workspaceId"], destination, policy=self._policy) as dest_db,
+            source_sandbox(self._settings.source_user) as sandbox,
+        ):
+            writer = MongoWriter(
+                dest_db,
+                full=job["syncMode"] == "full",
+                prefix=destination.get("collectionPrefix", ""),
+                batch_size=destination.get("batchSize", 500),
+                execution_id=str(request.execution["_id"]),
+                now=self._clock.now(),
+            )
+            session = SyncSession(
+                request,
+                writer,
+                spec,
+                argv,
+                minimal_environment(sandbox.environment()),
+                primary_keys=primary_keys(source),
+                entities=entities,
+                log_tail=LogTail(secrets=secret_values),
+                kill_grace=self._settings.kill_grace_seconds,
+                progress_seconds=self._progress_seconds,
+                spawn=sandbox.spawn,
+            )
+            return await session.run()
 
     async def _load(self, kind, workspace_id: str, resource_id: str) -> dict[str, Any] | None:
         if not ObjectId.is_valid(resource_id):

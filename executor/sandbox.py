@@ -1,13 +1,14 @@
 """What a source process may touch of ours: run as an unprivileged user in a private directory, and a
 worker that cannot be read through /proc by processes of its own user."""
 
+import asyncio
 import contextlib
 import ctypes
 import os
 import pwd
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,8 +41,8 @@ class Sandbox:
         return {"HOME": self.workdir, "TMPDIR": self.workdir}
 
 
-@contextlib.contextmanager
-def source_sandbox(user: str) -> Iterator[Sandbox]:
+@contextlib.asynccontextmanager
+async def source_sandbox(user: str) -> AsyncIterator[Sandbox]:
     """A private working directory (removed afterwards) and, when we are root, `user`'s uid and gid with
     no supplementary groups, so the source reads none of the worker's files or /proc entries."""
     workdir = tempfile.mkdtemp(prefix="syncjobs-source-")
@@ -56,4 +57,5 @@ def source_sandbox(user: str) -> Iterator[Sandbox]:
             spawn.update(user=account.pw_uid, group=account.pw_gid, extra_groups=[])
         yield Sandbox(workdir, spawn)
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        # In a thread: a source may leave many files behind, and the event loop must not wait on them.
+        await asyncio.to_thread(shutil.rmtree, workdir, ignore_errors=True)
