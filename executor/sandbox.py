@@ -30,6 +30,33 @@ def make_non_dumpable() -> bool:
         return False
 
 
+async def source_user_problem(user: str, executable: str) -> str | None:
+    """Why sources running as `user` could not start `executable` (the interpreter of the built-in HTTP
+    connector, say: pyenv keeps it under /root); None when they can, or when no user switch happens."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        account = pwd.getpwnam(user)
+        process = await asyncio.create_subprocess_exec(
+            executable,
+            "-c",
+            "",
+            user=account.pw_uid,
+            group=account.pw_gid,
+            extra_groups=[],
+            cwd="/",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        if await process.wait() == 0:
+            return None
+        return f"{executable} exits with {process.returncode} as {user}"
+    except KeyError:
+        return f"SOURCE_USER {user!r} does not exist on this host"
+    except OSError as error:
+        return f"{user} cannot start {executable}: {error.strerror}"
+
+
 @dataclass(frozen=True)
 class Sandbox:
     """How to start one source: the keyword arguments of the spawn, and its private directory."""
