@@ -94,10 +94,6 @@ def url_secrets(url: str) -> list[str]:
     return found
 
 
-def has_credentials(url: str) -> bool:
-    return bool(url_secrets(url))
-
-
 def masked_url(url: str) -> str:
     """The URL with its secret parts as ***; for display and logs only."""
     shown = USER_INFO.sub(
@@ -129,6 +125,11 @@ class SecretLayout:
     target: Callable[[dict], Any] = lambda doc: None
 
 
+def _resealed(stored: str, box: "SecretBox") -> str:
+    # Params and query strings were kept in clear text before they counted as secrets: sealed when kept.
+    return stored if is_sealed(stored) else box.seal(stored)
+
+
 def _seal_map(values: dict | None, stored: dict | None, box: "SecretBox", field: str, kept: list) -> dict:
     sealed = {}
     for key, value in (values or {}).items():
@@ -138,7 +139,7 @@ def _seal_map(values: dict | None, stored: dict | None, box: "SecretBox", field:
                     "*** stands for a stored secret, and none is stored under this name",
                     details=[{"field": f"{field}.{key}", "message": "send the secret's value"}],
                 )
-            sealed[key] = stored[key]
+            sealed[key] = _resealed(stored[key], box)
             kept.append(f"{field}.{key}")
         elif len(value) < MIN_SECRET_CHARS:
             raise _too_short(f"{field}.{key}")
@@ -172,7 +173,7 @@ def seal_fields(fields: dict, layout: SecretLayout, box: "SecretBox", previous: 
             continue
         stored = previous.get(name)
         if stored and masked_url(box.open(stored)) == value:
-            sealed[name] = stored
+            sealed[name] = _resealed(stored, box)
             kept.append(name)
         elif MASK in secrets:
             # Only a stored secret is shown as ***: this one is being sent to another URL (or none is stored).

@@ -159,3 +159,15 @@ async def test_an_entity_path_that_is_a_url_is_refused(client, ws, path):
     resp = await client.post(SOURCES, json=body, headers=ws.headers)
     assert resp.status == 422, await resp.text()
     assert (await error_of(resp))["details"][0]["field"].endswith("path")
+
+
+async def test_params_stored_in_clear_before_they_were_secret_are_sealed_when_kept(client, ws, db, secrets):
+    await db.data_sources.update_one(
+        {"_id": ObjectId(ws.data_source_id)},
+        {"$set": {"entities": [{"name": "customers", "path": "/c", "params": {"key": "legacy-clear-1"}}]}},
+    )
+    resp = await client.patch(f"{SOURCES}/{ws.data_source_id}", json={"name": "renamed"}, headers=ws.headers)
+    assert resp.status == 200, await resp.text()
+    stored = await db.data_sources.find_one({"_id": ObjectId(ws.data_source_id)})
+    assert "legacy-clear-1" not in str(stored)
+    assert secrets.open(stored["entities"][0]["params"]["key"]) == "legacy-clear-1"
