@@ -7,7 +7,7 @@ from aiohttp import web
 
 from api.auth import auth_middleware
 from api.errors import error_middleware
-from api.keys import CLOCK, CONNECTORS, DB, EXECUTIONS, JOBS, SECRETS, SETTINGS, TOKENS
+from api.keys import CLOCK, CONFIGURED_CONNECTORS, CONNECTORS, DB, EXECUTIONS, JOBS, SECRETS, SETTINGS, TOKENS
 from api.request_log import request_log_middleware
 from api.routes import add_routes
 from models.clock import Clock, SystemClock
@@ -21,7 +21,6 @@ from models.sync_job_store import SyncJobStore
 from models.tokens import TokenStore
 
 log = structlog.get_logger("syncjobs.api")
-CONFIGURED_CONNECTORS = web.AppKey("configured_connectors", list)
 
 
 def create_app(

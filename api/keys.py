@@ -18,6 +18,8 @@ EXECUTIONS = web.AppKey("executions", ExecutionStore)
 TOKENS = web.AppKey("tokens", TokenStore)
 SECRETS = web.AppKey("secrets", SecretBox)
 CONNECTORS = web.AppKey("connectors", ConnectorCatalog)
+# SYNCJOBS_CONNECTORS_FILE's entries, read once when the app is built.
+CONFIGURED_CONNECTORS = web.AppKey("configured_connectors", list)
 # Per request: the grant of the bearer token, set by the auth middleware.
 GRANT = web.RequestKey("grant", Grant)
 __all__ = [
