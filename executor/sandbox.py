@@ -30,17 +30,15 @@ def make_non_dumpable() -> bool:
         return False
 
 
-async def source_user_problem(user: str, executable: str) -> str | None:
-    """Why sources running as `user` could not start `executable` (the interpreter of the built-in HTTP
-    connector, say: pyenv keeps it under /root); None when they can, or when no user switch happens."""
+async def source_user_problem(user: str, argv: list[str]) -> str | None:
+    """Why sources running as `user` could not run `argv` (the built-in HTTP connector, say: pyenv keeps
+    Python under /root); None when they can, or when no user switch happens."""
     if os.geteuid() != 0:
         return None
     try:
         account = pwd.getpwnam(user)
         process = await asyncio.create_subprocess_exec(
-            executable,
-            "-c",
-            "",
+            *argv,
             user=account.pw_uid,
             group=account.pw_gid,
             extra_groups=[],
@@ -50,11 +48,11 @@ async def source_user_problem(user: str, executable: str) -> str | None:
         )
         if await process.wait() == 0:
             return None
-        return f"{executable} exits with {process.returncode} as {user}"
+        return f"{argv[0]} exits with {process.returncode} as {user}"
     except KeyError:
         return f"SOURCE_USER {user!r} does not exist on this host"
     except OSError as error:
-        return f"{user} cannot start {executable}: {error.strerror}"
+        return f"{user} cannot start {argv[0]}: {error.strerror}"
 
 
 @dataclass(frozen=True)

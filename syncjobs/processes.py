@@ -36,12 +36,15 @@ async def harden_worker(settings: Settings) -> None:
     not in every run's error."""
     if not make_non_dumpable():
         log.warning("worker_dumpable", hint="prctl(PR_SET_DUMPABLE) is unavailable on this platform")
-    problem = await source_user_problem(settings.source_user, sys.executable)
+    # The connector's own import, as the source user: the interpreter and this checkout must be readable.
+    problem = await source_user_problem(
+        settings.source_user, [sys.executable, "-c", "import executor.sync_cli"]
+    )
     if problem:
         log.warning(
             "source_user_cannot_run_http_connector",
             problem=problem,
-            hint="install Python where SOURCE_USER can read it (pyenv under /root is not)",
+            hint="install Python and syncjobs where SOURCE_USER can read them (pyenv under /root is not)",
         )
 
 

@@ -3,7 +3,8 @@
 When the tests run as root, sources run as SOURCE_USER (nobody). On a machine whose interpreter lives
 under a directory only root may enter (pyenv under /root), nobody cannot start this interpreter: then
 scripts run with the system Python (stdlib only, which is all they use), and the built-in HTTP connector,
-which needs this interpreter's packages, runs as root, the one place the tests give up the sandbox."""
+which needs this interpreter and this checkout (maybe in a directory only root may enter, too), runs as
+root: the one place the tests give up the sandbox."""
 
 import os
 import subprocess
@@ -12,11 +13,13 @@ from functools import cache
 
 
 @cache
-def nobody_can_run(executable: str) -> bool:
+def nobody_can_run(executable: str, *, code: str = "") -> bool:
     if os.geteuid() != 0:
         return True
     try:
-        subprocess.run([executable, "-c", ""], user="nobody", group="nogroup", check=True, timeout=30)
+        subprocess.run(
+            [executable, "-c", code], user="nobody", group="nogroup", cwd="/", check=True, timeout=30
+        )
     except (OSError, subprocess.SubprocessError):
         return False
     return True
@@ -31,4 +34,4 @@ def script_python() -> str:
 
 def http_connector_user() -> str:
     """SOURCE_USER for runs of the built-in HTTP connector (see the module's docstring)."""
-    return "nobody" if nobody_can_run(sys.executable) else "root"
+    return "nobody" if nobody_can_run(sys.executable, code="import executor.sync_cli") else "root"
