@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, TypeAdapter, field_validator
 
+from models.connectors import ConnectorName
 from models.documents import CamelModel, ResourceView
 from models.namespaces import collection_problem, refusing
 from models.secrets import SecretLayout
@@ -100,10 +101,7 @@ class CommandSource(CamelModel):
     name: Name
     description: Annotated[str, Field(max_length=2000)] = ""
     type: Literal["command"]
-    connector: Annotated[
-        str,
-        Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="A connector an operator registered."),
-    ]
+    connector: Annotated[ConnectorName, Field(description="A connector an operator registered.")]
     config: Annotated[
         dict[str, Any], Field(description="Checked against the connector's schema; reaches it on stdin.")
     ] = {}
