@@ -17,13 +17,13 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from typing import Any, TextIO
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import aiohttp
 
 from executor.protocol import Log, Record, Result, State, encode
 from executor.safe_http import policy_session
-from models.network_policy import AddressRefused, NetworkPolicy
+from models.network_policy import AddressRefused, NetworkPolicy, url_origin
 from models.secrets import masked_url
 
 MAX_PAGES = 100_000
@@ -32,11 +32,6 @@ MAX_BACKOFF_SECONDS = 60.0
 
 class SyncFailed(Exception):
     pass
-
-
-def origin(url: str) -> tuple:
-    parts = urlsplit(url)
-    return parts.scheme.lower(), parts.hostname, parts.port or {"http": 80, "https": 443}.get(parts.scheme)
 
 
 def value_at(body: Any, path: str) -> Any:
@@ -80,7 +75,7 @@ class HttpSync:
         self._out = out
         self._incremental = spec.get("syncMode") == "incremental"
         self._policy = NetworkPolicy.from_setting((spec.get("network") or {}).get("allowedNetworks"))
-        self._origin = origin(self._source["baseUrl"])
+        self._origin = url_origin(self._source["baseUrl"])
 
     def emit(self, message) -> None:
         # A blocking write: when the executor stops reading, this process waits, which is the back-pressure.
@@ -175,7 +170,7 @@ class HttpSync:
     def _on_origin(self, url: str) -> str:
         # The source's headers and query secrets go to its own API only: not to a path or a next link
         # that names another host.
-        if origin(url) != self._origin:
+        if url_origin(url) != self._origin:
             raise SyncFailed(f"{masked_url(url)} is not under the source's baseUrl")
         return url
 

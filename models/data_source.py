@@ -10,6 +10,7 @@ from pydantic import AfterValidator, Field, TypeAdapter, field_validator
 from models.connectors import ConnectorName
 from models.documents import CamelModel, ResourceView
 from models.namespaces import collection_problem, refusing
+from models.network_policy import url_origin
 from models.secrets import SecretLayout
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
@@ -115,18 +116,15 @@ DataSourceSpec = Annotated[HttpSource | CommandSource, Field(discriminator="type
 DATA_SOURCE_SPEC = TypeAdapter(DataSourceSpec)
 
 
-def _origin(doc: dict) -> tuple | None:
-    parts = urlsplit(doc.get("baseUrl") or "")
-    try:
-        return parts.scheme, parts.hostname, parts.port
-    except ValueError:
-        return parts.scheme, parts.hostname, None
-
-
 # Where the secrets of each type are; changing the target (the API's origin, the connector) while sending
 # "***" back is refused, so a stored secret never follows a source to a new host or program.
 SECRET_LAYOUTS = {
-    "http": SecretLayout(maps=("headers",), entity_maps=("params",), urls=("baseUrl",), target=_origin),
+    "http": SecretLayout(
+        maps=("headers",),
+        entity_maps=("params",),
+        urls=("baseUrl",),
+        target=lambda doc: url_origin(doc.get("baseUrl") or ""),
+    ),
     "command": SecretLayout(maps=("secrets",), target=lambda doc: doc.get("connector")),
 }
 

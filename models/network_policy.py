@@ -9,6 +9,7 @@ of those (IPv4-mapped, NAT64 and 6to4 are judged by the IPv4 address inside). `S
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -107,3 +108,14 @@ def literal_address(host: str) -> Address | None:
         return ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return None
+
+
+def url_origin(url: str) -> tuple[str, str | None, int | None]:
+    """(scheme, host, port) of a URL, the default port filled in: where its requests go."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return scheme, parts.hostname, port or {"http": 80, "https": 443}.get(scheme)
