@@ -7,7 +7,19 @@ from aiohttp import web
 
 from api.auth import auth_middleware
 from api.errors import error_middleware
-from api.keys import CLOCK, DB, EXECUTIONS, JOBS, RATE_LIMITER, SECRETS, SETTINGS, TOKEN_CACHE, TOKENS
+from api.keys import (
+    CLOCK,
+    CONFIGURED_CONNECTORS,
+    CONNECTORS,
+    DB,
+    EXECUTIONS,
+    JOBS,
+    RATE_LIMITER,
+    SECRETS,
+    SETTINGS,
+    TOKEN_CACHE,
+    TOKENS,
+)
 from api.parser_errors import answer_parser_errors_in_json
 from api.rate_limit import RateLimiter
 from api.request_log import request_log_middleware
@@ -15,6 +27,7 @@ from api.routes import add_routes
 from api.token_cache import TokenCache
 from models.clock import Clock, SystemClock
 from models.collections import ensure_indexes
+from models.connectors import ConnectorCatalog, read_connectors_file
 from models.database import open_database
 from models.execution_store import ExecutionStore
 from models.secrets import SecretBox, secret_box_from
@@ -39,6 +52,8 @@ def create_app(
     app[CLOCK] = clock or SystemClock()
     app[SECRETS] = secrets or secret_box_from(settings)
     app[RATE_LIMITER] = RateLimiter(rate=settings.api_rate_per_second, burst=settings.api_rate_burst)
+    # Read once at start-up, so a malformed catalog stops the API before it serves.
+    app[CONFIGURED_CONNECTORS] = read_connectors_file(settings.syncjobs_connectors_file)
     if db is not None:
         _attach(app, db)
         app.on_startup.append(_prepare)
@@ -55,6 +70,7 @@ def _attach(app: web.Application, db) -> None:
     bootstrap = app[SETTINGS].syncjobs_bootstrap_token
     app[TOKENS] = TokenStore(db, bootstrap=bootstrap.get_secret_value() if bootstrap else None)
     app[TOKEN_CACHE] = TokenCache(app[TOKENS], app[CLOCK])
+    app[CONNECTORS] = ConnectorCatalog(db, app[CONFIGURED_CONNECTORS])
 
 
 async def _prepare(app: web.Application) -> None:

@@ -5,6 +5,7 @@ from aiohttp import web
 from api.rate_limit import RateLimiter
 from api.token_cache import TokenCache
 from models.clock import Clock
+from models.connectors import ConnectorCatalog
 from models.execution_store import ExecutionStore
 from models.secrets import SecretBox
 from models.settings import Settings
@@ -20,6 +21,9 @@ TOKENS = web.AppKey("tokens", TokenStore)
 SECRETS = web.AppKey("secrets", SecretBox)
 TOKEN_CACHE = web.AppKey("token_cache", TokenCache)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
+CONNECTORS = web.AppKey("connectors", ConnectorCatalog)
+# SYNCJOBS_CONNECTORS_FILE's entries, read once when the app is built.
+CONFIGURED_CONNECTORS = web.AppKey("configured_connectors", list)
 # Per request: the grant of the bearer token, set by the auth middleware.
 GRANT = web.RequestKey("grant", Grant)
 __all__ = [
@@ -31,6 +35,7 @@ __all__ = [
     "TOKENS",
     "SECRETS",
     "RATE_LIMITER",
+    "CONNECTORS",
     "GRANT",
     "Grant",
 ]

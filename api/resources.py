@@ -4,7 +4,7 @@ from aiohttp import web
 
 from api.bodies import read_object, to_json, validate
 from api.etags import etag, expected_version
-from api.keys import CLOCK, DB, JOBS, SECRETS, SETTINGS
+from api.keys import CLOCK, CONNECTORS, DB, JOBS, SECRETS, SETTINGS
 from api.merge_patch import merge_patch
 from api.quotas import ensure_room
 from api.rewrite import rewrite
@@ -25,21 +25,24 @@ class ResourceHandlers:
         return parse_object_id(request.match_info["resourceId"], self.kind.not_found)
 
     def _json(self, request: web.Request, doc: dict) -> dict:
-        return to_json(self.kind.view, self.kind.masked(doc, request.app[SECRETS]))
+        return to_json(self.kind.view, self.kind.shown(doc, request.app[SECRETS]))
 
     def _response(self, request: web.Request, doc: dict, status: int = 200, headers=None) -> web.Response:
         return web.json_response(
             self._json(request, doc), status=status, headers={"ETag": etag(doc["version"]), **(headers or {})}
         )
 
-    def _fields(self, data: dict) -> dict:
+    async def _fields(self, request: web.Request, data: dict) -> dict:
         read_only = sorted(set(data) & READ_ONLY_FIELDS)
         if read_only:
             raise ValidationFailed(
                 "Read-only fields cannot be written",
                 details=[{"field": f, "message": "read-only"} for f in read_only],
             )
-        return validate(self.kind.spec, data).model_dump(by_alias=True, mode="json")
+        fields = validate(self.kind.spec, data).model_dump(by_alias=True, mode="json")
+        if fields["type"] == "command":
+            await request.app[CONNECTORS].check_source(fields)
+        return fields
 
     async def list(self, request: web.Request) -> web.Response:
         docs, next_cursor = await self._store(request).list(
@@ -53,7 +56,8 @@ class ResourceHandlers:
 
     async def create(self, request: web.Request) -> web.Response:
         workspace_id = request.match_info["workspaceId"]
-        fields = self.kind.seal(self._fields(await read_object(request)), request.app[SECRETS])
+        fields = await self._fields(request, await read_object(request))
+        fields = self.kind.seal(fields, request.app[SECRETS])
         ensure_room(
             request.app[SETTINGS], f"{self.kind.label}s", await self._store(request).count(workspace_id)
         )
@@ -78,7 +82,8 @@ class ResourceHandlers:
         async def changed(current: dict) -> dict:
             shown = self.kind.masked(current, secrets)
             editable = {key: value for key, value in shown.items() if key not in READ_ONLY_FIELDS}
-            fields = self.kind.seal(self._fields(combine(editable, body)), secrets, previous=current)
+            fields = await self._fields(request, combine(editable, body))
+            fields = self.kind.seal(fields, secrets, previous=current)
             # Fields of the old type that the new body leaves out must go, not linger.
             removed = {key: None for key in current if key not in fields and key not in READ_ONLY_FIELDS}
             return {**removed, **fields}

@@ -5,9 +5,10 @@ from typing import Any
 
 from aiohttp import web
 
-from api import executions, sync_jobs, tokens
+from api import connectors, executions, sync_jobs, tokens
 from api.resources import ResourceHandlers
 from api.tokens import AdminTokenRequest, TokenRequest
+from models.connectors import ConnectorSpec, ConnectorView
 from models.execution import ExecutionView
 from models.resources import DATA_SOURCE, DESTINATION
 from models.sync_job import SyncJobSpec, SyncJobView
@@ -117,6 +118,37 @@ ROUTES: list[Route] = [
     ),
     *resource_routes(DATA_SOURCE, ResourceHandlers(DATA_SOURCE)),
     *resource_routes(DESTINATION, ResourceHandlers(DESTINATION)),
+    Route(
+        "GET",
+        "/api/admin/connectors",
+        connectors.list_connectors,
+        "List connectors (admin)",
+        response=ConnectorView,
+        list_of=True,
+    ),
+    Route(
+        "POST",
+        "/api/admin/connectors",
+        connectors.create_connector,
+        "Register a connector (admin)",
+        ConnectorSpec,
+        ConnectorView,
+        statuses=(201,),
+    ),
+    Route(
+        "GET",
+        "/api/admin/connectors/{name}",
+        connectors.get_connector,
+        "Get a connector (admin)",
+        response=ConnectorView,
+    ),
+    Route(
+        "DELETE",
+        "/api/admin/connectors/{name}",
+        connectors.delete_connector,
+        "Remove a connector (admin)",
+        statuses=(204,),
+    ),
 ]
 
 

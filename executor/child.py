@@ -23,7 +23,8 @@ def minimal_environment(
     return env
 
 
-async def start_child(argv: list[str], env: dict[str, str]) -> asyncio.subprocess.Process:
+async def start_child(argv: list[str], env: dict[str, str], **spawn) -> asyncio.subprocess.Process:
+    """`spawn`: user, group, extra_groups and cwd of the child (executor/sandbox.py)."""
     return await asyncio.create_subprocess_exec(
         *argv,
         stdin=asyncio.subprocess.PIPE,
@@ -32,6 +33,7 @@ async def start_child(argv: list[str], env: dict[str, str]) -> asyncio.subproces
         env=env,
         start_new_session=True,  # its own process group, so a stop reaches its children too
         limit=LINE_LIMIT,
+        **spawn,
     )
 
 

@@ -2,6 +2,8 @@
 
 from collections import deque
 
+from executor.secret_mask import SecretMask
+
 MAX_LINE_CHARS = 4000
 # The tail an execution keeps: its last lines, and at most this many bytes of them.
 MAX_LINES = 1000
@@ -15,8 +17,9 @@ class LogTail:
         self, *, max_lines: int = MAX_LINES, max_bytes: int = MAX_BYTES, secrets: list[str] | None = None
     ):
         self._lines: deque[str] = deque()
-        # A child that echoes a header or a password must not put it in the execution record.
-        self._secrets = [secret for secret in (secrets or []) if len(secret) >= 4]
+        # A child that echoes a header or a password (or a piece or an encoding of one) must not put it in
+        # the execution record.
+        self._mask = SecretMask(secrets or [])
         self._bytes = 0
         self._max_lines = max_lines
         self._max_bytes = max_bytes
@@ -27,8 +30,7 @@ class LogTail:
         text = line.rstrip("\r\n")
         if len(text) > MAX_LINE_CHARS:
             text = text[:MAX_LINE_CHARS] + f"… ({len(text) - MAX_LINE_CHARS} more characters)"
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
+        text = self._mask(text)
         entry = f"[{stream}] {text}"
         self._lines.append(entry)
         self._unflushed.append(entry)

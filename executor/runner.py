@@ -3,33 +3,30 @@
 import asyncio
 import contextlib
 import json
-import sys
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import structlog
 from bson import ObjectId
-from pymongo import AsyncMongoClient
 
 from executor.child import minimal_environment, start_child, stop_child
-from executor.destination import MissingPrimaryKey, MongoWriter
+from executor.destination import DestinationRefused, MongoWriter, RecordRefused, destination_database
 from executor.log_capture import LogTail
 from executor.outcome import RunOutcome, RunRequest
 from executor.protocol import Log, Record, Result, State, parse_line
+from executor.sandbox import SandboxUnavailable, source_sandbox
+from executor.source_command import SourceRefused, source_command
 from models.clock import Clock, SystemClock
+from models.connectors import ConnectorCatalog
 from models.execution import ExecutionStatus
+from models.network_policy import NetworkPolicy
 from models.resources import DATA_SOURCE, DESTINATION
 from models.secrets import SecretBox
 from models.settings import Settings
 
 log = structlog.get_logger("syncjobs.executor")
 STDERR_TAIL_IN_ERROR = 20
-
-
-def sync_command() -> list[str]:
-    """The built-in HTTP connector, run with this very interpreter."""
-    return [sys.executable, "-m", "syncjobs", "sync"]
 
 
 class SubprocessRunner:
@@ -43,14 +40,24 @@ class SubprocessRunner:
         settings: Settings,
         clock: Clock | None = None,
         progress_seconds: float = 1.0,
+        connectors: ConnectorCatalog | None = None,
     ):
         self._db = db
         self._secrets = secrets
         self._settings = settings
         self._clock = clock or SystemClock()
         self._progress_seconds = progress_seconds
+        self._connectors = connectors or ConnectorCatalog.from_settings(db, settings)
+        self._policy = NetworkPolicy.from_setting(settings.syncjobs_allowed_networks)
 
     async def run(self, request: RunRequest) -> RunOutcome:
+        try:
+            return await self._run(request)
+        except (SourceRefused, DestinationRefused, SandboxUnavailable) as refused:
+            # Nothing started: the source, its destination or its user is not one this worker may use.
+            return RunOutcome(ExecutionStatus.FAILED, error=str(refused))
+
+    async def _run(self, request: RunRequest) -> RunOutcome:
         job = request.job
         source = await self._load(DATA_SOURCE, job["workspaceId"], job["dataSourceId"])
         destination = await self._load(DESTINATION, job["workspaceId"], job["destinationDatabaseId"])
@@ -65,13 +72,15 @@ class SubprocessRunner:
             "entities": entities,
             "cursors": (job.get("cursors") or {}) if job["syncMode"] == "incremental" else {},
             "source": {key: value for key, value in source.items() if key not in ("_id", "workspaceId")},
+            # The HTTP connector applies the policy itself, after DNS, on every connection it opens.
+            "network": {"allowedNetworks": self._policy.as_setting()},
         }
-        if source["type"] == "http":
-            argv, extra_env = sync_command(), {}
-        else:
-            argv, extra_env = list(source["argv"]), dict(source.get("env") or {})
-        secret_values = [*(source.get("headers") or {}).values(), *extra_env.values()]
-        async with destination_database(self._db, destination) as dest_db:
+        argv = await source_command(source, self._connectors)
+        secret_values = DATA_SOURCE.secret_values(source) + DESTINATION.secret_values(destination)
+        async with (
+            destination_database(self._db, job["workspaceId"], destination, policy=self._policy) as dest_db,
+            source_sandbox(self._settings.source_user) as sandbox,
+        ):
             writer = MongoWriter(
                 dest_db,
                 full=job["syncMode"] == "full",
@@ -85,12 +94,13 @@ class SubprocessRunner:
                 writer,
                 spec,
                 argv,
-                minimal_environment(extra_env),
+                minimal_environment(sandbox.environment()),
                 primary_keys=primary_keys(source),
                 entities=entities,
                 log_tail=LogTail(secrets=secret_values),
                 kill_grace=self._settings.kill_grace_seconds,
                 progress_seconds=self._progress_seconds,
+                spawn=sandbox.spawn,
             )
             return await session.run()
 
@@ -118,20 +128,6 @@ def primary_keys(source: dict[str, Any]) -> dict[str, str]:
     return {}
 
 
-@contextlib.asynccontextmanager
-async def destination_database(service_db, destination: dict[str, Any]) -> AsyncIterator[Any]:
-    """The destination database: on the service's own client when no URL is set, else on a client opened
-    (and closed) for this run."""
-    if not destination.get("url"):
-        yield service_db.client[destination["database"]]
-        return
-    client = AsyncMongoClient(destination["url"], tz_aware=True)
-    try:
-        yield client[destination["database"]]
-    finally:
-        await client.close()
-
-
 class SyncSession:
     """One child process, read line by line while its records are written; ends in a RunOutcome."""
 
@@ -148,6 +144,7 @@ class SyncSession:
         log_tail: LogTail,
         kill_grace: float,
         progress_seconds: float,
+        spawn: dict[str, Any] | None = None,
     ):
         self._request = request
         self._writer = writer
@@ -159,6 +156,8 @@ class SyncSession:
         self._log = log_tail
         self._kill_grace = kill_grace
         self._progress_seconds = progress_seconds
+        # Who the child runs as and where (executor/sandbox.py).
+        self._spawn = spawn or {}
         self._stats: dict[str, dict[str, int]] = {}
         self._cursors: dict[str, Any] = {}
         self._result: Result | None = None
@@ -173,7 +172,7 @@ class SyncSession:
 
     async def run(self) -> RunOutcome:
         try:
-            process = await start_child(self._argv, self._env)
+            process = await start_child(self._argv, self._env, **self._spawn)
         except (FileNotFoundError, PermissionError, NotADirectoryError) as error:
             return RunOutcome(
                 ExecutionStatus.FAILED, error=f"cannot start {self._argv[0]!r}: {error.strerror or error}"
@@ -280,7 +279,7 @@ class SyncSession:
                     await self._writer.add(
                         message.entity, message.data, self._primary_keys.get(message.entity, "id")
                     )
-                except MissingPrimaryKey as error:
+                except RecordRefused as error:
                     stats["failed"] += 1
                     if stats["failed"] <= 10:
                         self._log.add(str(error), stream="executor")

@@ -4,6 +4,10 @@ Reads the execution spec (one JSON line) on stdin and writes protocol lines on s
 every selected entity, following the endpoint's pagination, then each entity's new cursor, then a result.
 HTTP 429 and 5xx are retried with exponential backoff, honouring Retry-After. Exit 1 on failure, with the
 reason on stderr.
+
+Every connection passes the network policy the spec carries (executor/safe_http.py), every URL stays on the
+origin of `baseUrl`, and an error names a status and a content type, never a page's text, and says the
+same thing for a closed port as for a silent one.
 """
 
 import asyncio
@@ -18,6 +22,8 @@ from urllib.parse import urljoin
 import aiohttp
 
 from executor.protocol import Log, Record, Result, State, encode
+from executor.safe_http import policy_session
+from models.network_policy import AddressRefused, NetworkPolicy, url_origin
 from models.secrets import masked_url
 
 MAX_PAGES = 100_000
@@ -68,6 +74,8 @@ class HttpSync:
         self._source = spec["source"]
         self._out = out
         self._incremental = spec.get("syncMode") == "incremental"
+        self._policy = NetworkPolicy.from_setting((spec.get("network") or {}).get("allowedNetworks"))
+        self._origin = url_origin(self._source["baseUrl"])
 
     def emit(self, message) -> None:
         # A blocking write: when the executor stops reading, this process waits, which is the back-pressure.
@@ -77,8 +85,8 @@ class HttpSync:
         wanted = set(self._spec.get("entities") or [])
         timeout = aiohttp.ClientTimeout(total=self._source.get("requestTimeoutSeconds", 30))
         stats: dict[str, int] = {}
-        async with aiohttp.ClientSession(
-            headers=self._source.get("headers") or {}, timeout=timeout
+        async with policy_session(
+            self._policy, headers=self._source.get("headers") or {}, timeout=timeout
         ) as session:
             for entity in self._source["entities"]:
                 if wanted and entity["name"] not in wanted:
@@ -120,7 +128,7 @@ class HttpSync:
         kind = pagination.get("type", "none")
         size = pagination.get("pageSize", 100)
         size_param = pagination.get("sizeParam")
-        url = urljoin(self._source["baseUrl"].rstrip("/") + "/", entity["path"].lstrip("/"))
+        url = self._on_origin(urljoin(self._source["baseUrl"].rstrip("/") + "/", entity["path"].lstrip("/")))
         if kind in ("page", "offset") and size_param:
             params[size_param] = size
         page, offset, cursor = pagination.get("firstPage", 1), 0, None
@@ -155,9 +163,16 @@ class HttpSync:
                 next_link = links.get("next")
                 if next_link is None:
                     return
-                url = str(next_link.get("url"))
+                url = self._on_origin(str(next_link.get("url")))
                 page += 1
         raise SyncFailed(f"{entity['name']}: more than {MAX_PAGES} pages")
+
+    def _on_origin(self, url: str) -> str:
+        # The source's headers and query secrets go to its own API only: not to a path or a next link
+        # that names another host.
+        if url_origin(url) != self._origin:
+            raise SyncFailed(f"{masked_url(url)} is not under the source's baseUrl")
+        return url
 
     async def _get(self, session, url: str, params: dict | None) -> tuple[Any, Any]:
         retries = self._source.get("maxRetries", 5)
@@ -176,16 +191,24 @@ class HttpSync:
                         continue
                     if response.status >= 400:
                         raise SyncFailed(f"HTTP {response.status} from {shown}")
-                    text = await response.text()
                     try:
-                        return json.loads(text), response.links
+                        return json.loads(await response.read()), response.links
                     except ValueError:
-                        raise SyncFailed(f"{shown} did not answer JSON: {text[:200]!r}") from None
-            except (aiohttp.ClientError, TimeoutError) as error:
+                        # The page's text stays out: it may be an internal page the source was not meant
+                        # to show.
+                        raise SyncFailed(
+                            f"{shown} answered HTTP {response.status} with content type "
+                            f"{response.content_type!r}, not JSON"
+                        ) from None
+            except AddressRefused as refused:
+                raise SyncFailed(str(refused)) from None
+            except (aiohttp.ClientError, TimeoutError):
+                # One message for a refused connection, a reset, a timeout and a bad certificate alike, so
+                # the connector cannot be used to tell open ports from closed ones.
                 if attempt == retries:
-                    raise SyncFailed(f"{shown}: {type(error).__name__}: {error}") from None
+                    raise SyncFailed(f"{shown}: could not get an answer") from None
                 delay = retry_after_seconds(None, attempt)
-                self.emit(Log(f"{shown}: {type(error).__name__}; retrying in {delay:.1f} s", "warning"))
+                self.emit(Log(f"{shown}: no answer; retrying in {delay:.1f} s", "warning"))
                 await asyncio.sleep(delay)
         raise SyncFailed(f"{shown}: gave up")
 

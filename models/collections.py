@@ -9,6 +9,8 @@ JOB_LOCKS = "job_execution_locks"
 API_TOKENS = "api_tokens"
 DATA_SOURCES = "data_sources"
 DESTINATIONS = "destinations"
+# Registered through the admin routes; _id is the connector's name.
+CONNECTORS = "connectors"
 
 INDEXES: dict[str, list[IndexModel]] = {
     SYNC_JOBS: [

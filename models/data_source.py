@@ -1,11 +1,37 @@
-"""Data sources: where a sync reads from. `http` is the built-in connector; `command` runs any executable."""
+"""Data sources: where a sync reads from. `http` is the built-in connector; `command` runs a connector an
+operator registered (models/connectors.py), with the config and secrets the workspace gives it."""
 
+import re
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, TypeAdapter, field_validator
+from pydantic import AfterValidator, Field, TypeAdapter, field_validator
 
+from models.connectors import ConnectorName
 from models.documents import CamelModel, Name, ResourceView
+from models.namespaces import collection_problem, refusing
+from models.network_policy import url_origin
+from models.secrets import SecretLayout
 
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _no_control(value: str) -> str:
+    if CONTROL.search(value):
+        raise ValueError("control characters (NUL, newline...) are not allowed")
+    return value
+
+
+def _relative(path: str) -> str:
+    # Joined to baseUrl: an absolute URL (or //host) would send the source's secrets elsewhere.
+    parts = urlsplit(path)
+    if parts.scheme or parts.netloc or path.startswith("//") or "\\" in path:
+        raise ValueError("a path under baseUrl, not a URL")
+    return _no_control(path)
+
+
+Key = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_control)]
+EntityName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(refusing(collection_problem))]
 DottedPath = Annotated[
     str, Field(max_length=200, description="Dotted path into the JSON response; '' is the root.")
 ]
@@ -27,11 +53,18 @@ class Pagination(CamelModel):
 
 
 class HttpEntity(CamelModel):
-    name: Name
-    path: Annotated[str, Field(min_length=1, max_length=2000, description="Endpoint path under baseUrl.")]
+    name: Annotated[EntityName, Field(description="Also the collection its records go to.")]
+    path: Annotated[
+        str,
+        Field(min_length=1, max_length=2000, description="Endpoint path under baseUrl (relative)."),
+        AfterValidator(_relative),
+    ]
     records_path: DottedPath = ""
     primary_key: Annotated[str, Field(min_length=1, max_length=200)] = "id"
-    params: dict[str, str] = {}
+    params: Annotated[
+        dict[Key, str],
+        Field(description="Query parameters; values are secret (8+ characters). Plain ones go in path."),
+    ] = {}
     cursor_field: str | None = Field(
         default=None, description="Incremental mode: records whose field is past the saved cursor are new."
     )
@@ -47,7 +80,9 @@ class HttpSource(CamelModel):
     description: Annotated[str, Field(max_length=2000)] = ""
     type: Literal["http"]
     base_url: Annotated[str, Field(pattern=r"^https?://", max_length=2000)]
-    headers: Annotated[dict[str, str], Field(description="Sent with every request; values are secret.")] = {}
+    headers: Annotated[
+        dict[Key, str], Field(description="Sent with every request; values are secret (8+ characters).")
+    ] = {}
     pagination: Pagination = Pagination()
     entities: Annotated[list[HttpEntity], Field(min_length=1, max_length=500)]
     request_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 30
@@ -66,21 +101,31 @@ class CommandSource(CamelModel):
     name: Name
     description: Annotated[str, Field(max_length=2000)] = ""
     type: Literal["command"]
-    argv: Annotated[
-        list[Annotated[str, Field(min_length=1, pattern=r"^[^\x00]+$")]],
-        Field(min_length=1, max_length=100, description="The executable and its arguments; no shell."),
-    ]
-    env: Annotated[dict[str, str], Field(description="Extra environment variables; values are secret.")] = {}
+    connector: Annotated[ConnectorName, Field(description="A connector an operator registered.")]
+    config: Annotated[
+        dict[str, Any], Field(description="Checked against the connector's schema; reaches it on stdin.")
+    ] = {}
+    secrets: Annotated[
+        dict[Key, str], Field(description="Reach the connector on stdin; secret (8+ characters).")
+    ] = {}
     primary_key: str = "id"
 
 
 DataSourceSpec = Annotated[HttpSource | CommandSource, Field(discriminator="type")]
 DATA_SOURCE_SPEC = TypeAdapter(DataSourceSpec)
 
-# The fields whose values are sealed at rest: dict fields seal each value, string fields seal when they
-# carry credentials.
-SECRET_MAPS = {"http": ("headers",), "command": ("env",)}
-SECRET_URLS = {"http": ("baseUrl",), "command": ()}
+
+# Where the secrets of each type are; changing the target (the API's origin, the connector) while sending
+# "***" back is refused, so a stored secret never follows a source to a new host or program.
+SECRET_LAYOUTS = {
+    "http": SecretLayout(
+        maps=("headers",),
+        entity_maps=("params",),
+        urls=("baseUrl",),
+        target=lambda doc: url_origin(doc.get("baseUrl") or ""),
+    ),
+    "command": SecretLayout(maps=("secrets",), target=lambda doc: doc.get("connector")),
+}
 
 
 class DataSourceView(ResourceView):
@@ -90,6 +135,7 @@ class DataSourceView(ResourceView):
     entities: list[dict[str, Any]] | None = None
     request_timeout_seconds: float | None = None
     max_retries: int | None = None
-    argv: list[str] | None = None
-    env: dict[str, str] | None = None
+    connector: str | None = None
+    config: dict[str, Any] | None = None
+    secrets: dict[str, str] | None = None
     primary_key: str | None = None

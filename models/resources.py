@@ -1,7 +1,7 @@
 """Data sources and destinations as one kind of workspace resource each, with their secret fields."""
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -10,7 +10,7 @@ from models import data_source, destination
 from models.collections import DATA_SOURCES, DESTINATIONS
 from models.documents import Document
 from models.errors import NotFound
-from models.secrets import SecretBox, masked_fields, opened_fields, seal_fields
+from models.secrets import SecretBox, SecretLayout, masked_fields, opened_fields, seal_fields, secret_values
 from models.workspace_store import WorkspaceStore
 
 
@@ -30,10 +30,11 @@ class ResourceKind:
     spec: TypeAdapter
     view: type[Document]
     not_found: type[NotFound]
-    secret_maps: Mapping[str, tuple[str, ...]]
-    secret_urls: Mapping[str, tuple[str, ...]]
+    secret_layouts: Mapping[str, SecretLayout]
     # The SyncJob field that refers to a resource of this kind.
     job_field: str
+    # Fields the API shows that no document stores (a destination's effective database).
+    derived: Callable[[dict], dict] = field(default=lambda doc: {})
 
     def store(self, db) -> WorkspaceStore:
         store = WorkspaceStore(db[self.collection])
@@ -41,18 +42,21 @@ class ResourceKind:
         return store
 
     def seal(self, fields: dict[str, Any], box: SecretBox, previous: dict | None = None) -> dict[str, Any]:
-        kind = fields["type"]
-        return seal_fields(
-            fields, maps=self.secret_maps[kind], urls=self.secret_urls[kind], box=box, previous=previous
-        )
+        return seal_fields(fields, self.secret_layouts[fields["type"]], box, previous)
 
     def masked(self, doc: dict[str, Any], box: SecretBox) -> dict[str, Any]:
-        kind = doc["type"]
-        return masked_fields(doc, maps=self.secret_maps[kind], urls=self.secret_urls[kind], box=box)
+        return masked_fields(doc, self.secret_layouts[doc["type"]], box)
+
+    def shown(self, doc: dict[str, Any], box: SecretBox) -> dict[str, Any]:
+        """What the API shows of a document: secrets masked, derived fields added."""
+        return {**self.masked(doc, box), **self.derived(doc)}
 
     def opened(self, doc: dict[str, Any], box: SecretBox) -> dict[str, Any]:
-        kind = doc["type"]
-        return opened_fields(doc, maps=self.secret_maps[kind], urls=self.secret_urls[kind], box=box)
+        return opened_fields(doc, self.secret_layouts[doc["type"]], box)
+
+    def secret_values(self, opened: dict[str, Any]) -> list[str]:
+        """The clear-text secrets of an opened document: what a run's logs must never show."""
+        return secret_values(opened, self.secret_layouts[opened["type"]])
 
 
 DATA_SOURCE = ResourceKind(
@@ -62,8 +66,7 @@ DATA_SOURCE = ResourceKind(
     spec=data_source.DATA_SOURCE_SPEC,
     view=data_source.DataSourceView,
     not_found=DataSourceNotFound,
-    secret_maps=data_source.SECRET_MAPS,
-    secret_urls=data_source.SECRET_URLS,
+    secret_layouts=data_source.SECRET_LAYOUTS,
     job_field="dataSourceId",
 )
 
@@ -74,7 +77,7 @@ DESTINATION = ResourceKind(
     spec=destination.DESTINATION_SPEC,
     view=destination.DestinationView,
     not_found=DestinationNotFound,
-    secret_maps=destination.SECRET_MAPS,
-    secret_urls=destination.SECRET_URLS,
+    secret_layouts=destination.SECRET_LAYOUTS,
     job_field="destinationDatabaseId",
+    derived=lambda doc: {"effectiveDatabase": destination.effective_database(doc["workspaceId"], doc)},
 )

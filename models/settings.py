@@ -37,6 +37,19 @@ class Settings(BaseSettings):
     default_timeout_seconds: int = Field(default=3600, ge=1)
     kill_grace_seconds: float = Field(default=10, ge=0)
 
+    syncjobs_secret_key_file: str | None = Field(
+        default=None, description="A file holding the Fernet key, read when SYNCJOBS_SECRET_KEY is unset."
+    )
+    syncjobs_connectors_file: str | None = Field(
+        default=None, description="The operator's connector catalog, JSON or TOML (see README)."
+    )
+    source_user: str = Field(
+        default="nobody", description="When the worker runs as root, sources run as this user."
+    )
+    syncjobs_allowed_networks: str = Field(
+        default="", description="Comma-separated CIDRs sources and destinations may reach beyond the public."
+    )
+
     @property
     def renew_seconds(self) -> float:
         # Renewed at a third of the lease so one missed heartbeat does not drop the lock.

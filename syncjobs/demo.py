@@ -1,6 +1,8 @@
 """The zero-setup demo: a workspace, a token, a data source served by this very process, a destination
 in the same database, and a job that syncs every minute."""
 
+import ipaddress
+import socket
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
@@ -8,6 +10,7 @@ from aiohttp import web
 from models.clock import Clock
 from models.resources import DATA_SOURCE, DESTINATION
 from models.secrets import SecretBox
+from models.settings import Settings
 from models.sync_job import SyncJobSpec
 from models.sync_job_store import SyncJobStore
 from models.tokens import Role, TokenStore
@@ -18,6 +21,20 @@ EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 CUSTOMER_EVERY = timedelta(minutes=10)
 ORDER_EVERY = timedelta(minutes=1)
 HISTORY = {"customers": timedelta(days=2), "orders": timedelta(hours=6)}
+
+
+def allow_demo_shop(settings: Settings, host: str) -> Settings:
+    """The settings with the demo's own shop (served on `host`, loopback by default) added to the network
+    policy: the one place the demo widens it, and only by the addresses it listens on."""
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        addresses = [ipaddress.ip_address(info[4][0]) for info in socket.getaddrinfo(host, None)]
+    networks = [
+        settings.syncjobs_allowed_networks,
+        *(f"{address}/{address.max_prefixlen}" for address in addresses),
+    ]
+    return settings.model_copy(update={"syncjobs_allowed_networks": ",".join(filter(None, networks))})
 
 
 def demo_records(entity: str, now: datetime) -> list[dict]:

@@ -9,12 +9,13 @@ from aiohttp import web
 
 from api.app import create_app
 from executor.runner import SubprocessRunner
+from executor.sandbox import make_non_dumpable, source_user_problem
 from models.clock import SystemClock
 from models.collections import ensure_indexes
 from models.database import open_database
 from models.secrets import SecretBox, secret_box_from
 from models.settings import Settings
-from syncjobs.demo import WORKSPACE, add_demo_routes, seed_demo
+from syncjobs.demo import WORKSPACE, add_demo_routes, allow_demo_shop, seed_demo
 from worker.scheduler import Scheduler
 
 log = structlog.get_logger("syncjobs")
@@ -29,7 +30,26 @@ def stop_on_signals() -> asyncio.Event:
     return stop
 
 
+async def harden_worker(settings: Settings) -> None:
+    """Once, before any source starts: sources of our own user cannot read this process's memory or
+    environment through /proc; and a SOURCE_USER that cannot start the HTTP connector is said at once,
+    not in every run's error."""
+    if not make_non_dumpable():
+        log.warning("worker_dumpable", hint="prctl(PR_SET_DUMPABLE) is unavailable on this platform")
+    # The connector's own import, as the source user: the interpreter and this checkout must be readable.
+    problem = await source_user_problem(
+        settings.source_user, [sys.executable, "-c", "import executor.sync_cli"]
+    )
+    if problem:
+        log.warning(
+            "source_user_cannot_run_http_connector",
+            problem=problem,
+            hint="install Python and syncjobs where SOURCE_USER can read them (pyenv under /root is not)",
+        )
+
+
 async def run_worker(settings: Settings) -> int:
+    await harden_worker(settings)
     database = open_database(settings)
     if database.in_memory:
         log.warning("worker_on_in_memory_database", hint="set MONGODB_URL; only `syncjobs dev` shares memory")
@@ -51,6 +71,8 @@ async def run_worker(settings: Settings) -> int:
 
 
 async def run_dev(settings: Settings, *, host: str, port: int) -> int:
+    await harden_worker(settings)
+    settings = allow_demo_shop(settings, host)
     database = open_database(settings)
     if settings.syncjobs_secret_key is None and database.in_memory:
         secrets = SecretBox(SecretBox.new_key())  # nothing outlives this process, so neither need the key

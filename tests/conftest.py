@@ -1,4 +1,6 @@
 import os
+import shutil
+import tempfile
 
 import pytest
 from mongomock_motor import AsyncMongoMockClient
@@ -82,3 +84,12 @@ async def ws(client, token_for):
     ws.destination_id = (await resp.json())["id"]
     ws.jobs = "/api/workspaces/ws-a/sync-jobs"
     return ws
+
+
+@pytest.fixture
+def readable_dir():
+    """A directory the unprivileged source user can read (pytest's tmp_path is root's alone)."""
+    path = tempfile.mkdtemp(prefix="syncjobs-test-")
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

@@ -8,6 +8,8 @@ import sys
 
 import aiohttp
 
+from tests.interpreters import http_connector_user
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -33,7 +35,7 @@ async def test_dev_prints_a_working_token_runs_the_demo_job_and_stops_cleanly_on
         str(port),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env=clean_env(),
+        env=clean_env(SOURCE_USER=http_connector_user()),
     )
     try:
         printed = {}

@@ -1,11 +1,13 @@
 """The whole path a user takes: API writes intent, the worker acts, a real child process syncs."""
 
 import asyncio
-import sys
+from pathlib import Path
 
 from executor.runner import SubprocessRunner
+from models.namespaces import workspace_database
 from tests.factories import destination_body
 from tests.fakes import eventually
+from tests.interpreters import script_python
 from worker.scheduler import Scheduler
 
 SOURCE = """
@@ -19,17 +21,20 @@ print(json.dumps({"type": "result", "status": "succeeded"}))
 
 
 async def test_a_job_created_and_run_through_the_api_syncs_records(
-    client, db, clock, settings, secrets, token_for, tmp_path
+    client, db, clock, settings, secrets, token_for, readable_dir
 ):
     headers = await token_for("ws-a")
-    script = tmp_path / "source.py"
+    script = Path(readable_dir) / "source.py"
     script.write_text(SOURCE)
+    connector = {"name": "things", "executable": script_python(), "args": [str(script)]}
+    admin = await token_for(admin=True)
+    assert (await client.post("/api/admin/connectors", json=connector, headers=admin)).status == 201
     base = "/api/workspaces/ws-a"
     source = await (
         await client.post(
             f"{base}/data-sources",
             headers=headers,
-            json={"name": "script", "type": "command", "argv": [sys.executable, str(script)]},
+            json={"name": "script", "type": "command", "connector": "things"},
         )
     ).json()
     destination = await (
@@ -71,7 +76,8 @@ async def test_a_job_created_and_run_through_the_api_syncs_records(
         assert execution["status"] == "succeeded", execution
         assert execution["stats"]["entities"]["things"]["written"] == 25
         assert execution["pid"] > 0 and execution["exitCode"] == 0
-        assert await db.client["warehouse"]["things"].count_documents({}) == 25
+        assert destination["effectiveDatabase"] == workspace_database("ws-a", "warehouse")
+        assert await db.client[destination["effectiveDatabase"]]["things"].count_documents({}) == 25
 
         status = await (await client.get(f"{base}/sync-jobs/{job['id']}/status", headers=headers)).json()
         assert (

@@ -19,18 +19,18 @@ async def test_sending_the_mask_back_keeps_the_stored_secret(client, ws, db, sec
     url = f"{SOURCES}/{ws.data_source_id}"
     source = await (await client.get(url, headers=ws.headers)).json()
     body = {key: source[key] for key in ("name", "type", "baseUrl", "headers", "entities")}
-    body["headers"]["X-Extra"] = "plain"
+    body["headers"]["X-Extra"] = "plain-value"
     resp = await client.put(url, json=body, headers=ws.headers)
     assert resp.status == 200, await resp.text()
     stored = await db.data_sources.find_one({"_id": ObjectId(ws.data_source_id)})
     assert secrets.open(stored["headers"]["Authorization"]) == "Bearer sk_live_secret"
-    assert secrets.open(stored["headers"]["X-Extra"]) == "plain"
+    assert secrets.open(stored["headers"]["X-Extra"]) == "plain-value"
 
 
 async def test_credentials_in_urls_are_masked_and_kept(client, ws, db, secrets):
     resp = await client.post(
         DESTINATIONS,
-        json=destination_body(url="mongodb://app:s3cret@db1:27017,db2:27017/?replicaSet=rs"),
+        json=destination_body(url="mongodb://app:s3cret-password@db1:27017,db2:27017/?replicaSet=rs"),
         headers=ws.headers,
     )
     created = await resp.json()
@@ -38,24 +38,27 @@ async def test_credentials_in_urls_are_masked_and_kept(client, ws, db, secrets):
     resp = await client.patch(f"{DESTINATIONS}/{created['id']}", json={"name": "Renamed"}, headers=ws.headers)
     assert resp.status == 200
     stored = await db.destinations.find_one({"_id": ObjectId(created["id"])})
-    assert "s3cret" not in str(stored)
-    assert secrets.open(stored["url"]) == "mongodb://app:s3cret@db1:27017,db2:27017/?replicaSet=rs"
+    assert "s3cret-password" not in str(stored)
+    assert secrets.open(stored["url"]) == "mongodb://app:s3cret-password@db1:27017,db2:27017/?replicaSet=rs"
 
 
-async def test_command_sources_validate_and_switching_type_drops_old_fields(client, ws, db):
+async def test_command_sources_validate_and_switching_type_drops_old_fields(client, ws, db, token_for):
     resp = await client.post(
-        SOURCES, json={"name": "script", "type": "command", "argv": []}, headers=ws.headers
+        SOURCES, json={"name": "script", "type": "command", "argv": ["/bin/sh"]}, headers=ws.headers
     )
     assert resp.status == 422
     resp = await client.post(SOURCES, json={"name": "s", "type": "ftp"}, headers=ws.headers)
     assert resp.status == 422
+    connector = {"name": "echo", "executable": "/bin/echo", "args": ["hi"]}
+    admin = await token_for(admin=True)
+    assert (await client.post("/api/admin/connectors", json=connector, headers=admin)).status == 201
     url = f"{SOURCES}/{ws.data_source_id}"
     resp = await client.put(
-        url, json={"name": "script", "type": "command", "argv": ["/bin/echo", "hi"]}, headers=ws.headers
+        url, json={"name": "script", "type": "command", "connector": "echo"}, headers=ws.headers
     )
     assert resp.status == 200, await resp.text()
     stored = await db.data_sources.find_one({"_id": ObjectId(ws.data_source_id)})
-    assert stored["argv"] == ["/bin/echo", "hi"]
+    assert stored["connector"] == "echo"
     assert stored.get("baseUrl") is None and stored.get("headers") is None
 
 

@@ -103,6 +103,9 @@ class LiveApi:
         self.ids["executionId"] = self.post(f"{ws}/sync-jobs/{self.ids['jobId']}/run")["executionId"]
         self.ids["tokenId"] = self.post(f"{ws}/tokens", {"name": "spare"})["id"]
         self.ids["adminTokenId"] = self.post("/api/admin/tokens", {"name": "spare"})["id"]
+        for role in ("", "spare"):
+            connector = {"name": f"{role}fuzz", "executable": "/bin/true"}
+            self.ids[f"{role}connector"] = self.post("/api/admin/connectors", connector)["name"]
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +139,7 @@ def seeded_parameters(method: str, path: str, generated: dict, ids: dict) -> dic
         "executionId": "executionId",
         "resourceId": f"{spare}{kind}",
         "tokenId": "adminTokenId" if path.startswith("/api/admin/") else "tokenId",
+        "name": f"{spare}connector",
     }
     return {name: ids.get(wanted.get(name, ""), value) for name, value in generated.items()}
 

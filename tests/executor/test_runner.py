@@ -2,104 +2,18 @@
 
 import asyncio
 import resource
-import sys
-import textwrap
 import time
 
-import pytest
 from aiohttp import web
-from bson import ObjectId
 
-from executor.outcome import RunRequest
 from executor.runner import SubprocessRunner
-from models.execution import ExecutionStatus, Trigger, new_execution_document
-from models.resources import DATA_SOURCE, DESTINATION
-from models.sync_job import SyncJobSpec, new_job_document
-
-PRELUDE = """
-import json, sys, os, signal, time
-spec = json.loads(sys.stdin.readline())
-def emit(**message):
-    sys.stdout.write(json.dumps(message) + "\\n")
-    sys.stdout.flush()
-"""
-
-
-@pytest.fixture
-def fast_settings(settings):
-    return settings.model_copy(update={"kill_grace_seconds": 0.5})
-
-
-@pytest.fixture
-def runner(db, secrets, fast_settings):
-    return SubprocessRunner(db, secrets=secrets, settings=fast_settings, progress_seconds=0.05)
-
-
-@pytest.fixture
-def script(tmp_path):
-    def write(body: str) -> list[str]:
-        path = tmp_path / f"source_{time.monotonic_ns()}.py"
-        path.write_text(PRELUDE + textwrap.dedent(body))
-        return [sys.executable, str(path)]
-
-    return write
-
-
-@pytest.fixture
-def make_job(db, clock, secrets):
-    async def make(argv=None, *, source=None, sync_mode="full", entities=(), timeout=30, env=None) -> dict:
-        fields = source or {
-            "name": "src",
-            "type": "command",
-            "argv": argv,
-            "env": env or {},
-            "primaryKey": "id",
-        }
-        fields = DATA_SOURCE.spec.validate_python(fields).model_dump(by_alias=True, mode="json")
-        src = await DATA_SOURCE.store(db).insert("ws-a", DATA_SOURCE.seal(fields, secrets), clock.now())
-        dst = await DESTINATION.store(db).insert(
-            "ws-a",
-            {
-                "name": "dst",
-                "type": "mongodb",
-                "database": "warehouse",
-                "collectionPrefix": "",
-                "batchSize": 50,
-                "url": None,
-            },
-            clock.now(),
-        )
-        spec = SyncJobSpec.model_validate(
-            {
-                "name": "j",
-                "dataSourceId": str(src["_id"]),
-                "destinationDatabaseId": str(dst["_id"]),
-                "schedule": {"cron": "@hourly"},
-                "syncMode": sync_mode,
-                "entities": list(entities),
-                "timeoutSeconds": timeout,
-            }
-        )
-        job = new_job_document("ws-a", spec, clock.now())
-        job["_id"] = ObjectId()
-        return job
-
-    return make
-
-
-def request_for(job, clock, **kwargs) -> RunRequest:
-    execution = new_execution_document(
-        job=job, trigger=Trigger.MANUAL, scheduled_for=clock.now(), now=clock.now()
-    )
-    return RunRequest(execution=execution, job=job, timeout_seconds=job["timeoutSeconds"], **kwargs)
-
-
-async def warehouse(db, name: str) -> list[dict]:
-    return await db.client["warehouse"][name].find().sort("_id", 1).to_list(None)
+from models.execution import ExecutionStatus
+from tests.executor.runs import request_for, warehouse, warehouse_db
+from tests.interpreters import http_connector_user
 
 
 async def test_a_command_source_syncs_its_records_in_full(runner, script, make_job, db, clock):
-    argv = script("""
+    argv = await script("""
         for i in range(120):
             emit(type="record", entity="items", data={"id": i, "n": i * 2})
         emit(type="log", message="done reading")
@@ -117,8 +31,8 @@ async def test_a_command_source_syncs_its_records_in_full(runner, script, make_j
 async def test_full_mode_replaces_the_collection_and_a_failed_run_leaves_it_intact(
     runner, script, make_job, db, clock
 ):
-    await db.client["warehouse"]["items"].insert_many([{"_id": 100, "old": True}])
-    ok = script("""
+    await warehouse_db(db)["items"].insert_many([{"_id": 100, "old": True}])
+    ok = await script("""
         for i in range(3):
             emit(type="record", entity="items", data={"id": i})
         emit(type="result", status="succeeded")
@@ -126,7 +40,7 @@ async def test_full_mode_replaces_the_collection_and_a_failed_run_leaves_it_inta
     outcome = await runner.run(request_for(await make_job(ok), clock))
     assert outcome.status == ExecutionStatus.SUCCEEDED
     assert [doc["_id"] for doc in await warehouse(db, "items")] == [0, 1, 2]
-    failing = script("""
+    failing = await script("""
         for i in range(10, 90):
             emit(type="record", entity="items", data={"id": i})
         sys.stderr.write("connection reset by peer\\n")
@@ -136,16 +50,16 @@ async def test_full_mode_replaces_the_collection_and_a_failed_run_leaves_it_inta
     assert outcome.status == ExecutionStatus.FAILED and outcome.exit_code == 3
     assert "connection reset by peer" in outcome.error
     assert [doc["_id"] for doc in await warehouse(db, "items")] == [0, 1, 2]
-    assert not [name for name in await db.client["warehouse"].list_collection_names() if "staging" in name]
+    assert not [name for name in await warehouse_db(db).list_collection_names() if "staging" in name]
 
 
 async def test_incremental_upserts_and_reports_cursors_only_on_success(runner, script, make_job, db, clock):
-    argv = script("""
+    argv = await script("""
         since = spec["cursors"].get("items", 0)
         for i in range(since + 1, since + 4):
             emit(type="record", entity="items", data={"id": i, "v": "new"})
         emit(type="state", entity="items", cursor=since + 3)
-        if os.environ.get("FAIL") == "1":
+        if spec["source"]["secrets"].get("FAIL") == "yes-fail-it":
             sys.exit(1)
         emit(type="result", status="succeeded")
     """)
@@ -154,14 +68,14 @@ async def test_incremental_upserts_and_reports_cursors_only_on_success(runner, s
     outcome = await runner.run(request_for(job, clock))
     assert outcome.cursors == {"items": 13}
     assert [doc["_id"] for doc in await warehouse(db, "items")] == [11, 12, 13]
-    failing = await make_job(argv, sync_mode="incremental", env={"FAIL": "1"})
+    failing = await make_job(argv, sync_mode="incremental", source_secrets={"FAIL": "yes-fail-it"})
     failing["cursors"] = {"items": 13}
     outcome = await runner.run(request_for(failing, clock))
     assert outcome.status == ExecutionStatus.FAILED and outcome.cursors == {}
 
 
 async def test_the_entity_filter_holds_even_if_the_source_ignores_it(runner, script, make_job, db, clock):
-    argv = script("""
+    argv = await script("""
         emit(type="record", entity="wanted", data={"id": 1})
         emit(type="record", entity="unwanted", data={"id": 1})
         emit(type="result", status="succeeded")
@@ -172,7 +86,7 @@ async def test_the_entity_filter_holds_even_if_the_source_ignores_it(runner, scr
 
 
 async def test_invalid_json_lines_and_stderr_become_log_lines(runner, script, make_job, clock):
-    argv = script("""
+    argv = await script("""
         print("not json at all", flush=True)
         print('{"type": "record", "entity": "x"}', flush=True)
         sys.stderr.write("a warning on stderr\\n")
@@ -188,18 +102,18 @@ async def test_invalid_json_lines_and_stderr_become_log_lines(runner, script, ma
 
 
 async def test_exit_zero_without_a_result_is_a_failure(runner, script, make_job, clock):
-    outcome = await runner.run(request_for(await make_job(script("pass")), clock))
+    outcome = await runner.run(request_for(await make_job(await script("pass")), clock))
     assert outcome.status == ExecutionStatus.FAILED and "without a result" in outcome.error
 
 
-async def test_a_missing_executable_fails_clearly(runner, make_job, clock):
-    outcome = await runner.run(request_for(await make_job(["/nonexistent/bin/source"]), clock))
+async def test_a_missing_executable_fails_clearly(runner, make_job, connector, clock):
+    outcome = await runner.run(request_for(await make_job(await connector("/nonexistent/bin/source")), clock))
     assert outcome.status == ExecutionStatus.FAILED
     assert "/nonexistent/bin/source" in outcome.error and "No such file" in outcome.error
 
 
 async def test_a_run_past_its_timeout_is_killed_and_marked_timed_out(runner, script, make_job, clock):
-    argv = script("""
+    argv = await script("""
         emit(type="record", entity="items", data={"id": 1})
         time.sleep(60)
     """)
@@ -211,7 +125,7 @@ async def test_a_run_past_its_timeout_is_killed_and_marked_timed_out(runner, scr
 
 
 async def test_a_child_that_ignores_sigterm_is_killed(runner, script, make_job, clock):
-    argv = script("""
+    argv = await script("""
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         emit(type="log", message="ready")
         time.sleep(60)
@@ -222,8 +136,8 @@ async def test_a_child_that_ignores_sigterm_is_killed(runner, script, make_job, 
 
 
 async def test_cancel_stops_the_child_and_keeps_the_previous_data(runner, script, make_job, db, clock):
-    await db.client["warehouse"]["items"].insert_one({"_id": "kept"})
-    argv = script("""
+    await warehouse_db(db)["items"].insert_one({"_id": "kept"})
+    argv = await script("""
         emit(type="record", entity="items", data={"id": 1})
         time.sleep(60)
     """)
@@ -238,7 +152,7 @@ async def test_cancel_stops_the_child_and_keeps_the_previous_data(runner, script
 
 async def test_progress_is_reported_while_the_run_goes(script, make_job, clock, db, secrets, fast_settings):
     runner = SubprocessRunner(db, secrets=secrets, settings=fast_settings, progress_seconds=0.05)
-    argv = script("""
+    argv = await script("""
         emit(type="record", entity="items", data={"id": 1})
         emit(type="log", message="first")
         time.sleep(0.5)
@@ -256,7 +170,7 @@ async def test_progress_is_reported_while_the_run_goes(script, make_job, clock, 
 
 
 async def test_huge_output_does_not_exhaust_memory(runner, script, make_job, clock):
-    argv = script("""
+    argv = await script("""
         line = "x" * 1023 + "\\n"
         chunk = line * 1024
         for _ in range(150):  # 150 MiB of log lines
@@ -273,18 +187,25 @@ async def test_huge_output_does_not_exhaust_memory(runner, script, make_job, clo
     assert grown_mib < 60, f"the worker grew by {grown_mib:.0f} MiB"
 
 
-async def test_secrets_reach_the_child_but_not_the_log(runner, script, make_job, clock):
-    argv = script("""
-        sys.stderr.write("token is " + os.environ["API_TOKEN"] + "\\n")
+async def test_secrets_reach_the_child_on_stdin_but_not_the_log(runner, script, make_job, clock):
+    argv = await script("""
+        sys.stderr.write("token is " + spec["source"]["secrets"]["API_TOKEN"] + "\\n")
         emit(type="result", status="succeeded")
     """)
-    outcome = await runner.run(request_for(await make_job(argv, env={"API_TOKEN": "tok-very-secret"}), clock))
+    outcome = await runner.run(
+        request_for(await make_job(argv, source_secrets={"API_TOKEN": "tok-very-secret"}), clock)
+    )
     assert outcome.status == ExecutionStatus.SUCCEEDED
     assert "[stderr] token is ***" in outcome.log_tail
     assert "tok-very-secret" not in str(outcome)
 
 
-async def test_the_builtin_http_connector_runs_as_a_subprocess(runner, make_job, db, clock, aiohttp_server):
+async def test_the_builtin_http_connector_runs_as_a_subprocess(
+    make_job, db, clock, secrets, fast_settings, aiohttp_server
+):
+    settings = fast_settings.model_copy(update={"source_user": http_connector_user()})
+    runner = SubprocessRunner(db, secrets=secrets, settings=settings)
+
     async def customers(request):
         assert request.headers["Authorization"] == "Bearer k"
         page = int(request.query.get("page", 1))

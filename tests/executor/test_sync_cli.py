@@ -9,6 +9,8 @@ from aiohttp import web
 from executor.protocol import Log, Record, Result, State, parse_line
 from executor.sync_cli import HttpSync, SyncFailed, retry_after_seconds
 
+# The test servers listen on loopback, which the network policy refuses unless allowed.
+LOOPBACK = ["127.0.0.0/8", "::1/128"]
 PEOPLE = [{"id": i, "name": f"p{i}", "updated": f"2030-01-{i + 1:02d}"} for i in range(7)]
 
 
@@ -88,6 +90,7 @@ def spec_for(server, entity: dict, **source) -> dict:
         "syncMode": source.pop("syncMode", "full"),
         "entities": source.pop("entities", []),
         "cursors": source.pop("cursors", {}),
+        "network": {"allowedNetworks": source.pop("allowedNetworks", LOOPBACK)},
         "source": {
             "type": "http",
             "baseUrl": str(server.make_url("/")),
@@ -161,7 +164,7 @@ async def test_persistent_500_fails_after_the_retries(server):
 async def test_client_errors_and_bad_json_fail_clearly(server):
     with pytest.raises(SyncFailed, match="HTTP 401"):
         await run(spec_for(server, {"name": "p", "path": "/auth"}))
-    with pytest.raises(SyncFailed, match="did not answer JSON"):
+    with pytest.raises(SyncFailed, match="answered HTTP 200 with content type 'text/plain', not JSON"):
         await run(spec_for(server, {"name": "p", "path": "/html"}))
     with pytest.raises(SyncFailed, match="no list of records"):
         await run(spec_for(server, {"name": "p", "path": "/cursor", "recordsPath": "nope"}))

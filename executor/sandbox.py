@@ -1,0 +1,86 @@
+"""What a source process may touch of ours: run as an unprivileged user in a private directory, and a
+worker that cannot be read through /proc by processes of its own user."""
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import pwd
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+PR_SET_DUMPABLE = 4
+
+
+class SandboxUnavailable(Exception):
+    """Sources cannot be started without privileges of ours."""
+
+
+def make_non_dumpable() -> bool:
+    """prctl(PR_SET_DUMPABLE, 0) on this process: /proc/<pid>/environ, mem and the like become root's, so
+    a source running as the worker's own user cannot read our keys from them. Called once at worker start;
+    False where the call is not available (not Linux)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+async def source_user_problem(user: str, argv: list[str]) -> str | None:
+    """Why sources running as `user` could not run `argv` (the built-in HTTP connector, say: pyenv keeps
+    Python under /root); None when they can, or when no user switch happens."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        account = pwd.getpwnam(user)
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            user=account.pw_uid,
+            group=account.pw_gid,
+            extra_groups=[],
+            cwd="/",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        if await process.wait() == 0:
+            return None
+        return f"{argv[0]} exits with {process.returncode} as {user}"
+    except KeyError:
+        return f"SOURCE_USER {user!r} does not exist on this host"
+    except OSError as error:
+        return f"{user} cannot start {argv[0]}: {error.strerror}"
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """How to start one source: the keyword arguments of the spawn, and its private directory."""
+
+    workdir: str
+    spawn: dict[str, Any] = field(default_factory=dict)
+
+    def environment(self) -> dict[str, str]:
+        return {"HOME": self.workdir, "TMPDIR": self.workdir}
+
+
+@contextlib.asynccontextmanager
+async def source_sandbox(user: str) -> AsyncIterator[Sandbox]:
+    """A private working directory (removed afterwards) and, when we are root, `user`'s uid and gid with
+    no supplementary groups, so the source reads none of the worker's files or /proc entries."""
+    workdir = tempfile.mkdtemp(prefix="syncjobs-source-")
+    try:
+        spawn: dict[str, Any] = {"cwd": workdir}
+        if os.geteuid() == 0:
+            try:
+                account = pwd.getpwnam(user)
+            except KeyError:
+                raise SandboxUnavailable(f"SOURCE_USER {user!r} does not exist on this host") from None
+            os.chown(workdir, account.pw_uid, account.pw_gid)
+            spawn.update(user=account.pw_uid, group=account.pw_gid, extra_groups=[])
+        yield Sandbox(workdir, spawn)
+    finally:
+        # In a thread: a source may leave many files behind, and the event loop must not wait on them.
+        await asyncio.to_thread(shutil.rmtree, workdir, ignore_errors=True)

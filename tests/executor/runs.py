@@ -1,0 +1,21 @@
+"""Helpers for runs of real source processes."""
+
+from executor.outcome import RunRequest
+from models.execution import Trigger, new_execution_document
+from models.namespaces import workspace_database
+
+
+def request_for(job, clock, **kwargs) -> RunRequest:
+    execution = new_execution_document(
+        job=job, trigger=Trigger.MANUAL, scheduled_for=clock.now(), now=clock.now()
+    )
+    return RunRequest(execution=execution, job=job, timeout_seconds=job["timeoutSeconds"], **kwargs)
+
+
+def warehouse_db(db):
+    """The destination's database: workspace ws-a's own, named `warehouse`."""
+    return db.client[workspace_database("ws-a", "warehouse")]
+
+
+async def warehouse(db, name: str) -> list[dict]:
+    return await warehouse_db(db)[name].find().sort("_id", 1).to_list(None)
