@@ -23,8 +23,10 @@ class InvalidCron(ValueError):
     pass
 
 
+@lru_cache(maxsize=4096)
 def cron_problem(expression: str) -> str | None:
-    """Why a cron expression is invalid, naming the bad field; None when it is valid."""
+    """Why a cron expression is invalid, naming the bad field; None when it is valid. Cached: checking costs
+    six croniter parses, and the same few expressions come back on every write."""
     text = expression.strip()
     if text.startswith("@"):
         return None if text in MACROS else f"unknown macro {text!r}; use one of {', '.join(sorted(MACROS))}"

@@ -47,6 +47,14 @@ class Schedule(CamelModel):
         return value
 
 
+class StoredSchedule(Document):
+    """A stored schedule as shown: it was validated when written, so reading it re-checks nothing (the cron
+    check costs croniter six parses; a view is built for every job of every list)."""
+
+    cron: str
+    timezone: str = "UTC"
+
+
 class RetryPolicy(CamelModel):
     max_attempts: Annotated[int, Field(ge=1, le=20, description="Attempts in all, the first included.")] = 3
     backoff_seconds: Annotated[float, Field(ge=0, le=86_400)] = 30
@@ -122,6 +130,7 @@ class SyncJobView(SyncJobSpec, JobStatus):
     model_config = Document.model_config
 
     id: IdText = Field(alias="_id", serialization_alias="id")
+    schedule: StoredSchedule  # type: ignore[assignment]
     workspace_id: str
     version: int
     created_at: datetime
