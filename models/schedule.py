@@ -5,6 +5,7 @@ skipped, and a local time that happens twice (the fall-back hour) fires once, at
 """
 
 import copy
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -13,6 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 from croniter.croniter import CroniterBadDateError, CroniterError
 
+# croniter's Jenkins-style "H", "H(0-29)", "H/15" and its random "R": they need a hash id we do not pass.
+HASHED = re.compile(r"^[HR](\(|/|$)", re.IGNORECASE)
 MACROS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
 FIELD_NAMES = ("minute", "hour", "day of month", "month", "day of week")
 # Bounds the search for a fire time; a cron like "0 0 31 2 *" (never) must end, not spin.
@@ -31,6 +34,10 @@ def cron_problem(expression: str) -> str | None:
     if text.startswith("@"):
         return None if text in MACROS else f"unknown macro {text!r}; use one of {', '.join(sorted(MACROS))}"
     fields = text.split()
+    if any(HASHED.match(part) for field in fields for part in field.split(",")):
+        return (
+            "hashed (H) and random (R) expressions are not supported; write the times out, e.g. '17 * * * *'"
+        )
     if len(fields) != 5:
         return f"expected 5 fields (minute hour day-of-month month day-of-week), got {len(fields)}"
     for position, (field, name) in enumerate(zip(fields, FIELD_NAMES, strict=True)):

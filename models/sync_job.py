@@ -10,6 +10,7 @@ from models.documents import CamelModel, Document, IdText
 from models.schedule import cron_problem, timezone_problem
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
+EntityName = Annotated[str, Field(min_length=1, max_length=200)]
 IdRef = Annotated[
     str, Field(pattern="^[0-9a-f]{24}$", description="The id of a resource of the same workspace.")
 ]
@@ -72,9 +73,12 @@ class SyncJobSpec(CamelModel):
     schedule: Schedule
     sync_mode: SyncMode = SyncMode.INCREMENTAL
     entities: Annotated[
-        list[Annotated[str, Field(min_length=1, max_length=200)]],
-        Field(max_length=500, description="Entity names to sync; empty means all."),
-    ] = []
+        Annotated[list[EntityName], Field(min_length=1, max_length=500)] | None,
+        Field(
+            description="Entity names to sync; null or left out means every entity the source declares. "
+            "An empty list is refused: it would sync nothing."
+        ),
+    ] = None
     enabled: bool = True
     timeout_seconds: Annotated[int, Field(ge=1, le=7 * 86_400)] = 3600
     retry: RetryPolicy = RetryPolicy()
@@ -83,7 +87,7 @@ class SyncJobSpec(CamelModel):
 
     @model_validator(mode="after")
     def _entities_unique(self) -> "SyncJobSpec":
-        if len(set(self.entities)) != len(self.entities):
+        if self.entities is not None and len(set(self.entities)) != len(self.entities):
             raise ValueError("entities must not repeat")
         return self
 
@@ -131,6 +135,7 @@ class SyncJobView(SyncJobSpec, JobStatus):
 
     id: IdText = Field(alias="_id", serialization_alias="id")
     schedule: StoredSchedule  # type: ignore[assignment]
+    entities: list[str] | None = None
     workspace_id: str
     version: int
     created_at: datetime
