@@ -8,7 +8,7 @@ from pydantic import TypeAdapter
 
 from api import executions, sync_jobs, tokens
 from api.resources import ResourceHandlers
-from api.responses import CreatedToken, Cursors, Health, JobStatusView, RunAccepted, SyncJobPatch
+from api.schemas import CreatedToken, Cursors, Health, JobStatusView, ResourcePatch, RunAccepted, SyncJobPatch
 from api.tokens import TokenRequest
 from models.execution import ExecutionView
 from models.resources import DATA_SOURCE, DESTINATION
@@ -43,7 +43,7 @@ HISTORY_FILTERS = (
     ("status", "queued, running, succeeded, failed, timed_out, canceled, abandoned or skipped"),
 )
 ENTITY = (("entity", "one entity's cursor only"),)
-MERGE_PATCH = TypeAdapter(dict[str, Any])
+ANY_OBJECT = TypeAdapter(dict[str, Any])
 
 
 def resource_routes(kind, handlers: ResourceHandlers) -> list[Route]:
@@ -56,7 +56,7 @@ def resource_routes(kind, handlers: ResourceHandlers) -> list[Route]:
         Route("POST", base, handlers.create, f"Create a {kind.label}", kind.spec, kind.view, statuses=(201,)),
         Route("GET", one, handlers.get, f"Get a {kind.label}", response=kind.view),
         Route("PUT", one, handlers.replace, f"Replace a {kind.label}", kind.spec, kind.view),
-        Route("PATCH", one, handlers.patch, f"Merge-patch a {kind.label}", MERGE_PATCH, kind.view),
+        Route("PATCH", one, handlers.patch, f"Merge-patch a {kind.label}", ResourcePatch, kind.view),
         Route("DELETE", one, handlers.delete, f"Delete a {kind.label} no job uses", statuses=(204,)),
     ]
 
@@ -188,7 +188,7 @@ async def openapi(_request: web.Request) -> web.Response:
 
 ROUTES += [
     Route("GET", "/healthz", health, "Liveness: the process answers", response=Health, public=True),
-    Route("GET", "/api/openapi.json", openapi, "This document", response=MERGE_PATCH, public=True),
+    Route("GET", "/api/openapi.json", openapi, "This document", response=ANY_OBJECT, public=True),
 ]
 
 

@@ -1,8 +1,8 @@
-"""The shapes of answers that are not a stored document as such, for the OpenAPI document."""
+"""Bodies that are not a stored document as such (answers, merge patches), named for the OpenAPI document."""
 
 from typing import Any
 
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from models.documents import CamelModel
 from models.execution import ExecutionView
@@ -58,3 +58,9 @@ SyncJobPatch: type[BaseModel] = create_model(
     __base__=CamelModel,
     **{name: (_patch_type(field.annotation), None) for name, field in SyncJobSpec.model_fields.items()},
 )
+
+
+class ResourcePatch(BaseModel):
+    """RFC 7396 merge patch of a data source or destination: any of its fields; null removes one."""
+
+    model_config = ConfigDict(extra="allow")
