@@ -7,6 +7,9 @@ from cryptography.fernet import Fernet, InvalidToken
 from models.errors import SyncJobsError
 
 PREFIX = "enc:v1:"
+MAKE_A_KEY = (
+    "Make one with: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+)
 MASK = "***"
 
 
@@ -28,7 +31,9 @@ class SecretBox:
     @classmethod
     def from_key(cls, key: str | None, *, purpose: str = "data-source secrets") -> "SecretBox":
         if not key:
-            raise SecretKeyInvalid(f"Set SYNCJOBS_SECRET_KEY (a Fernet key): it encrypts {purpose} at rest.")
+            raise SecretKeyInvalid(
+                f"Set SYNCJOBS_SECRET_KEY (a Fernet key): it encrypts {purpose} at rest. {MAKE_A_KEY}"
+            )
         return cls(key)
 
     @staticmethod
