@@ -7,9 +7,10 @@ from aiohttp import web
 
 from api.auth import auth_middleware
 from api.errors import error_middleware
-from api.keys import CLOCK, DB, EXECUTIONS, JOBS, SECRETS, SETTINGS, TOKENS
+from api.keys import CLOCK, DB, EXECUTIONS, JOBS, SECRETS, SETTINGS, TOKEN_CACHE, TOKENS
 from api.request_log import request_log_middleware
 from api.routes import add_routes
+from api.token_cache import TokenCache
 from models.clock import Clock, SystemClock
 from models.collections import ensure_indexes
 from models.database import open_database
@@ -57,6 +58,7 @@ def _attach(app: web.Application, db) -> None:
     app[JOBS] = SyncJobStore(db)
     app[EXECUTIONS] = ExecutionStore(db, retention_days=app[SETTINGS].execution_retention_days)
     app[TOKENS] = TokenStore(db)
+    app[TOKEN_CACHE] = TokenCache(app[TOKENS], app[CLOCK])
 
 
 async def _prepare(app: web.Application) -> None:

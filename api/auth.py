@@ -2,7 +2,7 @@
 
 from aiohttp import web
 
-from api.keys import CLOCK, GRANT, TOKENS
+from api.keys import GRANT, TOKEN_CACHE
 from models.errors import Forbidden, Unauthenticated
 from models.tokens import Grant
 
@@ -18,7 +18,7 @@ def bearer_token(request: web.Request) -> str:
 async def auth_middleware(request: web.Request, handler):
     workspace_id = request.match_info.get("workspaceId")
     if workspace_id is not None:
-        grant = await request.app[TOKENS].authenticate(bearer_token(request), request.app[CLOCK].now())
+        grant = await request.app[TOKEN_CACHE].authenticate(bearer_token(request))
         if grant is None:
             raise Unauthenticated("Unknown or revoked token")
         if not grant.allows(workspace_id):

@@ -2,6 +2,7 @@
 
 from aiohttp import web
 
+from api.token_cache import TokenCache
 from models.clock import Clock
 from models.execution_store import ExecutionStore
 from models.secrets import SecretBox
@@ -16,6 +17,18 @@ JOBS = web.AppKey("jobs", SyncJobStore)
 EXECUTIONS = web.AppKey("executions", ExecutionStore)
 TOKENS = web.AppKey("tokens", TokenStore)
 SECRETS = web.AppKey("secrets", SecretBox)
+TOKEN_CACHE = web.AppKey("token_cache", TokenCache)
 # Per request: the grant of the bearer token, set by the auth middleware.
 GRANT = web.RequestKey("grant", Grant)
-__all__ = ["SETTINGS", "CLOCK", "DB", "JOBS", "EXECUTIONS", "TOKENS", "SECRETS", "GRANT", "Grant"]
+__all__ = [
+    "SETTINGS",
+    "CLOCK",
+    "DB",
+    "JOBS",
+    "EXECUTIONS",
+    "TOKENS",
+    "TOKEN_CACHE",
+    "SECRETS",
+    "GRANT",
+    "Grant",
+]

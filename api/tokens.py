@@ -6,7 +6,7 @@ from aiohttp import web
 from pydantic import Field
 
 from api.bodies import read_json, to_json, validate
-from api.keys import CLOCK, TOKENS
+from api.keys import CLOCK, TOKEN_CACHE, TOKENS
 from models.documents import CamelModel, parse_object_id
 from models.tokens import TokenNotFound, TokenView
 
@@ -33,4 +33,5 @@ async def list_tokens(request: web.Request) -> web.Response:
 async def revoke_token(request: web.Request) -> web.Response:
     token_id = parse_object_id(request.match_info["tokenId"], TokenNotFound)
     await request.app[TOKENS].revoke(request.match_info["workspaceId"], token_id)
+    request.app[TOKEN_CACHE].forget(token_id)
     return web.Response(status=204)
