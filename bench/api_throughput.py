@@ -1,16 +1,18 @@
-"""API throughput: `syncjobs api` as a process, beside three baselines measured in the same run.
+"""API throughput: `syncjobs api` as a process, beside baselines measured in the same run.
 
     python bench/api_throughput.py                 # about a minute
     python bench/api_throughput.py --seconds 2 --concurrency 8
 
 The API runs as `syncjobs api` on the in-memory database (no MONGODB_URL), with a bootstrap admin token; the
 bench seeds 50 jobs through the API itself. The baselines run in one other process, on the same kind of
-database holding the same job document:
+database holding the same job documents:
 
 - bare: an aiohttp handler returning the job as GET returns it, from a dict;
 - one find: a handler doing one find_one for the job and returning it;
 - two finds: a handler doing a find_one for a token hash, then one for the job (what an authenticated GET
-  needs at least without a token cache).
+  needs at least without a token cache);
+- find 50 (a fourth, for list 50): one find of 50 job documents, returned as a list. On the in-memory
+  database most of a list's cost is the database copying 50 documents, which this baseline pays too.
 
 Each operation is driven by an aiohttp client on loopback: `--concurrency` connections in one event loop,
 for `--seconds` or `--requests`, whichever ends first, after a short warm-up. Figures:
@@ -204,8 +206,15 @@ def serve_baselines(port: int) -> None:
         doc = await db.syncjobs.find_one({"_id": job_id, "workspaceId": WORKSPACE})
         return web.json_response(as_json(doc), dumps=lambda v: json.dumps(v, default=str))
 
+    async def find_50(_request):
+        docs = await db.syncjobs.find({"workspaceId": WORKSPACE}).sort("_id", 1).limit(50).to_list(None)
+        return web.json_response(
+            {"items": [as_json(doc) for doc in docs]}, dumps=lambda v: json.dumps(v, default=str)
+        )
+
     async def startup(_app):
         await db.syncjobs.insert_one(stored)
+        await db.syncjobs.insert_many([{**stored, "_id": ObjectId()} for _ in range(JOBS - 1)])
         await db.api_tokens.insert_one({"tokenHash": token_hash, "workspaceId": WORKSPACE})
 
     app = web.Application()
@@ -213,6 +222,7 @@ def serve_baselines(port: int) -> None:
     app.router.add_get("/bare", bare)
     app.router.add_get("/one-find", one_find)
     app.router.add_get("/two-finds", two_finds)
+    app.router.add_get("/find-50", find_50)
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
@@ -307,7 +317,12 @@ async def main_async(args) -> None:
 
         targets = {
             f"baseline: {name}": (base_url + path, "GET", None, baselines.pid, {})
-            for name, path in (("bare", "/bare"), ("one find", "/one-find"), ("two finds", "/two-finds"))
+            for name, path in (
+                ("bare", "/bare"),
+                ("one find", "/one-find"),
+                ("two finds", "/two-finds"),
+                ("find 50", "/find-50"),
+            )
         }
         for name, (method, url, body) in operations(seeded).items():
             targets[name] = (url, method, body, api.pid, headers)
@@ -327,7 +342,9 @@ async def main_async(args) -> None:
                 process.wait(timeout=10)
 
     commands = await commands_per_request(["GET one job", "list 50", "status", "create"])
-    commands.update({"baseline: bare": 0, "baseline: one find": 1, "baseline: two finds": 2})
+    commands.update(
+        {"baseline: bare": 0, "baseline: one find": 1, "baseline: two finds": 2, "baseline: find 50": 1}
+    )
 
     yardstick = rows["baseline: one find"]["rps"]
     print(
