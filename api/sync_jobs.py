@@ -14,7 +14,7 @@ from models.errors import Conflict, JobDisabled, SyncJobNotFound, ValidationFail
 from models.execution import ExecutionStatus, ExecutionView
 from models.pagination import parse_limit
 from models.resources import DATA_SOURCE, DESTINATION
-from models.schedule import next_fire_times, zone_of
+from models.schedule import upcoming_fire_times, zone_of
 from models.sync_job import STATUS_FIELDS, SyncJobSpec, SyncJobView
 
 NEXT_FIRE_TIMES = 5
@@ -194,7 +194,7 @@ async def job_status(request: web.Request) -> web.Response:
     schedule = job["schedule"]
     # A disabled job fires at no time; listing times it will not fire at would say otherwise.
     upcoming = (
-        next_fire_times(schedule["cron"], request.app[CLOCK].now(), schedule["timezone"], NEXT_FIRE_TIMES)
+        upcoming_fire_times(schedule["cron"], request.app[CLOCK].now(), schedule["timezone"], NEXT_FIRE_TIMES)
         if job["enabled"]
         else []
     )

@@ -131,3 +131,25 @@ def next_fire_times(cron: str, after: datetime, tz_name: str, count: int) -> lis
         if len(result) == count:
             break
     return result
+
+
+# (cron, zone, count) -> (computed at, the fire times after that moment). Bounded: cleared when full.
+_UPCOMING: dict[tuple[str, str, int], tuple[datetime, list[datetime]]] = {}
+UPCOMING_CACHE_SIZE = 4096
+
+
+def upcoming_fire_times(cron: str, after: datetime, tz_name: str, count: int) -> list[datetime]:
+    """next_fire_times, reused until its first time passes: for any `after` between the moment it was
+    computed and that first fire time, the answer is the same list. Jobs share few (cron, zone) pairs, so
+    a status request rarely steps croniter at all."""
+    key = (cron, tz_name, count)
+    cached = _UPCOMING.get(key)
+    if cached is not None:
+        computed_at, times = cached
+        if computed_at <= after and (not times or after < times[0]):
+            return list(times)
+    times = next_fire_times(cron, after, tz_name, count)
+    if len(_UPCOMING) >= UPCOMING_CACHE_SIZE:
+        _UPCOMING.clear()
+    _UPCOMING[key] = (after, times)
+    return list(times)
