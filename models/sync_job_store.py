@@ -25,7 +25,9 @@ class SyncJobStore(WorkspaceStore):
     async def reset_cursors(self, workspace_id: str, job_id, entity: str | None) -> dict[str, Any]:
         """Forget the saved incremental position of one entity, or of all; not a user edit of the job's
         spec, so neither version nor updatedAt moves (the worker need not reload it)."""
-        change = {"$unset": {f"cursors.{entity}": ""}} if entity else {"$set": {"cursors": {}}}
+        change: dict[str, Any] = (
+            {"$unset": {f"cursors.{entity}": ""}} if entity else {"$set": {"cursors": {}}}
+        )
         doc = await self.collection.find_one_and_update(
             {"_id": job_id, "workspaceId": workspace_id}, change, return_document=ReturnDocument.AFTER
         )
