@@ -8,6 +8,7 @@ from api.bodies import read_model, read_object, to_json, validate
 from api.etags import check_version, etag, expected_version
 from api.keys import CLOCK, DB, EXECUTIONS, JOBS
 from api.merge_patch import merge_patch
+from api.read_only import without_read_only
 from api.rewrite import rewrite
 from models.documents import READ_ONLY_FIELDS, parse_object_id
 from models.errors import Conflict, JobDisabled, SyncJobNotFound, ValidationFailed
@@ -18,6 +19,7 @@ from models.schedule import upcoming_fire_times, zone_of
 from models.sync_job import STATUS_FIELDS, SyncJobSpec, SyncJobView
 
 NEXT_FIRE_TIMES = 5
+JOB_READ_ONLY = {*STATUS_FIELDS, *READ_ONLY_FIELDS}
 EDITABLE_FIELDS = tuple(SyncJobSpec.model_json_schema(by_alias=True)["properties"])
 
 
@@ -64,7 +66,7 @@ async def replace_job(request: web.Request) -> web.Response:
     reset: list[str] = []
 
     async def replaced(current: dict[str, Any]) -> dict[str, Any]:
-        spec = validate(SyncJobSpec, without_read_only(body, current))
+        spec = validate(SyncJobSpec, job_without_read_only(body, current))
         await check_references(request, request.match_info["workspaceId"], spec)
         fields = spec.to_document()
         reset[:] = [key for key in EDITABLE_FIELDS if key not in body and current.get(key) != fields[key]]
@@ -91,23 +93,10 @@ async def rewrite_job(request: web.Request, change) -> web.Response:
     return job_response(doc)
 
 
-def without_read_only(body: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
-    """The body without its read-only fields, which must equal the stored values (a GET sent back is fine);
-    one that differs is refused with a `read_only` detail."""
-    read_only = {*STATUS_FIELDS, *READ_ONLY_FIELDS} & set(body)
-    if not read_only:
+def job_without_read_only(body: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    if not set(body) & JOB_READ_ONLY:
         return body
-    shown = to_json(SyncJobView, current)
-    differing = sorted(field for field in read_only if field not in shown or body[field] != shown[field])
-    if differing:
-        raise ValidationFailed(
-            "Read-only fields cannot be changed",
-            details=[
-                {"field": field, "code": "read_only", "message": "read-only: differs from the stored value"}
-                for field in differing
-            ],
-        )
-    return {key: value for key, value in body.items() if key not in read_only}
+    return without_read_only(body, to_json(SyncJobView, current), JOB_READ_ONLY)
 
 
 async def patch_job(request: web.Request) -> web.Response:
@@ -115,7 +104,7 @@ async def patch_job(request: web.Request) -> web.Response:
 
     async def merged(current: dict[str, Any]) -> dict[str, Any]:
         editable = {key: current.get(key) for key in EDITABLE_FIELDS}
-        spec = validate(SyncJobSpec, merge_patch(editable, without_read_only(patch, current)))
+        spec = validate(SyncJobSpec, merge_patch(editable, job_without_read_only(patch, current)))
         await check_references(request, request.match_info["workspaceId"], spec)
         return spec.to_document()
 

@@ -100,3 +100,19 @@ async def test_hashed_cron_expressions_are_refused_in_plain_words(client, ws):
     assert resp.status == 422
     message = (await resp.json())["error"]["details"][0]["message"]
     assert "hashed (H)" in message and "not supported" in message and "hash_id" not in message
+
+
+async def test_a_data_source_or_destination_takes_back_what_get_returned(client, ws):
+    for path, resource_id in (("data-sources", ws.data_source_id), ("destinations", ws.destination_id)):
+        url = f"/api/workspaces/ws-a/{path}/{resource_id}"
+        shown = await (await client.get(url, headers=ws.headers)).json()
+        resp = await client.put(url, json={**shown, "name": "renamed"}, headers=ws.headers)
+        assert resp.status == 200, await resp.text()
+        assert (await resp.json())["name"] == "renamed"
+        resp = await client.patch(url, json={"createdAt": "2020-01-01T00:00:00Z"}, headers=ws.headers)
+        assert resp.status == 422
+        assert (await resp.json())["error"]["details"][0] == {
+            "field": "createdAt",
+            "code": "read_only",
+            "message": "read-only: differs from the stored value",
+        }
