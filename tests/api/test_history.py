@@ -107,3 +107,25 @@ async def test_cursors_are_not_reset_under_a_running_sync(client, ws, db):
     await finish(db, await run(client, ws, job["id"]), "running")
     resp = await client.delete(f"{ws.jobs}/{job['id']}/cursors", headers=ws.headers)
     assert resp.status == 409
+
+
+async def test_another_workspace_cannot_reach_a_jobs_history_runs_or_cursors(client, ws, db, token_for):
+    job = await create_job(client, ws)
+    execution_id = await run(client, ws, job["id"])
+    await finish(db, execution_id)
+    assert (await client.delete(f"{ws.jobs}/{job['id']}", headers=ws.headers)).status == 204
+    intruder = await token_for("ws-b")
+    theirs = f"/api/workspaces/ws-b/sync-jobs/{job['id']}"
+    assert (await client.get(f"{theirs}/executions", headers=intruder)).status == 404
+    assert (await client.get(f"{theirs}/executions/{execution_id}", headers=intruder)).status == 404
+    listing = await client.get(
+        "/api/workspaces/ws-b/executions", params={"jobId": job["id"]}, headers=intruder
+    )
+    assert (await listing.json())["items"] == []
+    assert (await client.get("/api/workspaces/ws-a/executions", headers=intruder)).status == 403
+    live = await create_job(client, ws)
+    await db.syncjobs.update_one({"_id": ObjectId(live["id"])}, {"$set": {"cursors": {"customers": "x"}}})
+    mine = f"/api/workspaces/ws-b/sync-jobs/{live['id']}/cursors"
+    assert (await client.get(mine, headers=intruder)).status == 404
+    assert (await client.delete(mine, headers=intruder)).status == 404
+    assert (await db.syncjobs.find_one({"_id": ObjectId(live["id"])}))["cursors"] == {"customers": "x"}
