@@ -21,14 +21,14 @@ def execution_id_of(request: web.Request):
     return parse_object_id(request.match_info["executionId"], ExecutionNotFound)
 
 
-def status_filter(request: web.Request) -> str | None:
-    status = request.query.get("status")
-    if status is not None and status not in STATUSES:
+def choice_filter(request: web.Request, name: str, allowed: set[str]) -> str | None:
+    value = request.query.get(name)
+    if value is not None and value not in allowed:
         raise ValidationFailed(
-            "Invalid status filter",
-            details=[{"field": "status", "message": f"one of {', '.join(sorted(STATUSES))}"}],
+            f"Invalid {name} filter",
+            details=[{"field": name, "message": f"one of {', '.join(sorted(allowed))}"}],
         )
-    return status
+    return value
 
 
 async def list_executions(request: web.Request) -> web.Response:
@@ -43,7 +43,7 @@ async def list_executions(request: web.Request) -> web.Response:
     docs, next_cursor = await request.app[EXECUTIONS].list(
         workspace_id,
         job_id,
-        status=status_filter(request),
+        status=choice_filter(request, "status", STATUSES),
         limit=parse_limit(request.query.get("limit")),
         cursor=request.query.get("cursor"),
     )
@@ -77,20 +77,14 @@ def moment_filter(request: web.Request, name: str) -> datetime | None:
 async def list_workspace_executions(request: web.Request) -> web.Response:
     """Runs across the workspace's jobs, newest first: ?status=&jobId=&trigger=&from=&to= (queuedAt,
     `from` inclusive, `to` exclusive), cursor-paginated."""
-    trigger = request.query.get("trigger")
-    if trigger is not None and trigger not in TRIGGERS:
-        raise ValidationFailed(
-            "Invalid trigger filter",
-            details=[{"field": "trigger", "message": f"one of {', '.join(sorted(TRIGGERS))}"}],
-        )
     job = request.query.get("jobId")
     if job is not None and not ObjectId.is_valid(job):
         raise ValidationFailed("Invalid jobId", details=[{"field": "jobId", "message": "a job id"}])
     docs, next_cursor = await request.app[EXECUTIONS].list(
         request.match_info["workspaceId"],
         ObjectId(job) if job is not None else None,
-        status=status_filter(request),
-        trigger=trigger,
+        status=choice_filter(request, "status", STATUSES),
+        trigger=choice_filter(request, "trigger", TRIGGERS),
         queued_from=moment_filter(request, "from"),
         queued_to=moment_filter(request, "to"),
         limit=parse_limit(request.query.get("limit")),

@@ -120,8 +120,9 @@ async def delete_job(request: web.Request) -> web.Response:
     check_version(job, wanted)
     now = request.app[CLOCK].now()
     await request.app[EXECUTIONS].cancel_active_for_job(job_id, now)
-    await request.app[EXECUTIONS].keep_deleted_job(job, now)
     await request.app[JOBS].delete(workspace_id, job_id, expected_version=wanted)
+    # After the delete: a delete refused (412) must leave no "deleted" mark on a live job's history.
+    await request.app[EXECUTIONS].keep_deleted_job(job, now)
     return web.Response(status=204)
 
 

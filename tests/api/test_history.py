@@ -129,3 +129,12 @@ async def test_another_workspace_cannot_reach_a_jobs_history_runs_or_cursors(cli
     assert (await client.get(mine, headers=intruder)).status == 404
     assert (await client.delete(mine, headers=intruder)).status == 404
     assert (await db.syncjobs.find_one({"_id": ObjectId(live["id"])}))["cursors"] == {"customers": "x"}
+
+
+async def test_a_refused_delete_leaves_the_history_of_a_live_job_unmarked(client, ws, db):
+    job = await create_job(client, ws)
+    execution_id = await run(client, ws, job["id"])
+    stale = {**ws.headers, "If-Match": '"9"'}
+    assert (await client.delete(f"{ws.jobs}/{job['id']}", headers=stale)).status == 412
+    one = await client.get(f"{ws.jobs}/{job['id']}/executions/{execution_id}", headers=ws.headers)
+    assert (await one.json())["job"] is None
