@@ -25,9 +25,12 @@ class ResourceHandlers:
         return parse_object_id(request.match_info["resourceId"], self.kind.not_found)
 
     def _json(self, request: web.Request, doc: dict) -> dict:
+        return self._shown(self.kind.masked(doc, request.app[SECRETS]))
+
+    def _shown(self, masked: dict) -> dict:
         # Only the fields the document has: a view lists every type's fields, and an http source shown with
         # "argv": null could not be sent back as it was shown.
-        view = self.kind.view.model_validate(self.kind.masked(doc, request.app[SECRETS]))
+        view = self.kind.view.model_validate(masked)
         return view.model_dump(by_alias=True, mode="json", exclude_unset=True)
 
     def _response(self, request: web.Request, doc: dict, status: int = 200, headers=None) -> web.Response:
@@ -79,7 +82,7 @@ class ResourceHandlers:
             shown = self.kind.masked(current, secrets)
             editable = {key: value for key, value in shown.items() if key not in READ_ONLY_FIELDS}
             # What GET showed may come back: read-only fields equal to the stored ones are dropped here.
-            writable = without_read_only(body, self._json(request, current), READ_ONLY_FIELDS)
+            writable = without_read_only(body, self._shown(shown), READ_ONLY_FIELDS)
             fields = self.kind.seal(self._fields(combine(editable, writable)), secrets, previous=current)
             # Fields of the old type that the new body leaves out must go, not linger.
             removed = {key: None for key in current if key not in fields and key not in READ_ONLY_FIELDS}
