@@ -63,6 +63,15 @@ def create_app(
     return app
 
 
+def log_listening(host: str, port: int):
+    """For web.run_app's `print`: called once the socket listens, so the line means the API answers."""
+
+    def say(_banner: str) -> None:
+        log.info("api_listening", url=f"http://{host}:{port}")
+
+    return say
+
+
 def _attach(app: web.Application, db) -> None:
     app[DB] = db
     app[JOBS] = SyncJobStore(db)

@@ -36,6 +36,7 @@ __all__ = [
     "SECRETS",
     "RATE_LIMITER",
     "CONNECTORS",
+    "TOKEN_CACHE",
     "GRANT",
     "Grant",
 ]

@@ -45,15 +45,25 @@ def _cached(routes: tuple) -> dict[str, Any]:
                 r"[^A-Za-z]+", "_", f"{route.method.lower()}{route.path.removeprefix(WS)}"
             ).strip("_"),
             "parameters": [
-                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-                for name in re.findall(r"{(\w+)}", route.path)
+                *(
+                    {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                    for name in re.findall(r"{(\w+)}", route.path)
+                ),
+                *(
+                    {"name": name, "in": "query", "description": text, "schema": {"type": "string"}}
+                    for name, text in route.query
+                ),
             ],
             "responses": {},
         }
+        if route.public:
+            operation["security"] = []
         if route.body is not None:
+            schema = {"schema": _schema(route.body, "validation", components)}
+            types = ("application/json", "application/merge-patch+json") if route.method == "PATCH" else ()
             operation["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": _schema(route.body, "validation", components)}},
+                "required": route.body_required,
+                "content": {content_type: schema for content_type in ("application/json", *types)},
             }
         for status in route.statuses:
             response: dict[str, Any] = {"description": "OK" if status < 300 else "No content"}
@@ -62,6 +72,7 @@ def _cached(routes: tuple) -> dict[str, Any]:
                 if route.list_of:
                     schema = {
                         "type": "object",
+                        "required": ["items"],
                         "properties": {
                             "items": {"type": "array", "items": schema},
                             "nextCursor": {"type": ["string", "null"]},

@@ -23,7 +23,8 @@ async def request_log_middleware(request: web.Request, handler):
     with structlog.contextvars.bound_contextvars(**context):
         response = await handler(request)
         response.headers["X-Request-Id"] = request_id
-        log.info(
+        # Debug: one line per request drowns everything else at info; errors are logged where they happen.
+        log.debug(
             "request_handled",
             method=request.method,
             path=request.rel_url.path,

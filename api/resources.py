@@ -2,11 +2,12 @@
 
 from aiohttp import web
 
-from api.bodies import read_object, to_json, validate
+from api.bodies import read_object, validate
 from api.etags import etag, expected_version
 from api.keys import CLOCK, CONNECTORS, DB, JOBS, SECRETS, SETTINGS
 from api.merge_patch import merge_patch
 from api.quotas import ensure_room
+from api.read_only import without_read_only
 from api.rewrite import rewrite
 from models.documents import READ_ONLY_FIELDS, parse_object_id
 from models.errors import Conflict, ValidationFailed
@@ -25,7 +26,13 @@ class ResourceHandlers:
         return parse_object_id(request.match_info["resourceId"], self.kind.not_found)
 
     def _json(self, request: web.Request, doc: dict) -> dict:
-        return to_json(self.kind.view, self.kind.shown(doc, request.app[SECRETS]))
+        return self._shown(self.kind.shown(doc, request.app[SECRETS]))
+
+    def _shown(self, masked: dict) -> dict:
+        # Only the fields the document has: a view lists every type's fields, and an http source shown with
+        # "argv": null could not be sent back as it was shown.
+        view = self.kind.view.model_validate(masked)
+        return view.model_dump(by_alias=True, mode="json", exclude_unset=True)
 
     def _response(self, request: web.Request, doc: dict, status: int = 200, headers=None) -> web.Response:
         return web.json_response(
@@ -37,7 +44,7 @@ class ResourceHandlers:
         if read_only:
             raise ValidationFailed(
                 "Read-only fields cannot be written",
-                details=[{"field": f, "message": "read-only"} for f in read_only],
+                details=[{"field": f, "code": "read_only", "message": "read-only"} for f in read_only],
             )
         fields = validate(self.kind.spec, data).model_dump(by_alias=True, mode="json")
         if fields["type"] == "command":
@@ -82,7 +89,11 @@ class ResourceHandlers:
         async def changed(current: dict) -> dict:
             shown = self.kind.masked(current, secrets)
             editable = {key: value for key, value in shown.items() if key not in READ_ONLY_FIELDS}
-            fields = await self._fields(request, combine(editable, body))
+            # What GET showed may come back: read-only fields equal to the stored ones are dropped here.
+            writable = without_read_only(
+                body, self._shown(self.kind.shown(current, secrets)), READ_ONLY_FIELDS
+            )
+            fields = await self._fields(request, combine(editable, writable))
             fields = self.kind.seal(fields, secrets, previous=current)
             # Fields of the old type that the new body leaves out must go, not linger.
             removed = {key: None for key in current if key not in fields and key not in READ_ONLY_FIELDS}

@@ -4,9 +4,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from pydantic import TypeAdapter
 
 from api import connectors, executions, sync_jobs, tokens
 from api.resources import ResourceHandlers
+from api.schemas import CreatedToken, Cursors, Health, JobStatusView, ResourcePatch, RunAccepted, SyncJobPatch
 from api.tokens import AdminTokenRequest, TokenRequest
 from models.connectors import ConnectorSpec, ConnectorView
 from models.execution import ExecutionView
@@ -30,29 +32,58 @@ class Route:
     response: Any = None
     list_of: bool = False
     statuses: tuple[int, ...] = field(default=(200,))
+    # Query parameters as (name, description); all optional strings.
+    query: tuple[tuple[str, str], ...] = ()
+    # Answered without a token.
+    public: bool = False
+    body_required: bool = True
+
+
+PAGE = (("limit", "1 to 200, default 50"), ("cursor", "nextCursor of the previous page"))
+HISTORY_FILTERS = (
+    *PAGE,
+    ("status", "queued, running, succeeded, failed, timed_out, canceled, abandoned or skipped"),
+)
+ENTITY = (("entity", "one entity's cursor only"),)
+ANY_OBJECT = TypeAdapter(dict[str, Any])
 
 
 def resource_routes(kind, handlers: ResourceHandlers) -> list[Route]:
     base = f"{WS}/{kind.path}"
     one = f"{base}/{{resourceId}}"
     return [
-        Route("GET", base, handlers.list, f"List {kind.label}s", response=kind.view, list_of=True),
+        Route(
+            "GET", base, handlers.list, f"List {kind.label}s", response=kind.view, list_of=True, query=PAGE
+        ),
         Route("POST", base, handlers.create, f"Create a {kind.label}", kind.spec, kind.view, statuses=(201,)),
         Route("GET", one, handlers.get, f"Get a {kind.label}", response=kind.view),
         Route("PUT", one, handlers.replace, f"Replace a {kind.label}", kind.spec, kind.view),
-        Route("PATCH", one, handlers.patch, f"Merge-patch a {kind.label}", response=kind.view),
+        Route("PATCH", one, handlers.patch, f"Merge-patch a {kind.label}", ResourcePatch, kind.view),
         Route("DELETE", one, handlers.delete, f"Delete a {kind.label} no job uses", statuses=(204,)),
     ]
 
 
 ROUTES: list[Route] = [
     Route(
-        "GET", JOBS, sync_jobs.list_jobs, "List the workspace's sync jobs", response=SyncJobView, list_of=True
+        "GET",
+        JOBS,
+        sync_jobs.list_jobs,
+        "List the workspace's sync jobs",
+        response=SyncJobView,
+        list_of=True,
+        query=PAGE,
     ),
     Route("POST", JOBS, sync_jobs.create_job, "Create a sync job", SyncJobSpec, SyncJobView, statuses=(201,)),
     Route("GET", JOB, sync_jobs.get_job, "Get a sync job", response=SyncJobView),
-    Route("PUT", JOB, sync_jobs.replace_job, "Replace a sync job", SyncJobSpec, SyncJobView),
-    Route("PATCH", JOB, sync_jobs.patch_job, "Merge-patch a sync job (RFC 7396)", response=SyncJobView),
+    Route(
+        "PUT",
+        JOB,
+        sync_jobs.replace_job,
+        "Replace a sync job: left-out fields take their defaults (named in a Warning header)",
+        SyncJobSpec,
+        SyncJobView,
+    ),
+    Route("PATCH", JOB, sync_jobs.patch_job, "Merge-patch a sync job (RFC 7396)", SyncJobPatch, SyncJobView),
     Route(
         "DELETE", JOB, sync_jobs.delete_job, "Delete a sync job, canceling its active run", statuses=(204,)
     ),
@@ -60,16 +91,45 @@ ROUTES: list[Route] = [
     Route("POST", f"{JOB}/enable", sync_jobs.enable_job, "Enable (idempotent)", response=SyncJobView),
     Route("POST", f"{JOB}/disable", sync_jobs.disable_job, "Disable (idempotent)", response=SyncJobView),
     Route(
-        "POST", f"{JOB}/run", sync_jobs.run_job, "Queue a manual run", response=ExecutionView, statuses=(202,)
+        "POST",
+        f"{JOB}/run",
+        sync_jobs.run_job,
+        "Queue a manual run; a disabled job is 409 job_disabled unless evenIfDisabled=true",
+        response=RunAccepted,
+        statuses=(202,),
+        query=(("evenIfDisabled", "true runs a disabled job"),),
     ),
-    Route("GET", f"{JOB}/status", sync_jobs.job_status, "Status, active run and next fire times"),
+    Route(
+        "GET",
+        f"{JOB}/status",
+        sync_jobs.job_status,
+        "Status, active run and next fire times",
+        response=JobStatusView,
+    ),
+    Route(
+        "GET",
+        f"{JOB}/cursors",
+        sync_jobs.get_cursors,
+        "The incremental position",
+        response=Cursors,
+        query=ENTITY,
+    ),
+    Route(
+        "DELETE",
+        f"{JOB}/cursors",
+        sync_jobs.reset_cursors,
+        "Forget the incremental position: the next run syncs from scratch",
+        response=Cursors,
+        query=ENTITY,
+    ),
     Route(
         "GET",
         f"{JOB}/executions",
         executions.list_executions,
-        "Run history, newest first",
+        "Run history, newest first (kept after the job is deleted, until retention)",
         response=ExecutionView,
         list_of=True,
+        query=HISTORY_FILTERS,
     ),
     Route(
         "GET",
@@ -87,13 +147,29 @@ ROUTES: list[Route] = [
         statuses=(200, 202),
     ),
     Route(
+        "GET",
+        f"{WS}/executions",
+        executions.list_workspace_executions,
+        "Runs across the workspace's jobs, newest first",
+        response=ExecutionView,
+        list_of=True,
+        query=(
+            *HISTORY_FILTERS,
+            ("jobId", "one job's runs"),
+            ("trigger", "schedule, manual or retry"),
+            ("from", "queued at or after this ISO 8601 time"),
+            ("to", "queued before this ISO 8601 time"),
+        ),
+    ),
+    Route(
         "POST",
         f"{WS}/tokens",
         tokens.create_token,
         "Create a token (shown once)",
         TokenRequest,
-        TokenView,
+        CreatedToken,
         statuses=(201,),
+        body_required=False,
     ),
     Route("GET", f"{WS}/tokens", tokens.list_tokens, "List tokens", response=TokenView, list_of=True),
     Route("DELETE", f"{WS}/tokens/{{tokenId}}", tokens.revoke_token, "Revoke a token", statuses=(204,)),
@@ -152,16 +228,22 @@ ROUTES: list[Route] = [
 ]
 
 
-def add_routes(app: web.Application) -> None:
+async def health(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def openapi(_request: web.Request) -> web.Response:
     from api.openapi import openapi_document
 
-    async def openapi(_request: web.Request) -> web.Response:
-        return web.json_response(openapi_document(ROUTES))
+    return web.json_response(openapi_document(ROUTES))
 
-    async def health(_request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
 
-    app.router.add_get("/api/openapi.json", openapi)
-    app.router.add_get("/healthz", health)
+ROUTES += [
+    Route("GET", "/healthz", health, "Liveness: the process answers", response=Health, public=True),
+    Route("GET", "/api/openapi.json", openapi, "This document", response=ANY_OBJECT, public=True),
+]
+
+
+def add_routes(app: web.Application) -> None:
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler)

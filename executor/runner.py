@@ -65,6 +65,12 @@ class SubprocessRunner:
             missing = "data source" if source is None else "destination"
             return RunOutcome(ExecutionStatus.FAILED, error=f"the job's {missing} no longer exists")
         entities = selected_entities(job, source)
+        if entities == []:
+            # An empty selection syncs nothing; it must never be read as "everything" further down.
+            return RunOutcome(
+                ExecutionStatus.FAILED,
+                error=f"none of the job's entities {job.get('entities')} is declared by its data source",
+            )
         spec = {
             "executionId": str(request.execution["_id"]),
             "jobId": str(job["_id"]),
@@ -113,13 +119,14 @@ class SubprocessRunner:
         return kind.opened(doc, self._secrets) if doc else None
 
 
-def selected_entities(job: dict[str, Any], source: dict[str, Any]) -> list[str]:
-    """The entities this run syncs: the job's filter, or every entity the source declares."""
-    wanted = list(job.get("entities") or [])
+def selected_entities(job: dict[str, Any], source: dict[str, Any]) -> list[str] | None:
+    """The entities this run syncs: the job's filter, or (no filter) every entity the source declares; None
+    for a command source without a filter, whose entities only it knows. An empty list means none."""
+    wanted = job.get("entities")
     if source["type"] == "http":
         declared = [entity["name"] for entity in source["entities"]]
-        return [name for name in declared if not wanted or name in wanted]
-    return wanted
+        return [name for name in declared if wanted is None or name in wanted]
+    return None if wanted is None else list(wanted)
 
 
 def primary_keys(source: dict[str, Any]) -> dict[str, str]:
@@ -140,7 +147,7 @@ class SyncSession:
         env: dict[str, str],
         *,
         primary_keys: dict[str, str],
-        entities: list[str],
+        entities: list[str] | None,
         log_tail: LogTail,
         kill_grace: float,
         progress_seconds: float,
@@ -228,7 +235,7 @@ class SyncSession:
                 status = ExecutionStatus.SUCCEEDED
         try:
             if status == ExecutionStatus.SUCCEEDED:
-                await self._writer.commit(self._entities)
+                await self._writer.commit(self._entities or [])
             else:
                 await self._writer.abort()
         except Exception as failure:  # the destination's own error, kept as the run's
@@ -267,11 +274,11 @@ class SyncSession:
             self._log.add(line, stream="stderr")
 
     async def _read_stdout(self, process) -> None:
-        wanted = set(self._entities)
+        wanted = None if self._entities is None else set(self._entities)
         async for line in self._lines(process.stdout, "stdout"):
             message = parse_line(line)
             if isinstance(message, Record):
-                if wanted and message.entity not in wanted:
+                if wanted is not None and message.entity not in wanted:
                     continue  # the job's entity filter holds even if the source ignores it
                 stats = self._entity_stats(message.entity)
                 stats["read"] += 1

@@ -82,14 +82,16 @@ class HttpSync:
         self._out.write(encode(message))
 
     async def run(self) -> None:
-        wanted = set(self._spec.get("entities") or [])
+        # Absent or null: every entity; a list, even an empty one, is exactly what to sync.
+        selection = self._spec.get("entities")
+        wanted = None if selection is None else set(selection)
         timeout = aiohttp.ClientTimeout(total=self._source.get("requestTimeoutSeconds", 30))
         stats: dict[str, int] = {}
         async with policy_session(
             self._policy, headers=self._source.get("headers") or {}, timeout=timeout
         ) as session:
             for entity in self._source["entities"]:
-                if wanted and entity["name"] not in wanted:
+                if wanted is not None and entity["name"] not in wanted:
                     continue
                 stats[entity["name"]] = await self._sync_entity(session, entity)
         self.emit(Result("succeeded", {"records": stats}))

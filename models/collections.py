@@ -34,6 +34,11 @@ INDEXES: dict[str, list[IndexModel]] = {
         ),
         IndexModel([("jobId", ASCENDING), ("queuedAt", DESCENDING), ("_id", DESCENDING)], name="job_history"),
         IndexModel([("status", ASCENDING), ("runAfter", ASCENDING)], name="dispatch"),
+        # A workspace's runs across its jobs, newest first (GET /api/workspaces/{ws}/executions).
+        IndexModel(
+            [("workspaceId", ASCENDING), ("queuedAt", DESCENDING), ("_id", DESCENDING)],
+            name="workspace_history",
+        ),
         # Retention: finished executions carry expireAt, so the retention can change without an index rebuild.
         IndexModel([("expireAt", ASCENDING)], expireAfterSeconds=0, name="retention"),
     ],

@@ -31,7 +31,10 @@ Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f
 
 
 # Fields the service keeps on every workspace document; a body that names one is refused.
-READ_ONLY_FIELDS = frozenset({"id", "_id", "workspaceId", "version", "createdAt", "updatedAt"})
+# effectiveDatabase: a destination's derived database name, shown by GET and so sent back by PUT.
+READ_ONLY_FIELDS = frozenset(
+    {"id", "_id", "workspaceId", "version", "createdAt", "updatedAt", "effectiveDatabase"}
+)
 
 
 class CamelModel(BaseModel):

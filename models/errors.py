@@ -62,3 +62,9 @@ class StoreUnavailable(SyncJobsError):
     """The database did not answer."""
 
     code = "store_unavailable"
+
+
+class JobDisabled(Conflict):
+    """The job is disabled; run it anyway with ?evenIfDisabled=true."""
+
+    code = "job_disabled"

@@ -36,6 +36,24 @@ ACTIVE_STATUSES = [ExecutionStatus.QUEUED.value, ExecutionStatus.RUNNING.value]
 RETRYABLE_STATUSES = {ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT, ExecutionStatus.ABANDONED}
 
 
+class DeletedJob(Document):
+    """The job's last state, kept on each of its executions when it is deleted: its history stays readable
+    until retention ends."""
+
+    name: str
+    data_source_id: str
+    destination_database_id: str
+    schedule: dict[str, Any]
+    sync_mode: str
+    entities: list[str] | None = None
+    deleted_at: datetime
+
+
+def deleted_job_snapshot(job: dict[str, Any], now: datetime) -> dict[str, Any]:
+    fields = ("name", "dataSourceId", "destinationDatabaseId", "schedule", "syncMode", "entities")
+    return {**{key: job.get(key) for key in fields}, "deletedAt": now}
+
+
 class ExecutionView(Document):
     """A JobExecution as the API shows it."""
 
@@ -61,6 +79,7 @@ class ExecutionView(Document):
     log_tail: list[str] = []
     cancel_requested_at: datetime | None = None
     missed: dict[str, Any] | None = None
+    job: DeletedJob | None = Field(default=None, description="Set once the job is deleted: its last state.")
 
 
 def new_execution_document(

@@ -16,6 +16,7 @@ from models.execution import (
     ACTIVE_STATUSES,
     ExecutionStatus,
     Trigger,
+    deleted_job_snapshot,
     finished_fields,
     new_execution_document,
 )
@@ -58,15 +59,31 @@ class ExecutionStore:
         raise Conflict("The job's manual runs are contended; try again")
 
     async def list(
-        self, workspace_id: str, job_id: ObjectId, *, status: str | None, limit: int, cursor: str | None
+        self,
+        workspace_id: str,
+        job_id: ObjectId | None = None,
+        *,
+        status: str | None = None,
+        trigger: str | None = None,
+        queued_from: datetime | None = None,
+        queued_to: datetime | None = None,
+        limit: int,
+        cursor: str | None,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        query: dict[str, Any] = {
-            "jobId": job_id,
-            "workspaceId": workspace_id,
-            **after_descending(cursor, "queuedAt"),
-        }
+        """Executions newest first, of one job or (job_id None) of the whole workspace; `queued_from` is
+        inclusive, `queued_to` exclusive."""
+        query: dict[str, Any] = {"workspaceId": workspace_id, **after_descending(cursor, "queuedAt")}
+        if job_id is not None:
+            query["jobId"] = job_id
         if status:
             query["status"] = status
+        if trigger:
+            query["trigger"] = trigger
+        window = {
+            op: moment for op, moment in (("$gte", queued_from), ("$lt", queued_to)) if moment is not None
+        }
+        if window:
+            query["queuedAt"] = window
         docs = (
             await self._executions.find(query)
             .sort([("queuedAt", -1), ("_id", -1)])
@@ -74,6 +91,18 @@ class ExecutionStore:
             .to_list(None)
         )
         return page(docs, limit, "queuedAt")
+
+    async def any_for_job(self, workspace_id: str, job_id: ObjectId) -> bool:
+        """Whether history of this job is still kept (it may outlive the job until retention ends)."""
+        doc = await self._executions.find_one({"workspaceId": workspace_id, "jobId": job_id}, {"_id": 1})
+        return doc is not None
+
+    async def keep_deleted_job(self, job: dict[str, Any], now: datetime) -> None:
+        """Stamp the deleted job's last state on each of its executions, so its history explains itself."""
+        await self._executions.update_many(
+            {"jobId": job["_id"], "workspaceId": job["workspaceId"]},
+            {"$set": {"job": deleted_job_snapshot(job, now)}},
+        )
 
     async def get(self, workspace_id: str, job_id: ObjectId, execution_id: ObjectId) -> dict[str, Any]:
         doc = await self._executions.find_one(

@@ -2,6 +2,7 @@
 
 import logging
 import re
+import sys
 
 import structlog
 
@@ -17,7 +18,12 @@ def redact_secrets(_logger, _method, event_dict):
 
 
 def configure_logging(*, fmt: str = "json", level: str = "info") -> None:
-    renderer = structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer()
+    # Colour codes only for a terminal: piped into a file or a collector they are noise.
+    renderer = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
+    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -5,6 +5,7 @@ skipped, and a local time that happens twice (the fall-back hour) fires once, at
 """
 
 import copy
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -13,6 +14,8 @@ from zoneinfo import ZoneInfo, available_timezones
 from croniter import croniter
 from croniter.croniter import CroniterBadDateError, CroniterError
 
+# croniter's Jenkins-style "H", "H(0-29)", "H/15" and its random "R": they need a hash id we do not pass.
+HASHED = re.compile(r"^[HR](\(|/|$)", re.IGNORECASE)
 MACROS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
 FIELD_NAMES = ("minute", "hour", "day of month", "month", "day of week")
 # Bounds the search for a fire time; a cron like "0 0 31 2 *" (never) must end, not spin. Candidates that
@@ -30,12 +33,18 @@ class InvalidCron(ValueError):
     pass
 
 
+@lru_cache(maxsize=4096)
 def cron_problem(expression: str) -> str | None:
-    """Why a cron expression is invalid, naming the bad field; None when it is valid."""
+    """Why a cron expression is invalid, naming the bad field; None when it is valid. Cached: checking costs
+    six croniter parses, and the same few expressions come back on every write."""
     text = expression.strip()
     if text.startswith("@"):
         return None if text in MACROS else f"unknown macro {text!r}; use one of {', '.join(sorted(MACROS))}"
     fields = text.split()
+    if any(HASHED.match(part) for field in fields for part in field.split(",")):
+        return (
+            "hashed (H) and random (R) expressions are not supported; write the times out, e.g. '17 * * * *'"
+        )
     if len(fields) != 5:
         return f"expected 5 fields (minute hour day-of-month month day-of-week), got {len(fields)}"
     for position, (field, name) in enumerate(zip(fields, FIELD_NAMES, strict=True)):
@@ -150,3 +159,25 @@ def next_fire_times(cron: str, after: datetime, tz_name: str, count: int) -> lis
         if len(result) == count:
             break
     return result
+
+
+# (cron, zone, count) -> (computed at, the fire times after that moment). Bounded: cleared when full.
+_UPCOMING: dict[tuple[str, str, int], tuple[datetime, list[datetime]]] = {}
+UPCOMING_CACHE_SIZE = 4096
+
+
+def upcoming_fire_times(cron: str, after: datetime, tz_name: str, count: int) -> list[datetime]:
+    """next_fire_times, reused until its first time passes: for any `after` between the moment it was
+    computed and that first fire time, the answer is the same list. Jobs share few (cron, zone) pairs, so
+    a status request rarely steps croniter at all."""
+    key = (cron, tz_name, count)
+    cached = _UPCOMING.get(key)
+    if cached is not None:
+        computed_at, times = cached
+        if computed_at <= after and (not times or after < times[0]):
+            return list(times)
+    times = next_fire_times(cron, after, tz_name, count)
+    if len(_UPCOMING) >= UPCOMING_CACHE_SIZE:
+        _UPCOMING.clear()
+    _UPCOMING[key] = (after, times)
+    return list(times)

@@ -12,6 +12,9 @@ from cryptography.fernet import Fernet, InvalidToken
 from models.errors import SyncJobsError, ValidationFailed
 
 PREFIX = "enc:v1:"
+MAKE_A_KEY = (
+    "Make one with: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+)
 MASK = "***"
 
 
@@ -35,7 +38,7 @@ class SecretBox:
         if not key:
             raise SecretKeyInvalid(
                 "Set SYNCJOBS_SECRET_KEY or SYNCJOBS_SECRET_KEY_FILE (a Fernet key): "
-                f"it encrypts {purpose} at rest."
+                f"it encrypts {purpose} at rest. {MAKE_A_KEY}"
             )
         return cls(key)
 

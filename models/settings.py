@@ -1,5 +1,7 @@
 """Configuration from the environment, read once at an entry point and passed down."""
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -19,8 +21,8 @@ class Settings(BaseSettings):
     syncjobs_secret_key: SecretStr | None = Field(
         default=None, description="Fernet key for data-source secrets at rest; the demo makes one."
     )
-    log_format: str = Field(default="json", pattern="^(json|console)$")
-    log_level: str = "info"
+    log_format: Literal["json", "console"] = "json"
+    log_level: str = Field(default="info", pattern="(?i)^(debug|info|warning|error|critical)$")
 
     execution_retention_days: float = Field(default=30, gt=0)
 

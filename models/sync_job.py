@@ -9,6 +9,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from models.documents import CamelModel, Document, IdText, Name
 from models.schedule import cron_problem, schedule_problem, timezone_problem
 
+EntityName = Annotated[str, Field(min_length=1, max_length=200)]
 IdRef = Annotated[
     str, Field(pattern="^[0-9a-f]{24}$", description="The id of a resource of the same workspace.")
 ]
@@ -57,6 +58,14 @@ class Schedule(CamelModel):
         return self
 
 
+class StoredSchedule(Document):
+    """A stored schedule as shown: it was validated when written, so reading it re-checks nothing (the cron
+    check costs croniter six parses; a view is built for every job of every list)."""
+
+    cron: str
+    timezone: str = "UTC"
+
+
 class RetryPolicy(CamelModel):
     max_attempts: Annotated[int, Field(ge=1, le=20, description="Attempts in all, the first included.")] = 3
     backoff_seconds: Annotated[float, Field(ge=0, le=86_400)] = 30
@@ -74,9 +83,12 @@ class SyncJobSpec(CamelModel):
     schedule: Schedule
     sync_mode: Annotated[SyncMode, Field(strict=False)] = SyncMode.INCREMENTAL
     entities: Annotated[
-        list[Annotated[str, Field(min_length=1, max_length=200)]],
-        Field(max_length=500, description="Entity names to sync; empty means all."),
-    ] = []
+        Annotated[list[EntityName], Field(min_length=1, max_length=500)] | None,
+        Field(
+            description="Entity names to sync; null or left out means every entity the source declares. "
+            "An empty list is refused: it would sync nothing."
+        ),
+    ] = None
     enabled: bool = True
     timeout_seconds: Annotated[int, Field(ge=1, le=7 * 86_400)] = 3600
     retry: RetryPolicy = RetryPolicy()
@@ -85,7 +97,7 @@ class SyncJobSpec(CamelModel):
 
     @model_validator(mode="after")
     def _entities_unique(self) -> "SyncJobSpec":
-        if len(set(self.entities)) != len(self.entities):
+        if self.entities is not None and len(set(self.entities)) != len(self.entities):
             raise ValueError("entities must not repeat")
         return self
 
@@ -132,6 +144,8 @@ class SyncJobView(SyncJobSpec, JobStatus):
     model_config = Document.model_config
 
     id: IdText = Field(alias="_id", serialization_alias="id")
+    schedule: StoredSchedule  # type: ignore[assignment]
+    entities: list[str] | None = None
     workspace_id: str
     version: int
     created_at: datetime

@@ -3,6 +3,8 @@
 from datetime import datetime
 from typing import Any
 
+from pymongo import ReturnDocument
+
 from models.collections import SYNC_JOBS
 from models.errors import SyncJobNotFound
 from models.sync_job import SyncJobSpec, new_job_document
@@ -18,6 +20,19 @@ class SyncJobStore(WorkspaceStore):
     async def create(self, workspace_id: str, spec: SyncJobSpec, now: datetime) -> dict[str, Any]:
         doc = new_job_document(workspace_id, spec, now)
         doc["_id"] = (await self.collection.insert_one(doc)).inserted_id
+        return doc
+
+    async def reset_cursors(self, workspace_id: str, job_id, entity: str | None) -> dict[str, Any]:
+        """Forget the saved incremental position of one entity, or of all; not a user edit of the job's
+        spec, so neither version nor updatedAt moves (the worker need not reload it)."""
+        change: dict[str, Any] = (
+            {"$unset": {f"cursors.{entity}": ""}} if entity else {"$set": {"cursors": {}}}
+        )
+        doc = await self.collection.find_one_and_update(
+            {"_id": job_id, "workspaceId": workspace_id}, change, return_document=ReturnDocument.AFTER
+        )
+        if doc is None:
+            raise SyncJobNotFound(details={"id": str(job_id)})
         return doc
 
     async def using(self, workspace_id: str, field: str, resource_id: str) -> list[str]:

@@ -33,6 +33,14 @@ class WorkspaceStore:
             raise self.not_found(details={"id": str(doc_id)})
         return doc
 
+    async def find(self, workspace_id: str, doc_id: str, projection: dict[str, int]) -> dict[str, Any] | None:
+        """The named fields of the document with this id (given as text), or None."""
+        if not ObjectId.is_valid(doc_id):
+            return None
+        return await self.collection.find_one(
+            {"_id": ObjectId(doc_id), "workspaceId": workspace_id}, projection
+        )
+
     async def exists(self, workspace_id: str, doc_id: str) -> bool:
         if not ObjectId.is_valid(doc_id):
             return False

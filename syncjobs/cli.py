@@ -4,6 +4,8 @@ import argparse
 import asyncio
 import sys
 
+from pydantic import ValidationError
+
 from models.errors import SyncJobsError
 from models.logs import configure_logging
 from models.settings import Settings
@@ -45,6 +47,11 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     try:
         return run(argv)
+    except ValidationError as error:
+        from syncjobs.config_errors import explain
+
+        sys.stderr.write("\n".join(explain(error)) + "\n")
+        return 2
     except SyncJobsError as error:
         # Configuration mistakes (a missing or malformed key, say) end with a sentence, not a traceback.
         sys.stderr.write(f"syncjobs: {error.message}\n")
@@ -62,9 +69,11 @@ def run(argv: list[str] | None) -> int:
     if args.command == "api":
         from aiohttp import web
 
-        from api.app import create_app
+        from api.app import create_app, log_listening
 
-        web.run_app(create_app(settings), host=args.host, port=args.port, print=None)
+        web.run_app(
+            create_app(settings), host=args.host, port=args.port, print=log_listening(args.host, args.port)
+        )
         return 0
     if args.command == "token":
         return asyncio.run(create_token(settings, args))

@@ -49,7 +49,11 @@ def secrets() -> SecretBox:
 
 @pytest.fixture
 async def client(settings, db, clock, secrets, aiohttp_client):
-    return await aiohttp_client(create_app(settings, db=db, clock=clock, secrets=secrets))
+    from tests.api.conformance import check_every_response
+
+    test_client = await aiohttp_client(create_app(settings, db=db, clock=clock, secrets=secrets))
+    check_every_response(test_client)  # every live response must match the OpenAPI document
+    return test_client
 
 
 @pytest.fixture

@@ -116,11 +116,8 @@ async def test_status_shows_next_five_fire_times_in_the_job_timezone(client, ws,
     status = await resp.json()
     # 02:30 does not exist on 2030-03-10 in New York: that day is skipped, and EDT follows.
     assert status["nextFireTimes"] == [
-        "2030-03-11T06:30:00Z",
-        "2030-03-12T06:30:00Z",
-        "2030-03-13T06:30:00Z",
-        "2030-03-14T06:30:00Z",
-        "2030-03-15T06:30:00Z",
+        {"utc": f"2030-03-{day}T06:30:00Z", "local": f"2030-03-{day}T02:30:00-04:00"}
+        for day in (11, 12, 13, 14, 15)
     ]
     assert status["running"] is False and status["activeExecution"] is None
     assert (

@@ -68,7 +68,7 @@ def make_job(db, clock, secrets):
         *,
         source=None,
         sync_mode="full",
-        entities=(),
+        entities=None,
         timeout=30,
         source_secrets=None,
         workspace="ws-a",
@@ -104,7 +104,7 @@ def make_job(db, clock, secrets):
                 "destinationDatabaseId": str(dst["_id"]),
                 "schedule": {"cron": "@hourly"},
                 "syncMode": sync_mode,
-                "entities": list(entities),
+                "entities": None if entities is None else list(entities),
                 "timeoutSeconds": timeout,
             }
         )

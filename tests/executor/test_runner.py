@@ -85,6 +85,20 @@ async def test_the_entity_filter_holds_even_if_the_source_ignores_it(runner, scr
     assert len(await warehouse(db, "wanted")) == 1 and await warehouse(db, "unwanted") == []
 
 
+async def test_a_filter_naming_no_declared_entity_fails_instead_of_syncing_everything(
+    runner, make_job, clock
+):
+    source = {
+        "name": "shop",
+        "type": "http",
+        "baseUrl": "http://127.0.0.1:9",
+        "entities": [{"name": "customers", "path": "/c"}, {"name": "orders", "path": "/o"}],
+    }
+    outcome = await runner.run(request_for(await make_job(source=source, entities=["invoices"]), clock))
+    assert outcome.status == ExecutionStatus.FAILED
+    assert "invoices" in outcome.error
+
+
 async def test_invalid_json_lines_and_stderr_become_log_lines(runner, script, make_job, clock):
     argv = await script("""
         print("not json at all", flush=True)

@@ -88,7 +88,7 @@ async def server(aiohttp_server):
 def spec_for(server, entity: dict, **source) -> dict:
     return {
         "syncMode": source.pop("syncMode", "full"),
-        "entities": source.pop("entities", []),
+        "entities": source.pop("entities", None),
         "cursors": source.pop("cursors", {}),
         "network": {"allowedNetworks": source.pop("allowedNetworks", LOOPBACK)},
         "source": {
@@ -182,6 +182,12 @@ async def test_entity_filter_skips_other_entities(server):
     spec = spec_for(server, {"name": "p", "path": "/since"}, entities=["other"])
     messages = await run(spec)
     assert records(messages) == []
+
+
+async def test_an_empty_selection_syncs_nothing_never_everything(server):
+    messages = await run(spec_for(server, {"name": "p", "path": "/since"}, entities=[]))
+    assert records(messages) == []
+    assert server.calls == []
 
 
 def test_retry_after_accepts_seconds_and_dates_and_is_capped():

@@ -1,0 +1,66 @@
+"""Bodies that are not a stored document as such (answers, merge patches), named for the OpenAPI document."""
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from models.documents import CamelModel
+from models.execution import ExecutionView
+from models.sync_job import JobStatus, StoredSchedule, SyncJobSpec
+from models.tokens import TokenView
+
+
+class RunAccepted(CamelModel):
+    execution_id: str
+    execution: ExecutionView
+
+
+class FireTime(CamelModel):
+    utc: str = Field(description="ISO 8601, UTC (Z).")
+    local: str = Field(description="The same moment in the job's time zone, with its offset.")
+
+
+class JobStatusView(JobStatus):
+    """GET .../status: the worker's view of the job, its active run, next fire times (enabled jobs only)."""
+
+    job_id: str
+    enabled: bool
+    version: int
+    schedule_live: bool = Field(description="True once the worker's schedule reflects this version.")
+    running: bool
+    active_execution: ExecutionView | None
+    schedule: StoredSchedule
+    next_fire_times: list[FireTime] = Field(description="Empty for a disabled job: it fires at no time.")
+
+
+class Cursors(CamelModel):
+    cursors: dict[str, Any] = Field(description="Each entity's saved incremental position.")
+
+
+class CreatedToken(TokenView):
+    token: str = Field(description="The token itself, shown only in this answer; only its hash is kept.")
+
+
+class Health(CamelModel):
+    status: str
+
+
+def _patch_type(annotation: Any) -> Any:
+    # A nested object is merged, not replaced, so any subset of its fields may be sent.
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return dict[str, Any] | None
+    return annotation | None
+
+
+# RFC 7396: every field optional; null restores a field's default. The merged job is validated as a whole.
+SyncJobPatch: type[BaseModel] = create_model(
+    "SyncJobPatch",
+    __base__=CamelModel,
+    **{name: (_patch_type(field.annotation), None) for name, field in SyncJobSpec.model_fields.items()},
+)
+
+
+class ResourcePatch(BaseModel):
+    """RFC 7396 merge patch of a data source or destination: any of its fields; null removes one."""
+
+    model_config = ConfigDict(extra="allow")

@@ -1,0 +1,384 @@
+"""API throughput: `syncjobs api` as a process, beside baselines measured in the same run.
+
+    python bench/api_throughput.py                 # about a minute
+    python bench/api_throughput.py --seconds 2 --concurrency 8
+
+The API runs as `syncjobs api` on the in-memory database (no MONGODB_URL), with a bootstrap admin token; the
+bench seeds 50 jobs through the API itself. The baselines run in one other process, on the same kind of
+database holding the same job documents:
+
+- bare: an aiohttp handler returning the job as GET returns it, from a dict;
+- one find: a handler doing one find_one for the job and returning it;
+- two finds: a handler doing a find_one for a token hash, then one for the job (what an authenticated GET
+  needs at least without a token cache);
+- find 50 (a fourth, for list 50): one find of 50 job documents, returned as a list. On the in-memory
+  database most of a list's cost is the database copying 50 documents, which this baseline pays too.
+
+Each operation is driven by an aiohttp client on loopback: `--concurrency` connections in one event loop,
+for `--seconds` or `--requests`, whichever ends first, after a short warm-up. Figures:
+
+- req/s and p50/p99 latency as the client sees them (the client shares this machine's two cores);
+- CPU ms per request: the server process's user+system CPU time (from /proc) over the requests served;
+- database commands per request: counted in this process, by running each operation once through the same
+  application (`create_app`) on an in-memory database whose collection calls are counted. A server process
+  cannot be counted from outside, and the count does not depend on load.
+
+Ratios are against the one-find baseline, the issue's yardstick.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+WORKSPACE = "bench"
+JOBS = 50
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+async def wait_until_up(url: str, deadline_s: float = 20) -> None:
+    end = time.monotonic() + deadline_s
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < end:
+            try:
+                async with session.get(url) as resp:
+                    if resp.status < 500:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise SystemExit(f"nothing answered at {url}")
+
+
+def job_body(source_id: str, destination_id: str, i: int) -> dict:
+    return {
+        "name": f"bench job {i}",
+        "dataSourceId": source_id,
+        "destinationDatabaseId": destination_id,
+        "schedule": {"cron": f"{i % 60} * * * *", "timezone": "Europe/Berlin"},
+        "entities": ["customers"],
+    }
+
+
+async def seed(base: str, headers: dict) -> dict:
+    """Through the API: a source, a destination and 50 jobs; returns what the operations need."""
+    ws = f"{base}/api/workspaces/{WORKSPACE}"
+    async with aiohttp.ClientSession(headers=headers) as session:
+        source = await (
+            await session.post(
+                f"{ws}/data-sources",
+                json={
+                    "name": "shop",
+                    "type": "http",
+                    "baseUrl": "http://127.0.0.1:9/",
+                    "entities": [{"name": "customers", "path": "/customers"}],
+                },
+            )
+        ).json()
+        destination = await (
+            await session.post(f"{ws}/destinations", json={"name": "wh", "type": "mongodb", "database": "wh"})
+        ).json()
+        jobs = []
+        for i in range(JOBS):
+            resp = await session.post(f"{ws}/sync-jobs", json=job_body(source["id"], destination["id"], i))
+            assert resp.status == 201, await resp.text()
+            jobs.append(await resp.json())
+    return {"ws": ws, "source": source["id"], "destination": destination["id"], "job": jobs[0]}
+
+
+def operations(seeded: dict) -> dict:
+    """name -> (method, path, body factory or None)."""
+    job_url = f"{seeded['ws']}/sync-jobs/{seeded['job']['id']}"
+    counter = iter(range(10**9))
+    return {
+        "GET one job": ("GET", job_url, None),
+        "list 50": ("GET", f"{seeded['ws']}/sync-jobs?limit=50", None),
+        "status": ("GET", f"{job_url}/status", None),
+        "create": (
+            "POST",
+            f"{seeded['ws']}/sync-jobs",
+            lambda: job_body(seeded["source"], seeded["destination"], next(counter)),
+        ),
+    }
+
+
+async def drive(url: str, method: str, body, *, pid: int, headers: dict, args) -> dict:
+    latencies: list[float] = []
+    connector = aiohttp.TCPConnector(limit=args.concurrency)
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+
+        async def one() -> None:
+            started = time.perf_counter()
+            async with session.request(method, url, json=body() if body else None) as resp:
+                await resp.read()
+                if resp.status >= 400:
+                    raise SystemExit(f"{method} {url} answered {resp.status}")
+            latencies.append(time.perf_counter() - started)
+
+        for _ in range(args.warmup):
+            await one()
+        latencies.clear()
+        end = time.perf_counter() + args.seconds
+        remaining = args.requests
+
+        async def loop() -> None:
+            nonlocal remaining
+            while remaining > 0 and time.perf_counter() < end:
+                remaining -= 1
+                await one()
+
+        cpu0, wall0 = cpu_seconds(pid), time.perf_counter()
+        await asyncio.gather(*(loop() for _ in range(args.concurrency)))
+        cpu, wall = cpu_seconds(pid) - cpu0, time.perf_counter() - wall0
+    latencies.sort()
+    count = len(latencies)
+    return {
+        "rps": count / wall,
+        "p50": 1000 * latencies[count // 2],
+        "p99": 1000 * latencies[min(count - 1, int(count * 0.99))],
+        "cpu_ms": 1000 * cpu / count,
+        "requests": count,
+    }
+
+
+def combined(results: list[dict]) -> dict:
+    """Rounds of one row as one: the median round's rate and latencies, CPU over all requests."""
+    by_rate = sorted(results, key=lambda result: result["rps"])
+    middle = by_rate[len(by_rate) // 2]
+    requests = sum(result["requests"] for result in results)
+    cpu_ms = sum(result["cpu_ms"] * result["requests"] for result in results) / requests
+    return {**middle, "cpu_ms": cpu_ms, "requests": requests}
+
+
+# --- the baselines' server -------------------------------------------------------------------------------
+
+
+def serve_baselines(port: int) -> None:
+    from aiohttp import web
+    from bson import ObjectId
+
+    from models.database import open_in_memory
+    from models.tokens import hash_token
+
+    db = open_in_memory("bench").db
+    job_id = ObjectId()
+    now = datetime.now(UTC)
+    stored = {**json.loads(os.environ["BENCH_JOB"]), "_id": job_id, "createdAt": now, "updatedAt": now}
+    stored.pop("id")
+    shown = json.loads(os.environ["BENCH_JOB"])
+    token_hash = hash_token("sjt_baseline")
+
+    def as_json(doc: dict) -> dict:
+        return {("id" if k == "_id" else k): v for k, v in doc.items()}
+
+    async def bare(_request):
+        return web.json_response(shown)
+
+    async def one_find(_request):
+        doc = await db.syncjobs.find_one({"_id": job_id, "workspaceId": WORKSPACE})
+        return web.json_response(as_json(doc), dumps=lambda v: json.dumps(v, default=str))
+
+    async def two_finds(_request):
+        await db.api_tokens.find_one({"tokenHash": token_hash})
+        doc = await db.syncjobs.find_one({"_id": job_id, "workspaceId": WORKSPACE})
+        return web.json_response(as_json(doc), dumps=lambda v: json.dumps(v, default=str))
+
+    async def find_50(_request):
+        docs = await db.syncjobs.find({"workspaceId": WORKSPACE}).sort("_id", 1).limit(50).to_list(None)
+        return web.json_response(
+            {"items": [as_json(doc) for doc in docs]}, dumps=lambda v: json.dumps(v, default=str)
+        )
+
+    async def startup(_app):
+        await db.syncjobs.insert_one(stored)
+        await db.syncjobs.insert_many([{**stored, "_id": ObjectId()} for _ in range(JOBS - 1)])
+        await db.api_tokens.insert_one({"tokenHash": token_hash, "workspaceId": WORKSPACE})
+
+    app = web.Application()
+    app.on_startup.append(startup)
+    app.router.add_get("/bare", bare)
+    app.router.add_get("/one-find", one_find)
+    app.router.add_get("/two-finds", two_finds)
+    app.router.add_get("/find-50", find_50)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+# --- database commands per request, counted in process ---------------------------------------------------
+
+COUNTED = (
+    "find",
+    "find_one",
+    "insert_one",
+    "insert_many",
+    "update_one",
+    "update_many",
+    "replace_one",
+    "find_one_and_update",
+    "delete_one",
+    "delete_many",
+    "count_documents",
+    "aggregate",
+)
+
+
+async def commands_per_request(seeded_ops: list[str]) -> dict[str, int]:
+    from aiohttp.test_utils import TestServer
+    from mongomock_motor import AsyncMongoMockCollection
+
+    from api.app import create_app
+    from models.database import open_in_memory
+    from models.secrets import SecretBox
+    from models.settings import Settings
+
+    calls: Counter = Counter()
+    for name in COUNTED:
+        original = getattr(AsyncMongoMockCollection, name)
+
+        def counting(self, *args, _original=original, _name=name, **kwargs):
+            calls[_name] += 1
+            return _original(self, *args, **kwargs)
+
+        setattr(AsyncMongoMockCollection, name, counting)
+
+    token = "sjt_" + secrets.token_urlsafe(16)
+    settings = Settings(_env_file=None, syncjobs_bootstrap_token=token, log_level="error")
+    app = create_app(settings, db=open_in_memory("count").db, secrets=SecretBox(SecretBox.new_key()))
+    headers = {"Authorization": f"Bearer {token}"}
+    counts = {}
+    async with TestServer(app) as server, aiohttp.ClientSession(headers=headers) as client:
+        seeded = await seed(str(server.make_url("")).rstrip("/"), headers)
+        ops = operations(seeded)
+        for _ in range(2):  # the second round: lastUsedAt written, caches warm, as under load
+            for name in seeded_ops:
+                method, url, body = ops[name]
+                calls.clear()
+                resp = await client.request(method, url, json=body() if body else None)
+                assert resp.status < 400, await resp.text()
+                counts[name] = sum(calls.values())
+    return counts
+
+
+# --- the run -----------------------------------------------------------------------------------------------
+
+
+def start(argv: list[str], env: dict) -> subprocess.Popen:
+    return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+async def main_async(args) -> None:
+    from models.secrets import SecretBox
+
+    token = "sjt_" + secrets.token_urlsafe(24)
+    api_port, base_port = free_port(), free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "MONGODB_URL"},
+        "SYNCJOBS_SECRET_KEY": SecretBox.new_key(),
+        "SYNCJOBS_BOOTSTRAP_TOKEN": token,
+        "LOG_LEVEL": "warning",
+    }
+    syncjobs = str(Path(sys.executable).with_name("syncjobs"))
+    api = start([syncjobs, "api", "--host", "127.0.0.1", "--port", str(api_port)], env)
+    baselines = None
+    try:
+        api_base = f"http://127.0.0.1:{api_port}"
+        await wait_until_up(f"{api_base}/healthz")
+        headers = {"Authorization": f"Bearer {token}"}
+        seeded = await seed(api_base, headers)
+        job_view = seeded["job"]
+        baselines = start(
+            [sys.executable, __file__, "--serve-baselines", str(base_port)],
+            {**env, "BENCH_JOB": json.dumps(job_view)},
+        )
+        base_url = f"http://127.0.0.1:{base_port}"
+        await wait_until_up(f"{base_url}/bare")
+
+        targets = {
+            f"baseline: {name}": (base_url + path, "GET", None, baselines.pid, {})
+            for name, path in (
+                ("bare", "/bare"),
+                ("one find", "/one-find"),
+                ("two finds", "/two-finds"),
+                ("find 50", "/find-50"),
+            )
+        }
+        for name, (method, url, body) in operations(seeded).items():
+            targets[name] = (url, method, body, api.pid, headers)
+        # Rows take turns in short rounds, so that load from elsewhere on the machine falls on all of them.
+        # Creates run last: every job they add makes each later find on the in-memory database scan more.
+        runs: dict[str, list[dict]] = {name: [] for name in targets}
+        for phase in ([name for name in targets if name != "create"], ["create"]):
+            for _ in range(args.rounds):
+                for name in phase:
+                    url, method, body, pid, auth = targets[name]
+                    runs[name].append(await drive(url, method, body, pid=pid, headers=auth, args=args))
+        rows = {name: combined(results) for name, results in runs.items()}
+    finally:
+        for process in (api, baselines):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=10)
+
+    commands = await commands_per_request(["GET one job", "list 50", "status", "create"])
+    commands.update(
+        {"baseline: bare": 0, "baseline: one find": 1, "baseline: two finds": 2, "baseline: find 50": 1}
+    )
+
+    yardstick = rows["baseline: one find"]["rps"]
+    print(
+        f"syncjobs api on the in-memory database, {args.concurrency} connections, "
+        f"{args.rounds} rounds of {args.seconds:g} s or {args.requests} requests per row, "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs"
+    )
+    header = (
+        f"{'operation':<22}{'req/s':>9}{'x 1-find':>10}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'CPU ms/req':>12}{'cmds/req':>10}"
+    )
+    print(header)
+    print("-" * len(header))
+    for name, row in rows.items():
+        print(
+            f"{name:<22}{row['rps']:>9.0f}{row['rps'] / yardstick:>10.2f}{row['p50']:>9.2f}{row['p99']:>9.2f}"
+            f"{row['cpu_ms']:>12.2f}{commands[name]:>10}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=1.5, help="per row and round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=10_000, help="at most this many per row and round")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--serve-baselines", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_baselines:
+        serve_baselines(args.serve_baselines)
+        return
+    asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    main()
