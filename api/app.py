@@ -10,6 +10,7 @@ from api.errors import error_middleware
 from api.keys import CLOCK, DB, EXECUTIONS, JOBS, SECRETS, SETTINGS, TOKENS
 from api.request_log import request_log_middleware
 from api.routes import add_routes
+from api.ui import add_dashboard
 from models.clock import Clock, SystemClock
 from models.collections import ensure_indexes
 from models.database import open_database
@@ -40,6 +41,7 @@ def create_app(
     else:
         app.cleanup_ctx.append(_own_database)
     add_routes(app)
+    add_dashboard(app)
     return app
 
 

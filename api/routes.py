@@ -5,7 +5,7 @@ from typing import Any
 
 from aiohttp import web
 
-from api import executions, sync_jobs, tokens
+from api import executions, sync_jobs, tokens, whoami
 from api.resources import ResourceHandlers
 from api.tokens import TokenRequest
 from models.execution import ExecutionView
@@ -95,6 +95,7 @@ ROUTES: list[Route] = [
     Route("DELETE", f"{WS}/tokens/{{tokenId}}", tokens.revoke_token, "Revoke a token", statuses=(204,)),
     *resource_routes(DATA_SOURCE, ResourceHandlers(DATA_SOURCE)),
     *resource_routes(DESTINATION, ResourceHandlers(DESTINATION)),
+    Route("GET", "/api/whoami", whoami.whoami, "The workspace, role and name the bearer token grants"),
 ]
 
 

@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     default_timeout_seconds: int = Field(default=3600, ge=1)
     kill_grace_seconds: float = Field(default=10, ge=0)
 
+    dashboard_refresh_seconds: float = Field(
+        default=1.0, gt=0, description="How often the dashboard's live stream looks for changes."
+    )
+
     @property
     def renew_seconds(self) -> float:
         # Renewed at a third of the lease so one missed heartbeat does not drop the lock.
