@@ -1,4 +1,4 @@
-"""The page shells: served without a token (they hold no data), locked to this origin, escaping what they echo."""
+"""The page shells: served without a token (they hold no data), locked to this origin, escaping input."""
 
 import re
 

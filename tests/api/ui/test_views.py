@@ -83,15 +83,14 @@ async def test_preview_puts_a_valid_schedule_in_words_with_its_next_five_fires(c
     assert resp.status == 200
     body = await resp.json()
     assert body["description"] == "At 02:30, America/New_York"
-    # 02:30 does not exist on 2030-03-10 in New York (spring forward): the preview skips it as the worker does.
+    # 02:30 does not exist on 2030-03-10 in New York (spring forward): skipped, as the worker skips it.
     assert body["nextFireTimes"][:2] == ["2030-03-11T06:30:00Z", "2030-03-12T06:30:00Z"]
     assert len(body["nextFireTimes"]) == 5
 
 
 async def test_preview_of_an_invalid_schedule_names_the_fields_as_a_save_would(client, ws):
-    resp = await client.get(
-        f"{DASHBOARD}/schedule-preview", params={"cron": "61 * * * *", "timezone": "Mars/Olympus"}, headers=ws.headers
-    )  # fmt: skip
+    query = {"cron": "61 * * * *", "timezone": "Mars/Olympus"}
+    resp = await client.get(f"{DASHBOARD}/schedule-preview", params=query, headers=ws.headers)
     assert resp.status == 422
     details = (await resp.json())["error"]["details"]
     assert [d["field"] for d in details] == ["schedule.cron", "schedule.timezone"]
@@ -124,7 +123,7 @@ async def test_stream_sends_the_rows_at_once_and_again_when_a_run_is_queued(clie
     await clock.advance(1)
     name, second = await read_event(response)
     assert [run["status"] for run in second["items"][0]["recentRuns"]] == ["queued"]
-    # Past its lifetime the stream ends by itself (the page reconnects), with nothing but heartbeats till then.
+    # Past its lifetime the stream ends by itself (the page reconnects), with only heartbeats till then.
     await clock.advance(11 * 60, step=60)
     rest = await asyncio.wait_for(response.content.read(), 5)
     assert set(rest.split(b"\n\n")) <= {b": still here", b""}

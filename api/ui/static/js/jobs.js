@@ -3,7 +3,7 @@
 import { api, can, workspacePath } from "./api.js";
 import { sparkline } from "./charts.js";
 import { badge, duration, el, timeElement } from "./format.js";
-import { setEnabled } from "./job_actions.js";
+import { runNow, setEnabled } from "./job_actions.js";
 import { notice, start } from "./layout.js";
 import { liveUpdates } from "./live.js";
 
@@ -84,6 +84,26 @@ function successCell(row) {
     el("span", { class: "rate" }, rate), " ", sparkline(row.recentRuns));
 }
 
+function actionsCell(row) {
+  if (!can(who, "operator")) return null;
+  const { job } = row;
+  const active = ["queued", "running"].includes(lastRun(row)?.status);
+  const button = el("button", {
+    type: "button", "aria-label": `Run ${job.name} now`, "data-focus": `run-${job.id}`, disabled: active,
+  }, "Run now");
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    try {
+      await runNow(job.id);
+      notice(`${job.name}: run queued.`);
+    } catch (error) {
+      notice(`${job.name}: ${error.message}`, "error");
+      button.disabled = false;
+    }
+  });
+  return el("td", { "data-label": "Actions" }, button);
+}
+
 function render() {
   const focused = document.activeElement?.dataset?.focus;
   const key = SORT_KEYS[sort.key];
@@ -95,6 +115,7 @@ function render() {
     lastRunCell(row),
     nextRunCell(row),
     successCell(row),
+    actionsCell(row),
   )));
   document.getElementById("empty").hidden = shown.length > 0;
   document.getElementById("count").textContent = `${shown.length} of ${rows.length} jobs`;

@@ -1,0 +1,322 @@
+"""The dashboard in Debian's chromium, driven by Playwright, against `syncjobs dev` as a process.
+
+One dev process and one browser serve the module; each test has a fresh browser context (its own
+sessionStorage), signs in through the form, and saves a screenshot under its pytest temp dir.
+Skipped where /usr/bin/chromium is absent (`.ci/run` installs it)."""
+
+import json
+import secrets
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli import clean_env, free_port
+
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"),
+]
+LAUNCH_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-sync",
+]
+DEMO_JOB = "Demo shop sync, every minute"
+WAIT_MS = 15_000
+
+
+class Dev:
+    """The running `syncjobs dev`: its address, the token it printed (an admin token: the bootstrap one),
+    the demo job's id, and a small JSON client for setting up state."""
+
+    def __init__(self, base: str, token: str, job_id: str):
+        self.base, self.token, self.job_id = base, token, job_id
+
+    def call(
+        self, method: str, path: str, body=None, *, token: str | None = None, if_match: int | None = None
+    ):
+        headers = {"Authorization": f"Bearer {token or self.token}"}
+        data = None
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            data = json.dumps(body).encode()
+        if if_match is not None:
+            headers["If-Match"] = f'"{if_match}"'
+        request = urllib.request.Request(self.base + path, data=data, headers=headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                raw = response.read()
+                return response.status, json.loads(raw) if raw else None
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"null")
+
+    @property
+    def job_path(self) -> str:
+        return f"/api/workspaces/demo/sync-jobs/{self.job_id}"
+
+    def token_for(self, name: str, **extra) -> str:
+        status, body = self.call("POST", "/api/workspaces/demo/tokens", {"name": name, **extra})
+        assert status == 201, body
+        return body["token"]
+
+    def set_job(self, **fields) -> dict:
+        status, job = self.call("GET", self.job_path)
+        status, job = self.call("PATCH", self.job_path, fields, if_match=job["version"])
+        assert status == 200, job
+        return job
+
+    def wait_idle(self) -> None:
+        """Until the demo job has no queued or running execution (its own schedule may have started one)."""
+        deadline = time.monotonic() + WAIT_MS / 1000
+        while self.call("GET", self.job_path + "/status")[1]["activeExecution"] is not None:
+            assert time.monotonic() < deadline, "the demo job stayed busy"
+            time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def dev():
+    port = free_port()
+    bootstrap = "sjt_" + secrets.token_urlsafe(24)
+    env = clean_env(
+        SYNCJOBS_BOOTSTRAP_TOKEN=bootstrap, POLL_INTERVAL_SECONDS="0.3", DASHBOARD_REFRESH_SECONDS="0.1"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "syncjobs", "dev", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        printed = {}
+        while "job" not in printed:
+            line = process.stdout.readline()
+            assert line, "syncjobs dev ended before printing the demo"
+            key, _, value = line.strip().partition(":")
+            if key in ("token", "job"):
+                printed[key] = value.split()[0]
+        yield Dev(f"http://127.0.0.1:{port}", printed["token"], printed["job"])
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, tmp_path):
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, timezone_id="Europe/Berlin")
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    page.screenshot(path=tmp_path / "screenshot.png", full_page=True)
+    context.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+def sign_in(page, dev: Dev, token: str, workspace: str = "") -> None:
+    page.goto(dev.base + "/")
+    page.wait_for_url("**/ui/signin")
+    page.get_by_label("Token", exact=True).fill(token)
+    if workspace:
+        page.get_by_label("Workspace (admin tokens only)").fill(workspace)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(dev.base + "/ui/")
+
+
+def job_row(page, dev: Dev):
+    return page.locator(f'#jobs tbody tr[data-job-id="{dev.job_id}"]')
+
+
+def test_signing_in_with_the_printed_token_shows_the_demo_job(page, dev):
+    sign_in(page, dev, dev.token, workspace="demo")
+    row = job_row(page, dev)
+    row.get_by_role("link", name=DEMO_JOB).wait_for()
+    assert row.locator("td").first.inner_text() == "Every minute, UTC"
+    assert "Workspace demo" in page.locator("#who-text").inner_text()
+    assert "role admin" in page.locator("#who-text").inner_text()
+    # The token lives in this tab's sessionStorage, never in an address.
+    assert page.evaluate("sessionStorage.getItem('syncjobs.token')") == dev.token
+    assert dev.token not in page.url
+    assert page.get_by_role("link", name="Scheduler").is_visible()
+
+
+def test_a_run_goes_queued_running_succeeded_in_its_row_without_a_reload(page, dev):
+    sign_in(page, dev, dev.token_for("on-call"))
+    row = job_row(page, dev)
+    row.wait_for()
+    assert not page.get_by_role("link", name="Scheduler").is_visible()  # not an admin token
+    dev.wait_idle()
+    # Every status the row's last-run badge shows, in order, recorded in the page itself.
+    page.evaluate(
+        """jobId => {
+            window.notReloaded = true;
+            window.seen = [];
+            const record = () => {
+                const badge = document.querySelector(`tr[data-job-id="${jobId}"] .last-run .badge`);
+                const status = badge && badge.dataset.status;
+                if (status && window.seen[window.seen.length - 1] !== status) window.seen.push(status);
+                document.body.dataset.seen = window.seen.join(" ");
+            };
+            const rows = document.querySelector("#jobs tbody");
+            new MutationObserver(record).observe(rows, {childList: true, subtree: true});
+        }""",
+        dev.job_id,
+    )
+    row.get_by_role("button", name=f"Run {DEMO_JOB} now").click()
+    # (wait_for_function evaluates strings, which the page's Content-Security-Policy rightly refuses)
+    page.locator('body[data-seen*="queued"][data-seen$="succeeded"]').wait_for(state="attached")
+    seen = page.evaluate("window.seen")
+    assert seen[seen.index("queued") :][:3] == ["queued", "running", "succeeded"], seen
+    assert page.evaluate("window.notReloaded") is True
+    assert "100 %" in row.locator(".success").inner_text()
+
+
+def test_disabling_a_job_shows_not_scheduled(page, dev):
+    sign_in(page, dev, dev.token_for("on-call"))
+    row = job_row(page, dev)
+    switch = row.get_by_role("switch", name=f"Enabled: {DEMO_JOB}")
+    assert switch.get_attribute("aria-checked") == "true"
+    switch.click()
+    row.locator(".next-run", has_text="not scheduled").wait_for()
+    assert row.get_by_role("switch").get_attribute("aria-checked") == "false"
+    assert dev.call("GET", dev.job_path)[1]["enabled"] is False
+    row.get_by_role("link", name=DEMO_JOB).click()
+    page.locator("#fact-next", has_text="not scheduled").wait_for()
+    page.get_by_role("button", name="Enable").click()
+    page.locator("#fact-enabled", has_text="Enabled").wait_for()
+    assert dev.call("GET", dev.job_path)[1]["enabled"] is True
+
+
+def test_an_invalid_cron_is_flagged_at_its_field_and_a_fixed_one_previewed_and_saved(page, dev):
+    sign_in(page, dev, dev.token_for("editor"))
+    job_row(page, dev).get_by_role("link", name=DEMO_JOB).click()
+    cron = page.get_by_label("Cron expression")
+    cron.wait_for()
+    page.locator("#preview-text", has_text="Every minute, UTC").wait_for()
+    before = page.locator("#preview-fires").inner_text()
+    cron.fill("61 * * * *")
+    error = page.locator("#cron-error")
+    error.filter(has_text="minute").wait_for()
+    assert cron.get_attribute("aria-invalid") == "true"
+    assert "cron-error" in cron.get_attribute("aria-describedby")
+    cron.fill("30 9 * * 1-5")
+    page.locator("#preview-text", has_text="At 09:30, Monday through Friday, UTC").wait_for()
+    assert error.inner_text() == "" and cron.get_attribute("aria-invalid") is None
+    assert page.locator("#preview-fires").inner_text() != before
+    page.get_by_role("button", name="Save schedule").click()
+    page.locator("#save-result", has_text="Saved as version").wait_for()
+    job = dev.call("GET", dev.job_path)[1]
+    assert job["schedule"] == {"cron": "30 9 * * 1-5", "timezone": "UTC"}
+    page.locator("#job-schedule", has_text="At 09:30, Monday through Friday, UTC").wait_for()
+    # The worker picks the edit up (polling here) and the page says so without a reload.
+    page.locator("#fact-live", has_text="Live").wait_for()
+    dev.set_job(schedule={"cron": "* * * * *", "timezone": "UTC"})
+
+
+def test_the_log_tail_of_a_finished_run_opens_from_the_history(page, dev):
+    dev.wait_idle()
+    status, _ = dev.call("POST", dev.job_path + "/run")
+    assert status in (202, 409)
+    dev.wait_idle()
+    sign_in(page, dev, dev.token_for("on-call"))
+    job_row(page, dev).get_by_role("link", name=DEMO_JOB).click()
+    first = page.locator("#history tbody tr").first
+    first.locator(".badge", has_text="succeeded").wait_for()
+    first.get_by_role("button", name="Log").click()
+    log = page.locator("#log-text")
+    log.filter(has_text="[source] customers:").wait_for()
+    assert page.locator("#log-heading").evaluate("node => node === document.activeElement")
+
+
+def test_a_job_name_with_markup_is_shown_as_text_never_run(page, dev):
+    demo = dev.call("GET", dev.job_path)[1]
+    hostile = '<img src=x onerror="window.pwned=1">'
+    status, job = dev.call(
+        "POST",
+        "/api/workspaces/demo/sync-jobs",
+        {
+            "name": hostile,
+            "dataSourceId": demo["dataSourceId"],
+            "destinationDatabaseId": demo["destinationDatabaseId"],
+            "schedule": {"cron": "0 0 1 1 *"},
+            "enabled": False,
+        },
+    )
+    assert status == 201, job
+    try:
+        sign_in(page, dev, dev.token_for("on-call"))
+        page.get_by_role("link", name=hostile).wait_for()
+        assert page.locator("#jobs img").count() == 0
+        assert page.evaluate("window.pwned") is None
+    finally:
+        dev.call("DELETE", f"/api/workspaces/demo/sync-jobs/{job['id']}")
+
+
+def test_on_a_phone_the_jobs_page_fits_390_pixels(page, dev):
+    page.set_viewport_size({"width": 390, "height": 844})
+    sign_in(page, dev, dev.token_for("phone"))
+    job_row(page, dev).get_by_role("link", name=DEMO_JOB).wait_for()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert job_row(page, dev).get_by_role("button", name=f"Run {DEMO_JOB} now").is_visible()
+
+
+def test_pages_whose_api_is_missing_say_so_instead_of_failing(page, dev):
+    sign_in(page, dev, dev.token_for("on-call"))
+    runs_exist = dev.call("GET", "/api/workspaces/demo/executions")[0] == 200
+    page.goto(dev.base + "/ui/runs")
+    if runs_exist:
+        page.locator("#runs tbody tr").first.wait_for()
+    else:
+        page.locator("#runs-unavailable", has_text="not available on this server").wait_for()
+    stats_exist = dev.call("GET", "/api/workspaces/demo/statistics?days=30")[0] == 200
+    page.goto(dev.base + "/ui/statistics")
+    if stats_exist:
+        page.locator("#per-day-chart svg").wait_for()
+    else:
+        page.locator("#stats-unavailable", has_text="not available on this server").wait_for()
+
+
+@pytest.mark.xfail(strict=False, reason="needs branch tenant-api (tokens with a role)")
+def test_a_viewer_token_sees_no_write_buttons(page, dev):
+    viewer = dev.token_for("read-only", role="viewer")
+    assert dev.call("GET", "/api/whoami", token=viewer)[1]["role"] == "viewer"
+    sign_in(page, dev, viewer)
+    assert "role viewer" in page.locator("#who-text").inner_text()
+    row = job_row(page, dev)
+    row.get_by_role("link", name=DEMO_JOB).wait_for()
+    assert row.get_by_role("button").count() == 0 and row.get_by_role("switch").count() == 0
+    row.get_by_role("link", name=DEMO_JOB).click()
+    page.locator("#history tbody tr").first.wait_for()
+    for name in ("Run now", "Disable", "Enable", "Save schedule", "Cancel current run"):
+        assert not page.get_by_role("button", name=name).is_visible()
+
+
+@pytest.mark.xfail(strict=False, reason="needs branch ops (GET /api/admin/scheduler)")
+def test_an_admin_sees_the_workers(page, dev):
+    assert dev.call("GET", "/api/admin/scheduler")[0] == 200
+    sign_in(page, dev, dev.token, workspace="demo")
+    page.get_by_role("link", name="Scheduler").click()
+    workers = page.locator("#workers tbody tr")
+    workers.first.wait_for()
+    assert "leader" in workers.first.inner_text()
+    assert page.get_by_role("button", name="Pause scheduling").is_visible()
