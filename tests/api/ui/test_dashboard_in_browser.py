@@ -192,6 +192,8 @@ def test_a_run_goes_queued_running_succeeded_in_its_row_without_a_reload(page, d
     assert not page.get_by_role("link", name="Scheduler").is_visible()  # not an admin token
     with dev.quiet():
         watch_a_run(page, dev, row)
+    # The schedule put back by another client shows in the row without a reload, too.
+    row.get_by_text("Every minute, UTC").wait_for()
 
 
 def watch_a_run(page, dev: Dev, row) -> None:
@@ -350,3 +352,62 @@ def test_an_admin_sees_the_workers(page, dev):
     workers.first.wait_for()
     assert "leader" in workers.first.inner_text()
     assert page.get_by_role("button", name="Pause scheduling").is_visible()
+
+
+def contract_answers(page, answers: dict[str, dict]) -> None:
+    """Serve contract-shaped bodies for endpoints other branches add, so the pages' drawing is tested here."""
+
+    def answer(body):
+        return lambda route: route.fulfill(json=body)
+
+    for pattern, body in answers.items():
+        page.route(pattern, answer(body))
+
+
+def test_runs_statistics_and_scheduler_pages_draw_what_their_contracts_return(page, dev):
+    day = {
+        "date": "2026-11-22",
+        "counts": {"succeeded": 40, "failed": 2},
+        "durationMs": {"p50": 900, "p95": 2100},
+    }
+    contract_answers(
+        page,
+        {
+            "**/api/workspaces/demo/executions?*": {
+                "items": [
+                    {"id": "e" * 24, "jobId": dev.job_id, "status": "failed", "trigger": "retry",
+                     "queuedAt": "2026-11-22T10:00:00Z", "durationMs": 1200}
+                ],
+                "nextCursor": None,
+            },
+            "**/api/workspaces/demo/statistics?*": {
+                "from": "2026-11-21", "to": "2026-11-22", "days": 2, "total": 84,
+                "counts": {"succeeded": 80, "failed": 4}, "successRate": 0.952,
+                "durationMs": {"p50": 900, "p95": 2100, "max": 4000}, "recordsWritten": 12345,
+                "perDay": [{**day, "date": "2026-11-21"}, day],
+            },
+            "**/api/admin/scheduler": {
+                "leader": {"owner": "host-a:7:abc", "term": 3, "expiresAt": "2026-11-22T10:00:30Z",
+                           "heartbeatAt": "2026-11-22T10:00:00Z"},
+                "paused": False, "reloadMode": "polling", "jobsLoaded": 1,
+                "workers": [{"workerId": "host-a:7:abc", "host": "host-a", "pid": 7, "version": "0.1.0",
+                             "heartbeatAt": "2026-11-22T10:00:00Z", "leading": True, "reloadMode": "polling",
+                             "running": []}],
+                "nextFireTimes": [{"jobId": dev.job_id, "workspaceId": "demo", "name": DEMO_JOB,
+                                   "at": "2026-11-22T10:01:00Z"}],
+            },
+        },
+    )  # fmt: skip
+    sign_in(page, dev, dev.token, workspace="demo", path="/ui/runs")
+    run = page.locator("#runs tbody tr").first
+    run.get_by_role("link", name=DEMO_JOB).wait_for()
+    assert "failed" in run.inner_text() and "retry" in run.inner_text()
+    page.goto(dev.base + "/ui/statistics")
+    page.locator("#per-day-chart svg[role=img]").wait_for()
+    assert "95 %" in page.locator("#stats-facts").inner_text()
+    assert page.locator("#per-day-chart rect").count() == 4  # two days, two statuses each
+    page.goto(dev.base + "/ui/admin")
+    worker = page.locator("#workers tbody tr").first
+    worker.wait_for()
+    assert "leader" in worker.inner_text() and "host-a / 7" in worker.inner_text()
+    assert page.get_by_role("button", name="Pause scheduling").is_enabled()

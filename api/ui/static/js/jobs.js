@@ -94,7 +94,10 @@ function actionsCell(row) {
   button.addEventListener("click", async () => {
     button.disabled = true;
     try {
-      await runNow(job.id);
+      const { execution } = await runNow(job.id);
+      // Show the queued run at once: the worker may start it before the stream's next look.
+      row.recentRuns = [execution, ...row.recentRuns].slice(0, 20);
+      render();
       notice(`${job.name}: run queued.`);
     } catch (error) {
       notice(`${job.name}: ${error.message}`, "error");

@@ -2,10 +2,15 @@
 import { can, session, whoami } from "./api.js";
 import { viewerZone } from "./format.js";
 
+let noticeTimer = null;
+
+// Errors stay until the next message; news clears itself so it never describes a state long gone.
 export function notice(text, kind = "info") {
   const node = document.getElementById("notice");
   node.textContent = text;
   node.dataset.kind = kind;
+  clearTimeout(noticeTimer);
+  if (kind === "info") noticeTimer = setTimeout(() => { node.textContent = ""; }, 10000);
 }
 
 export function showUnavailable(id) {

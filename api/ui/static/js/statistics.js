@@ -18,6 +18,7 @@ async function load() {
   } catch (error) {
     if (error.missingEndpoint) {
       showUnavailable("stats-unavailable");
+      document.querySelector(".toolbar").hidden = true;
       return;
     }
     notice(`Could not load the statistics: ${error.message}`, "error");
@@ -32,8 +33,13 @@ async function load() {
   const present = STATUS_ORDER.filter((status) => stats.perDay.some((day) => (day.counts || {})[status]));
   $("per-day-chart").replaceChildren(stackedBars(stats.perDay),
     legend(present.map((status) => [`fill-${status}`, status.replace("_", " ")])));
-  $("duration-chart").replaceChildren(durationLines(stats.perDay),
+  $("duration-chart").replaceChildren(durationLines(stats.perDay, duration),
     legend([["line-p50", "p50 (median)"], ["line-p95", "p95"]]));
+  $("stats-table").replaceChildren(...stats.perDay.map((day) => el("tr", {},
+    el("th", { scope: "row" }, day.date),
+    el("td", {}, present.map((status) => `${(day.counts || {})[status] || 0} ${status.replace("_", " ")}`).join(", ") || "none"),
+    el("td", {}, duration(day.durationMs?.p50)),
+    el("td", {}, duration(day.durationMs?.p95)))));
 }
 
 $("stats-days").addEventListener("change", load);
