@@ -183,6 +183,52 @@ def test_signing_in_with_the_printed_token_shows_the_demo_job(page, dev):
     assert page.evaluate("sessionStorage.getItem('syncjobs.token')") == dev.token
     assert dev.token not in page.url
     assert page.get_by_role("link", name="Scheduler").is_visible()
+    # Times in the viewer's zone, the job's zone on hover.
+    next_run = row.locator(".next-run time").get_attribute("title")
+    assert "(Europe/Berlin, your zone)" in next_run and "(UTC, the job's zone)" in next_run
+
+
+def test_the_jobs_list_works_from_the_keyboard(page, dev):
+    sign_in(page, dev, dev.token_for("keyboard"))
+    row = job_row(page, dev)
+    switch = row.get_by_role("switch", name=f"Enabled: {DEMO_JOB}")
+    switch.wait_for()
+    name_header = page.locator("#jobs thead th").first
+    name_header.get_by_role("button", name="Name").focus()
+    page.keyboard.press("Enter")
+    assert name_header.get_attribute("aria-sort") == "descending"
+    switch.focus()
+    try:
+        page.keyboard.press("Space")
+        row.locator(".next-run", has_text="not scheduled").wait_for()
+        # The row was drawn anew; focus stays on its switch, so Space puts it back.
+        assert page.evaluate("document.activeElement.getAttribute('role')") == "switch"
+        page.keyboard.press("Space")
+        row.get_by_role("switch", checked=True).wait_for()
+        assert dev.call("GET", dev.job_path)[1]["enabled"] is True
+    finally:
+        dev.set_job(enabled=True)
+
+
+def test_a_data_source_is_edited_with_its_secret_masked_and_kept(page, dev):
+    sign_in(page, dev, dev.token_for("editor"), path="/ui/resources")
+    source = page.locator("section[data-kind=data-sources] tbody tr", has_text="Demo shop API")
+    source.get_by_role("button", name="Edit Demo shop API").click()
+    editor = page.get_by_label("JSON")
+    editor.wait_for()
+    shown = json.loads(editor.input_value())
+    assert shown["headers"] == {"Authorization": "***"}
+    assert "demo-secret-never-shown" not in page.content()
+    editor.fill(json.dumps({**shown, "name": "Demo shop API (edited)"}))
+    page.get_by_role("button", name="Save").click()
+    page.locator("section[data-kind=data-sources] tbody tr", has_text="Demo shop API (edited)").wait_for()
+    assert page.locator("#resource-errors li").count() == 0
+    # The secret sent back as *** is the one kept: the demo job still syncs with it.
+    status, run = dev.call("POST", dev.job_path + "/run")
+    dev.wait_idle()
+    if status == 202:
+        execution = dev.call("GET", f"{dev.job_path}/executions/{run['executionId']}")[1]
+        assert execution["status"] == "succeeded", execution
 
 
 def test_a_run_goes_queued_running_succeeded_in_its_row_without_a_reload(page, dev):

@@ -48,15 +48,17 @@ function enabledCell(row) {
     type: "button", role: "switch", class: "switch", "aria-checked": String(job.enabled),
     "aria-label": `Enabled: ${job.name}`, "data-focus": `enabled-${job.id}`,
   }, el("span", { "aria-hidden": "true", class: "knob" }), job.enabled ? "on" : "off");
+  // aria-disabled, not disabled, while busy: a disabled button loses the keyboard focus.
   button.addEventListener("click", async () => {
-    button.disabled = true;
+    if (button.getAttribute("aria-disabled") === "true") return;
+    button.setAttribute("aria-disabled", "true");
     try {
       await setEnabled(job.id, !job.enabled);
       notice(`${job.name} is now ${job.enabled ? "disabled" : "enabled"}.`);
       await refreshOnce();
     } catch (error) {
       notice(`Could not change ${job.name}: ${error.message}`, "error");
-      button.disabled = false;
+      button.removeAttribute("aria-disabled");
     }
   });
   return button;
@@ -89,10 +91,12 @@ function actionsCell(row) {
   const { job } = row;
   const active = ["queued", "running"].includes(lastRun(row)?.status);
   const button = el("button", {
-    type: "button", "aria-label": `Run ${job.name} now`, "data-focus": `run-${job.id}`, disabled: active,
+    type: "button", "aria-label": `Run ${job.name} now`, "data-focus": `run-${job.id}`,
+    "aria-disabled": active ? "true" : null,
   }, "Run now");
   button.addEventListener("click", async () => {
-    button.disabled = true;
+    if (button.getAttribute("aria-disabled") === "true") return;
+    button.setAttribute("aria-disabled", "true");
     try {
       const { execution } = await runNow(job.id);
       // Show the queued run at once: the worker may start it before the stream's next look.
@@ -101,7 +105,7 @@ function actionsCell(row) {
       notice(`${job.name}: run queued.`);
     } catch (error) {
       notice(`${job.name}: ${error.message}`, "error");
-      button.disabled = false;
+      button.removeAttribute("aria-disabled");
     }
   });
   return el("td", { "data-label": "Actions" }, button);

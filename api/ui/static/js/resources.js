@@ -47,7 +47,8 @@ function showEditor(title, value) {
 async function openEditor(kind, id) {
   const resource = await api(workspacePath(`/${kind}/${encodeURIComponent(id)}`));
   editing = { kind, id, version: resource.version };
-  const fields = Object.fromEntries(Object.entries(resource).filter(([key]) => !READ_ONLY.has(key)));
+  // Nulls are the other type's fields (argv of an http source...), which a write refuses: leave them out.
+  const fields = Object.fromEntries(Object.entries(resource).filter(([key, value]) => !READ_ONLY.has(key) && value !== null));
   showEditor(`Edit ${resource.name}`, fields);
 }
 
