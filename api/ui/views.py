@@ -113,7 +113,7 @@ async def jobs_stream(request: web.Request) -> web.StreamResponse:
     seen = None
     try:
         while not request.app[STREAMS_STOP].is_set() and clock.now() - started < STREAM_LIFETIME:
-            marker = await activity.marker(workspace_id)
+            marker = await activity.marker(workspace_id, jobs_shown=MAX_LIMIT)
             if marker != seen:
                 rows = await job_rows(request, workspace_id, limit=MAX_LIMIT, cursor=None)
                 await response.write(f"event: jobs\ndata: {json.dumps(rows)}\n\n".encode())
