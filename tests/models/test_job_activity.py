@@ -20,6 +20,7 @@ async def add_run(db, job_id: ObjectId, workspace_id: str, status: str, minutes:
         "workspaceId": workspace_id,
         "status": status,
         "queuedAt": NOW + timedelta(minutes=minutes),
+        "scheduledFor": NOW + timedelta(minutes=minutes),
     }
     return (await db.job_executions.insert_one(doc)).inserted_id
 
