@@ -220,15 +220,12 @@ def test_a_data_source_is_edited_with_its_secret_masked_and_kept(page, dev):
     assert shown["headers"] == {"Authorization": "***"}
     assert "demo-secret-never-shown" not in page.content()
     editor.fill(json.dumps({**shown, "name": "Demo shop API (edited)"}))
-    page.get_by_role("button", name="Save").click()
+    with page.expect_request(lambda request: request.method == "PUT") as sent:
+        page.get_by_role("button", name="Save").click()
+    # The mask goes back as it came; a *** sent back keeps the stored secret (tests/api/test_resources.py).
+    assert sent.value.post_data_json["headers"] == {"Authorization": "***"}
     page.locator("section[data-kind=data-sources] tbody tr", has_text="Demo shop API (edited)").wait_for()
     assert page.locator("#resource-errors li").count() == 0
-    # The secret sent back as *** is the one kept: the demo job still syncs with it.
-    status, run = dev.call("POST", dev.job_path + "/run")
-    dev.wait_idle()
-    if status == 202:
-        execution = dev.call("GET", f"{dev.job_path}/executions/{run['executionId']}")[1]
-        assert execution["status"] == "succeeded", execution
 
 
 def test_a_run_goes_queued_running_succeeded_in_its_row_without_a_reload(page, dev):
@@ -357,6 +354,9 @@ def test_on_a_phone_the_jobs_page_fits_390_pixels(page, dev):
     job_row(page, dev).get_by_role("link", name=DEMO_JOB).wait_for()
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     assert job_row(page, dev).get_by_role("button", name=f"Run {DEMO_JOB} now").is_visible()
+    job_row(page, dev).get_by_role("link", name=DEMO_JOB).click()
+    page.locator("#history tbody tr").first.wait_for()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
 
 
 def test_pages_whose_api_is_missing_say_so_instead_of_failing(page, dev):
@@ -457,3 +457,28 @@ def test_runs_statistics_and_scheduler_pages_draw_what_their_contracts_return(pa
     worker.wait_for()
     assert "leader" in worker.inner_text() and "host-a / 7" in worker.inner_text()
     assert page.get_by_role("button", name="Pause scheduling").is_enabled()
+
+
+@pytest.mark.parametrize(
+    ("role", "visible", "hidden"),
+    [
+        ("viewer", [], ["Run now", "Disable", "Save schedule"]),
+        ("operator", ["Run now", "Disable"], ["Save schedule"]),
+    ],
+)
+def test_a_role_sees_only_the_buttons_it_may_use(page, dev, role, visible, hidden):
+    # whoami as tenant-api's roles will answer it; the end-to-end viewer test above needs that branch.
+    page.route("**/api/whoami", lambda route: route.fulfill(json={
+        "workspaceId": "demo", "admin": False, "role": role, "name": role}))  # fmt: skip
+    sign_in(page, dev, dev.token_for(role), path=f"/ui/jobs/{dev.job_id}")
+    page.locator("#history tbody tr").first.wait_for()
+    assert f"role {role}" in page.locator("#who-text").inner_text()
+    for name in visible:
+        assert page.get_by_role("button", name=name, exact=True).is_visible(), name
+    for name in hidden:
+        assert not page.get_by_role("button", name=name, exact=True).is_visible(), name
+    page.goto(dev.base + "/ui/")
+    job_row(page, dev).get_by_role("link", name=DEMO_JOB).wait_for()
+    can_operate = role != "viewer"
+    assert job_row(page, dev).get_by_role("switch").count() == int(can_operate)
+    assert job_row(page, dev).get_by_role("button", name=f"Run {DEMO_JOB} now").count() == int(can_operate)
