@@ -482,3 +482,20 @@ def test_a_role_sees_only_the_buttons_it_may_use(page, dev, role, visible, hidde
     can_operate = role != "viewer"
     assert job_row(page, dev).get_by_role("switch").count() == int(can_operate)
     assert job_row(page, dev).get_by_role("button", name=f"Run {DEMO_JOB} now").count() == int(can_operate)
+
+
+def test_fire_times_given_as_utc_and_local_pairs_are_shown_too(page, dev):
+    """api-contract's status gives nextFireTimes as {utc, local}; today's server gives strings."""
+
+    def as_pairs(route):
+        response = route.fetch()
+        body = response.json()
+        body["nextFireTimes"] = [{"utc": moment, "local": moment} for moment in body["nextFireTimes"]]
+        route.fulfill(response=response, json=body)
+
+    page.route("**/sync-jobs/*/status", as_pairs)
+    sign_in(page, dev, dev.token_for("pairs"), path=f"/ui/jobs/{dev.job_id}")
+    fires = page.locator("#next-fires li time")
+    fires.first.wait_for()
+    assert fires.count() == 5
+    assert all(fires.nth(i).get_attribute("datetime").endswith("Z") for i in range(5))
