@@ -47,10 +47,11 @@ function tally(statuses) {
   return Object.entries(counts).map(([status, n]) => `${n} ${status.replace("_", " ")}`).join(", ");
 }
 
-// Oldest left, newest right; bar height is the run's duration relative to the longest, at least a sliver.
+// Oldest left, newest at the right edge; bar height is the run's duration relative to the longest, at least
+// a sliver.
 export function sparkline(runs) {
   const ordered = [...runs].reverse();
-  const width = 100, height = 20, slot = width / 20;
+  const width = 100, height = 20, slot = width / 20, offset = 20 - ordered.length;
   const longest = Math.max(1, ...ordered.map((run) => run.durationMs || 0));
   const label = ordered.length ? `Last ${ordered.length} runs: ${tally(ordered.map((r) => r.status))}` : "No runs yet";
   const chart = svg(width, height, label, true);
@@ -58,7 +59,7 @@ export function sparkline(runs) {
   ordered.forEach((run, i) => {
     const h = Math.max(4, ((run.durationMs || 0) / longest) * height);
     chart.append(mark("rect", {
-      x: i * slot + 0.5, y: height - h, width: slot - 1, height: h, class: `fill-${run.status}`,
+      x: (offset + i) * slot + 0.5, y: height - h, width: slot - 1, height: h, class: `fill-${run.status}`,
     }, `${run.status.replace("_", " ")}${run.durationMs != null ? `, ${run.durationMs} ms` : ""}`));
   });
   return chart;

@@ -53,6 +53,8 @@ function renderStatus() {
     $("timezone").value = job.schedule.timezone;
     formFilled = true;
     preview();
+  } else if ($("cron").value === job.schedule.cron && $("timezone").value === job.schedule.timezone) {
+    preview(); // nobody is editing: keep the preview's fire times from falling into the past
   }
 }
 
