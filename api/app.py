@@ -25,6 +25,7 @@ from api.rate_limit import RateLimiter
 from api.request_log import request_log_middleware
 from api.routes import add_routes
 from api.token_cache import TokenCache
+from api.ui import add_dashboard
 from models.clock import Clock, SystemClock
 from models.collections import ensure_indexes
 from models.connectors import ConnectorCatalog, read_connectors_file
@@ -60,6 +61,7 @@ def create_app(
     else:
         app.cleanup_ctx.append(_own_database)
     add_routes(app)
+    add_dashboard(app)
     return app
 
 

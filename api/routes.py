@@ -6,7 +6,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import TypeAdapter
 
-from api import connectors, executions, sync_jobs, tokens
+from api import connectors, executions, sync_jobs, tokens, whoami
 from api.resources import ResourceHandlers
 from api.schemas import CreatedToken, Cursors, Health, JobStatusView, ResourcePatch, RunAccepted, SyncJobPatch
 from api.tokens import AdminTokenRequest, TokenRequest
@@ -241,6 +241,7 @@ async def openapi(_request: web.Request) -> web.Response:
 ROUTES += [
     Route("GET", "/healthz", health, "Liveness: the process answers", response=Health, public=True),
     Route("GET", "/api/openapi.json", openapi, "This document", response=ANY_OBJECT, public=True),
+    Route("GET", "/api/whoami", whoami.whoami, "The workspace, role and name the bearer token grants"),
 ]
 
 

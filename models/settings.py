@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     syncjobs_allowed_networks: str = Field(
         default="", description="Comma-separated CIDRs sources and destinations may reach beyond the public."
     )
+    dashboard_refresh_seconds: float = Field(
+        default=1.0, gt=0, description="How often the dashboard's live stream looks for changes."
+    )
 
     @property
     def renew_seconds(self) -> float:

@@ -1,6 +1,8 @@
 """The long-running processes: the worker alone, and `dev` (API + worker + demo on one database handle)."""
 
 import asyncio
+import os
+import pwd
 import signal
 import sys
 
@@ -30,10 +32,10 @@ def stop_on_signals() -> asyncio.Event:
     return stop
 
 
-async def harden_worker(settings: Settings) -> None:
+async def harden_worker(settings: Settings) -> str | None:
     """Once, before any source starts: sources of our own user cannot read this process's memory or
     environment through /proc; and a SOURCE_USER that cannot start the HTTP connector is said at once,
-    not in every run's error."""
+    not in every run's error (and returned)."""
     if not make_non_dumpable():
         log.warning("worker_dumpable", hint="prctl(PR_SET_DUMPABLE) is unavailable on this platform")
     # The connector's own import, as the source user: the interpreter and this checkout must be readable.
@@ -46,6 +48,24 @@ async def harden_worker(settings: Settings) -> None:
             problem=problem,
             hint="install Python and syncjobs where SOURCE_USER can read them (pyenv under /root is not)",
         )
+    return problem
+
+
+async def harden_dev(settings: Settings) -> Settings:
+    """`dev` is a one-machine demo, often started as root from a checkout only root can read: where the
+    default SOURCE_USER cannot start the connector, its sources run as this process's user instead, and it
+    says so. An explicit SOURCE_USER is kept, and `syncjobs worker` never falls back."""
+    problem = await harden_worker(settings)
+    if problem is None or "source_user" in settings.model_fields_set:
+        return settings
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    log.warning(
+        "dev_sources_run_as_this_user",
+        user=user,
+        reason=problem,
+        hint="set SOURCE_USER to a user that can run this Python to keep sources apart from the worker",
+    )
+    return settings.model_copy(update={"source_user": user})
 
 
 async def run_worker(settings: Settings) -> int:
@@ -71,7 +91,7 @@ async def run_worker(settings: Settings) -> int:
 
 
 async def run_dev(settings: Settings, *, host: str, port: int) -> int:
-    await harden_worker(settings)
+    settings = await harden_dev(settings)
     settings = allow_demo_shop(settings, host)
     database = open_database(settings)
     if settings.syncjobs_secret_key is None and database.in_memory:
