@@ -7,7 +7,7 @@ only when the run succeeds, so a failed or canceled run leaves the previous data
 from datetime import datetime
 from typing import Any
 
-from models.database import upsert_by_id
+from models.driver import upsert_by_id
 
 STAGING_SUFFIX = "__syncjobs_staging_"
 

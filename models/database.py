@@ -1,12 +1,17 @@
-"""The database handle, opened only by entry points, and the few calls where driver and mock differ."""
+"""The database handle, opened only by entry points."""
 
-import inspect
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pymongo import AsyncMongoClient, ReplaceOne
+from pymongo import AsyncMongoClient
 
+from models.errors import SyncJobsError
 from models.settings import Settings
+
+
+class InMemoryUnavailable(SyncJobsError):
+    """The in-memory database needs mongomock-motor: pip install 'syncjobs[dev]'."""
 
 
 @dataclass
@@ -16,48 +21,35 @@ class Database:
     client: Any
     db: Any
     in_memory: bool
+    # Chosen by the opener, who knows the client: PyMongo's close is a coroutine, the double's a plain call.
+    _close: Callable[[], Awaitable[None]]
 
     async def close(self) -> None:
-        await maybe_await(self.client.close())
+        await self._close()
 
 
 def open_database(settings: Settings) -> Database:
-    """The real server at MONGODB_URL, or an in-memory database when it is unset."""
+    """The server at MONGODB_URL, or an in-memory database when it is unset (`--in-memory` only)."""
     if settings.mongodb_url:
-        client: AsyncMongoClient = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
-        return Database(client, client[settings.mongodb_db], in_memory=False)
+        client: AsyncMongoClient = AsyncMongoClient(
+            settings.mongodb_url,
+            tz_aware=True,
+            serverSelectionTimeoutMS=int(settings.mongodb_connect_timeout_seconds * 1000),
+            connectTimeoutMS=int(settings.mongodb_connect_timeout_seconds * 1000),
+        )
+        return Database(client, client[settings.mongodb_db], in_memory=False, _close=client.close)
     return open_in_memory(settings.mongodb_db)
 
 
 def open_in_memory(name: str = "syncjobs") -> Database:
-    from mongomock_motor import AsyncMongoMockClient
+    try:
+        from mongomock_motor import AsyncMongoMockClient
+    except ImportError as error:
+        raise InMemoryUnavailable() from error
 
     client: Any = AsyncMongoMockClient(tz_aware=True)
-    return Database(client, client[name], in_memory=True)
 
+    async def close() -> None:
+        client.close()
 
-async def maybe_await(value):
-    # PyMongo's async API returns coroutines where mongomock-motor returns values (aggregate, close).
-    if inspect.isawaitable(value):
-        return await value
-    return value
-
-
-async def aggregate(collection, pipeline: list[dict]) -> list[dict]:
-    """Run an aggregation and return all its documents, on either client."""
-    cursor = await maybe_await(collection.aggregate(pipeline))
-    return await cursor.to_list(None)
-
-
-async def upsert_by_id(collection, docs: list[dict]) -> None:
-    """Replace-or-insert each document by its _id: one bulk call on a server; one call per document on the
-    in-memory database, whose bulk_write cannot replace (mongomock 4.3)."""
-    if not docs:
-        return
-    if type(collection).__module__.startswith("pymongo"):
-        await collection.bulk_write(
-            [ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in docs], ordered=False
-        )
-        return
-    for doc in docs:
-        await collection.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+    return Database(client, client[name], in_memory=True, _close=close)
