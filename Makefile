@@ -9,7 +9,7 @@ MONGO_VENV ?= .venv-mongo
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,bench]'
+	$(PY) -m pip install --quiet -e '.[dev,test,bench]'
 	touch $@
 
 # No Python 3.13+ here: say so once and go on; the wire-backend tests then skip (and fail under CI=true).

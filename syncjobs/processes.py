@@ -11,7 +11,7 @@ from api.app import create_app
 from executor.runner import SubprocessRunner
 from models.clock import SystemClock
 from models.collections import ensure_indexes
-from models.database import open_database
+from models.database import open_database, open_reachable
 from models.secrets import SecretBox, secret_box_from
 from models.settings import Settings
 from syncjobs.demo import WORKSPACE, add_demo_routes, seed_demo
@@ -30,7 +30,8 @@ def stop_on_signals() -> asyncio.Event:
 
 
 async def run_worker(settings: Settings) -> int:
-    database = open_database(settings)
+    secrets = secret_box_from(settings)
+    database = await open_reachable(settings)
     if database.in_memory:
         log.warning("worker_on_in_memory_database", hint="set MONGODB_URL; only `syncjobs dev` shares memory")
     try:
@@ -38,9 +39,7 @@ async def run_worker(settings: Settings) -> int:
         clock = SystemClock()
         scheduler = Scheduler(
             db=database.db,
-            runner=SubprocessRunner(
-                database.db, secrets=secret_box_from(settings), settings=settings, clock=clock
-            ),
+            runner=SubprocessRunner(database.db, secrets=secrets, settings=settings, clock=clock),
             clock=clock,
             settings=settings,
         )
