@@ -123,7 +123,9 @@ async def db(request):
 
 def backend_of(item: pytest.Item) -> str | None:
     callspec = getattr(item, "callspec", None)
-    return callspec.params.get("db") if callspec else None
+    if callspec and "db" in callspec.params:
+        return callspec.params["db"]
+    return "wire" if item.get_closest_marker("wire") else None
 
 
 def pytest_configure(config):
@@ -152,7 +154,13 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.xfail(reason=f"mongoeco: {marker.kwargs['reason']}", strict=True))
 
 
+_figures: list[str] = []
+
+
 def pytest_runtest_logreport(report):
+    _figures.extend(
+        value for name, value in report.user_properties if name == "figure" and report.when == "call"
+    )
     if report.when == "call" or (report.when == "setup" and report.skipped):
         key = (_backend_of_test.get(report.nodeid, "none"), "skipped" if report.when == "setup" else "ran")
         _counts[key] = _counts.get(key, 0) + 1
@@ -166,5 +174,7 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.write_line(
         f"database backends: {line}; {_counts.get(('none', 'ran'), 0)} tests use none"
     )
+    for figure in _figures:
+        terminalreporter.write_line(f"measured: {figure}")
     if _counts.get(("memory", "ran")) and not _counts.get(("wire", "ran")):
         terminalreporter.write_line(ENABLE)
