@@ -51,7 +51,7 @@ class FakeClock:
 DATABASE_BUSY: list[Callable[[], bool]] = []
 
 
-async def settle(rounds: int = 50, *, timeout: float = 5.0) -> None:
+async def settle(rounds: int = 50, *, timeout: float = 2.0) -> None:
     """Let every ready task run until the loop goes quiet: `rounds` passes in a row with no database operation
     in flight (the in-memory database never yields; a wire server answers in its own time)."""
     loop = asyncio.get_running_loop()

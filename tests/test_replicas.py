@@ -233,7 +233,11 @@ def test_the_lock_documents_read_as_the_readme_says(cluster):
     )
     assert held["executionId"] == execution_id and held["owner"] == cluster.live_leader()["owner"]
     assert held["lockTerm"] == lock["term"] and held["expiresAt"] > datetime.now(UTC)
-    running = cluster.db[JOB_EXECUTIONS].find_one({"_id": execution_id})
+    running = wait_for(
+        lambda: cluster.db[JOB_EXECUTIONS].find_one({"_id": execution_id, "pid": {"$ne": None}}),
+        timeout=5,
+        message="the running execution to record its source's pid",
+    )
     assert running["status"] == "running" and running["workerId"] == held["owner"] and running["pid"] > 0
 
 
