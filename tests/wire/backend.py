@@ -6,21 +6,16 @@ One server serves the whole session; each test gets a fresh database and leaves 
 """
 
 import os
-import selectors
-import subprocess
 import uuid
-from pathlib import Path
 
 import pytest
 from mongomock_motor import AsyncMongoMockClient
-from pymongo import AsyncMongoClient, MongoClient, monitoring
+from pymongo import AsyncMongoClient, monitoring
 
 from models.collections import ensure_indexes
 from tests import fakes
+from tests.wire.process import MONGO_PYTHON, start_server, stop_server
 
-ROOT = Path(__file__).resolve().parents[2]
-MONGO_PYTHON = ROOT / ".venv-mongo" / "bin" / "python"
-SERVER = Path(__file__).with_name("server.py")
 ENABLE = (
     "wire backend not run: .venv-mongo is missing (needs Python 3.13+): install one "
     "(e.g. `pyenv install 3.13`) and run `make test`, which makes it"
@@ -62,22 +57,6 @@ class Operations(monitoring.ConnectionPoolListener):
     def connection_checked_out(self, event): ...
 
 
-def start_server(timeout: float = 30.0) -> tuple[subprocess.Popen, str]:
-    """Start the server process and return it with the URL it printed once it answers a ping."""
-    process = subprocess.Popen(
-        [str(MONGO_PYTHON), str(SERVER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    with selectors.DefaultSelector() as selector:
-        selector.register(process.stdout, selectors.EVENT_READ)
-        if not selector.select(timeout):
-            process.kill()
-            raise RuntimeError(f"the mongoeco server printed no URL within {timeout:.0f} s")
-    url = process.stdout.readline().strip()
-    with MongoClient(url, serverSelectionTimeoutMS=int(timeout * 1000)) as client:
-        client.admin.command("ping")
-    return process, url
-
-
 @pytest.fixture(scope="session")
 def wire_server():
     """The URL of the session's mongoeco server; stopped at the end of the session."""
@@ -89,11 +68,7 @@ def wire_server():
     try:
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_server(process)
 
 
 @pytest.fixture(params=BACKENDS)
