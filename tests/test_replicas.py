@@ -348,8 +348,9 @@ def test_no_job_slot_and_attempt_ran_twice_and_nothing_is_left_running(cluster):
     # A run of a dead worker ends `abandoned` once its job lock lapses and the leader's recovery looks.
     wait_for(
         lambda: (
-            cluster.db[JOB_EXECUTIONS].count_documents(
-                {"status": "running", "workerId": {"$ne": cluster.live_leader()["owner"]}}
+            (live := cluster.live_leader())
+            and cluster.db[JOB_EXECUTIONS].count_documents(
+                {"status": "running", "workerId": {"$ne": live["owner"]}}
             )
             == 0
         ),
