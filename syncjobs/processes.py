@@ -15,6 +15,7 @@ from models.database import open_database, open_reachable
 from models.secrets import SecretBox, secret_box_from
 from models.settings import Settings
 from syncjobs.demo import WORKSPACE, add_demo_routes, seed_demo
+from worker.change_feed import open_feed
 from worker.scheduler import Scheduler
 
 log = structlog.get_logger("syncjobs")
@@ -37,6 +38,16 @@ async def run_worker(settings: Settings) -> int:
     try:
         await ensure_indexes(database.db)
         clock = SystemClock()
+        if settings.reload_mode == "change_streams":
+            # A server without them is said once, here, rather than at every election, each ending a term.
+            await open_feed(
+                database.db,
+                clock=clock,
+                poll_seconds=settings.poll_interval_seconds,
+                resync_seconds=settings.resync_interval_seconds,
+                since=None,
+                mode="change_streams",
+            )
         scheduler = Scheduler(
             db=database.db,
             runner=SubprocessRunner(database.db, secrets=secrets, settings=settings, clock=clock),

@@ -150,3 +150,12 @@ async def test_a_busy_port_is_one_line_naming_the_port_setting(command):
         code, err = await run_to_the_end(*command, "--port", str(port))
     assert code == 2
     assert f"127.0.0.1:{port} is in use" in one_line(err) and "--port or API_PORT" in err
+
+
+@pytest.mark.wire
+async def test_a_worker_that_requires_change_streams_refuses_a_server_without_them(wire_server):
+    code, err = await run_to_the_end(
+        "worker", MONGODB_URL=wire_server, MONGODB_DB=f"refuse_{os.getpid()}", RELOAD_MODE="change_streams"
+    )
+    assert code == 2
+    assert "RELOAD_MODE=change_streams" in one_line(err) and "$changeStream" in err
