@@ -147,7 +147,7 @@ def pytest_terminal_summary(terminalreporter):
         for name in ("memory", "wire")
     )
     terminalreporter.write_line(
-        f"database backends: {line}; {_counts.get(('none', 'ran'), 0)} tests use none"
+        f"database backends: {line}; {_counts.get(('none', 'ran'), 0)} more tests need no database"
     )
     for figure in _figures:
         terminalreporter.write_line(f"measured: {figure}")
