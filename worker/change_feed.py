@@ -249,4 +249,5 @@ async def open_feed(
         if mode == "change_streams":
             raise ChangeStreamsRequired(f"{ChangeStreamsRequired.__doc__} ({error})") from error
         return polling(str(error))
+    log.info("change_streams_followed")
     return feed
