@@ -34,7 +34,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy models
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed $(MONGO_VENV)/.installed
 	$(PY) bench/schedule_scale.py
 
 clean:
