@@ -29,7 +29,7 @@ from api.ui import add_dashboard
 from models.clock import Clock, SystemClock
 from models.collections import ensure_indexes
 from models.connectors import ConnectorCatalog, read_connectors_file
-from models.database import open_database
+from models.database import open_reachable
 from models.execution_store import ExecutionStore
 from models.secrets import SecretBox, secret_box_from
 from models.settings import Settings
@@ -93,7 +93,7 @@ async def _prepare(app: web.Application) -> None:
 
 
 async def _own_database(app: web.Application) -> AsyncIterator[None]:
-    database = open_database(app[SETTINGS])
+    database = await open_reachable(app[SETTINGS])
     _attach(app, database.db)
     await _prepare(app)
     yield

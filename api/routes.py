@@ -8,7 +8,16 @@ from pydantic import TypeAdapter
 
 from api import connectors, executions, sync_jobs, tokens, whoami
 from api.resources import ResourceHandlers
-from api.schemas import CreatedToken, Cursors, Health, JobStatusView, ResourcePatch, RunAccepted, SyncJobPatch
+from api.schemas import (
+    CreatedToken,
+    Cursors,
+    Health,
+    JobStatusView,
+    ResourcePatch,
+    RunAccepted,
+    SyncJobPatch,
+    Whoami,
+)
 from api.tokens import AdminTokenRequest, TokenRequest
 from models.connectors import ConnectorSpec, ConnectorView
 from models.execution import ExecutionView
@@ -241,7 +250,13 @@ async def openapi(_request: web.Request) -> web.Response:
 ROUTES += [
     Route("GET", "/healthz", health, "Liveness: the process answers", response=Health, public=True),
     Route("GET", "/api/openapi.json", openapi, "This document", response=ANY_OBJECT, public=True),
-    Route("GET", "/api/whoami", whoami.whoami, "The workspace, role and name the bearer token grants"),
+    Route(
+        "GET",
+        "/api/whoami",
+        whoami.whoami,
+        "The workspace, role and name the bearer token grants",
+        response=Whoami,
+    ),
 ]
 
 

@@ -64,3 +64,12 @@ class ResourcePatch(BaseModel):
     """RFC 7396 merge patch of a data source or destination: any of its fields; null removes one."""
 
     model_config = ConfigDict(extra="allow")
+
+
+class Whoami(CamelModel):
+    """What the bearer token grants: its workspace (none for an admin), role and name."""
+
+    workspace_id: str | None
+    admin: bool
+    role: str = Field(description="viewer, operator, editor, owner, or admin")
+    name: str

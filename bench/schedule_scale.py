@@ -1,8 +1,15 @@
 """How the schedule scales: 10,000 jobs on the in-memory database, beside APScheduler 3.x as the baseline.
 
-    python bench/schedule_scale.py            # everything, about 3 minutes
-    python bench/schedule_scale.py --jobs 2000
+    python bench/schedule_scale.py            # everything, several minutes
+    python bench/schedule_scale.py --jobs 2000 --wire-jobs 500
     MONGODB_URL=mongodb://localhost:27017 python bench/schedule_scale.py   # the same on a real server
+
+The same run then measures our side on the mongoeco wire-protocol server (when `make test` has made
+`.venv-mongo`), with `--wire-jobs` jobs: that server is a single-threaded Python process sharing the cores
+and takes tens of milliseconds per inserted job document, so its setup is kept small. Its latency is not
+ours, so next to each figure the wire table prints the database's share (the sum of command durations seen
+by pymongo's command monitoring), the scheduler's own share (the rest), and database commands per
+operation, which hold on any server.
 
 Each figure comes from a fresh subprocess, so peak memory (ru_maxrss) is that scenario's alone.
 
@@ -41,6 +48,7 @@ ZONES = [
     "Asia/Kolkata",
 ]
 SPEED = 60.0
+SEED_BATCH = 500
 
 
 def crons(jobs: int, distinct: int, *, quiet: bool = False) -> list[tuple[str, str]]:
@@ -54,16 +62,46 @@ def crons(jobs: int, distinct: int, *, quiet: bool = False) -> list[tuple[str, s
     return [pairs[i % distinct] for i in range(jobs)]
 
 
-async def fresh_database():
-    """The in-memory database, or a scratch database on the server at MONGODB_URL when it is set."""
+class Commands:
+    """Database commands seen by pymongo's command monitoring: how many, and how long the server took."""
+
+    def __init__(self):
+        from pymongo import monitoring
+
+        class Listener(monitoring.CommandListener):
+            def started(inner, event):
+                self.count += 1
+
+            def succeeded(inner, event):
+                self.seconds += event.duration_micros / 1e6
+
+            def failed(inner, event):
+                self.seconds += event.duration_micros / 1e6
+
+        self.listener = Listener()
+        self.count = 0
+        self.seconds = 0.0
+
+    def mark(self) -> tuple[int, float]:
+        return self.count, self.seconds
+
+    def since(self, mark: tuple[int, float]) -> dict:
+        return {"commands": self.count - mark[0], "db_s": self.seconds - mark[1]}
+
+
+COMMANDS = Commands()
+
+
+async def fresh_database(url: str | None = None):
+    """The in-memory database, or a scratch database on the server at `url` (or MONGODB_URL) when set."""
     from models.collections import ensure_indexes
     from models.database import open_in_memory
 
-    url = os.environ.get("MONGODB_URL")
+    url = url or os.environ.get("MONGODB_URL")
     if url:
         from pymongo import AsyncMongoClient
 
-        client = AsyncMongoClient(url, tz_aware=True)
+        client = AsyncMongoClient(url, tz_aware=True, event_listeners=[COMMANDS.listener])
         await client.drop_database("syncjobs_bench")
         db = client["syncjobs_bench"]
     else:
@@ -146,7 +184,9 @@ async def seed(db, pairs: list[tuple[str, str]], now: datetime, *, confirmed: bo
         if confirmed:
             doc.update(nextRunAt=next_of[(cron, zone)], scheduleAppliedVersion=1, scheduleAppliedAt=created)
         docs.append(doc)
-    await db.syncjobs.insert_many(docs)
+    # In batches: one insert of 10,000 documents outlasts a slow server's patience (mongoeco cancels at 20 s).
+    for first in range(0, len(docs), SEED_BATCH):
+        await db.syncjobs.insert_many(docs[first : first + SEED_BATCH])
 
 
 def make_scheduler(db, clock, **settings):
@@ -157,16 +197,18 @@ def make_scheduler(db, clock, **settings):
     return Scheduler(db=db, runner=NoopRunner(), clock=clock, settings=config, max_concurrent=0)
 
 
-async def ours_load(jobs: int, distinct: int, confirmed: bool = True) -> dict:
+async def ours_load(jobs: int, distinct: int, confirmed: bool = True, url: str | None = None) -> dict:
     from models.clock import SystemClock
 
-    db = await fresh_database()
+    db = await fresh_database(url)
     clock = SystemClock()
     await seed(db, crons(jobs, distinct), clock.now(), confirmed=confirmed)
     scheduler = make_scheduler(db, clock)
+    mark = COMMANDS.mark()
     started = time.perf_counter()
     await scheduler.load_all(term=1)
     ready = time.perf_counter() - started
+    loaded = COMMANDS.since(mark)
     await scheduler._bookkeeping
     confirmed = time.perf_counter() - started
     return {
@@ -174,13 +216,14 @@ async def ours_load(jobs: int, distinct: int, confirmed: bool = True) -> dict:
         "confirm_s": confirmed,
         "peak_mib": peak_mib(),
         "scheduled": len(scheduler.schedule),
+        **loaded,
     }
 
 
-async def ours_idle(jobs: int) -> dict:
+async def ours_idle(jobs: int, url: str | None = None) -> dict:
     from models.clock import SystemClock
 
-    db = await fresh_database()
+    db = await fresh_database(url)
     clock = SystemClock()
     await seed(db, crons(jobs, 100, quiet=True), clock.now())
     scheduler = make_scheduler(db, clock)
@@ -188,18 +231,20 @@ async def ours_idle(jobs: int) -> dict:
     task = asyncio.create_task(scheduler.run(stop))
     await scheduler.leading.wait()
     await asyncio.sleep(1.0)  # let the load's confirmation writes finish
+    mark = COMMANDS.mark()
     cpu0, wall0 = time.process_time(), time.perf_counter()
     await asyncio.sleep(5.0)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    idle = COMMANDS.since(mark)
     stop.set()
     await task
-    return {"idle_cpu_pct": 100 * cpu / wall}
+    return {"idle_cpu_pct": 100 * cpu / wall, "commands_per_s": idle["commands"] / wall}
 
 
-async def ours_lag(jobs: int, due: int) -> dict:
+async def ours_lag(jobs: int, due: int, url: str | None = None) -> dict:
     """One trial in a fresh process: the first slot's execution records, then exit. Later slots on the same
     in-memory database would measure how long it takes to scan the previous rounds' documents instead."""
-    db = await fresh_database()
+    db = await fresh_database(url)
     # Schedule time stands 2 s before a minute boundary while the jobs load, then starts to run.
     start = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1, seconds=-2)
     pairs = [("* * * * *", "UTC")] * due + crons(jobs - due, 100, quiet=True)
@@ -222,12 +267,15 @@ async def ours_lag(jobs: int, due: int) -> dict:
         result = await original(docs, **kwargs)
         ended = clock.now()
         slot = docs[0]["scheduledFor"]
+        fired = COMMANDS.since(mark)
         report(
             {
                 "lag_ms": (ended - slot).total_seconds() / SPEED * 1000,
                 "before_write_ms": (began - slot).total_seconds() / SPEED * 1000,
                 "count": len(docs),
                 "peak_mib": peak_mib(),
+                "commands": fired["commands"],
+                "db_ms": fired["db_s"] * 1000,
             }
         )
         return result
@@ -237,6 +285,7 @@ async def ours_lag(jobs: int, due: int) -> dict:
     while len(scheduler.schedule) < jobs:
         await asyncio.sleep(0.01)
     await asyncio.sleep(0.2)  # the load's last steps (recovery, the loops starting) with time still frozen
+    mark = COMMANDS.mark()
     clock.go()
     await running
 
@@ -336,6 +385,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--wire-jobs", type=int, default=1000, help="jobs on the wire server; 0: skip it")
     parser.add_argument("--scenario")
     parser.add_argument("--args", default="{}")
     args = parser.parse_args()
@@ -382,6 +432,57 @@ def main() -> None:
         fmt = lambda v: f"{v:10.3f}" if isinstance(v, (int, float)) else f"{'-':>10}"  # noqa: E731
         change = ratio(ours_value, theirs_value)
         print(f"{name:<{width}}  {fmt(ours_value)}  {fmt(theirs_value):>11}  {change:>7}")
+    if args.wire_jobs:
+        wire_table(args.wire_jobs, args.rounds)
+
+
+def wire_table(jobs: int, rounds: int) -> None:
+    """Our side on the mongoeco wire-protocol server: each figure with the database's share, the scheduler's
+    own, and commands per operation."""
+    from tests.wire.process import MONGO_PYTHON, start_server, stop_server
+
+    if not MONGO_PYTHON.exists():
+        print(f"\nwire server not measured: {MONGO_PYTHON.parent.parent} is missing (make test makes it)")
+        return
+    process, url = start_server()
+    try:
+        load = run_scenario("ours-load", jobs=jobs, distinct=100, url=url)
+        idle = run_scenario("ours-idle", jobs=jobs, url=url)
+        # Fewer trials than in memory: each one seeds the slow server afresh.
+        lags = [run_scenario("ours-lag", jobs=jobs, due=100, url=url) for _ in range(min(rounds, 2))]
+    finally:
+        stop_server(process)
+    rows = []
+    if "error" in load:
+        rows.append((f"load failed: {load['error']}", None, None, None))
+    else:
+        own = load["load_s"] - load["db_s"]
+        rows.append((f"load {jobs} jobs, 100 pairs (s)", load["load_s"], own, load["commands"] / jobs))
+    if "error" in idle:
+        rows.append((f"idle failed: {idle['error']}", None, None, None))
+    else:
+        rows.append(("idle CPU (%); commands/s", idle["idle_cpu_pct"], None, idle["commands_per_s"]))
+    for trial in lags:
+        if "error" in trial:
+            rows.append((f"lag trial failed: {trial['error']}", None, None, None))
+            continue
+        rows.append(
+            (
+                f"lag, {trial['count']} due at once (ms)",
+                trial["lag_ms"],
+                trial["before_write_ms"],
+                trial["commands"] / trial["count"],
+            )
+        )
+    width = max(len(row[0]) for row in rows)
+    print(
+        f"\non the mongoeco wire server ({jobs} jobs): each figure, the scheduler's own share of it, and"
+        " database commands per operation (load: per job loaded; idle: per second; lag: per execution)"
+    )
+    print(f"{'':<{width}}  {'figure':>10}  {'own share':>10}  {'cmds/op':>9}")
+    for name, value, own, per in rows:
+        fmt = lambda v: f"{v:10.3f}" if isinstance(v, (int, float)) else f"{'-':>10}"  # noqa: E731
+        print(f"{name:<{width}}  {fmt(value)}  {fmt(own)}  {fmt(per)[1:]}")
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ from typing import Any
 
 from pymongo import AsyncMongoClient, uri_parser
 
-from models.database import upsert_by_id
 from models.destination import effective_database
+from models.driver import upsert_by_id
 from models.namespaces import NamespaceRefused, check_collection, check_destination_database
 from models.network_policy import AddressRefused, NetworkPolicy, literal_address
 

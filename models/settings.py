@@ -13,6 +13,9 @@ class Settings(BaseSettings):
 
     mongodb_url: str | None = Field(default=None, description="Unset: the in-memory database (demo only).")
     mongodb_db: str = "syncjobs"
+    mongodb_connect_timeout_seconds: float = Field(
+        default=10, gt=0, description="How long start-up waits for MONGODB_URL to answer before giving up."
+    )
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8080, ge=1, le=65535)
@@ -38,6 +41,11 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(default=30, ge=0)
     default_timeout_seconds: int = Field(default=3600, ge=1)
     kill_grace_seconds: float = Field(default=10, ge=0)
+    reload_mode: str = Field(
+        default="auto",
+        pattern="^(auto|change_streams|polling)$",
+        description="auto: change streams where the server has them, else polling.",
+    )
 
     syncjobs_secret_key_file: str | None = Field(
         default=None, description="A file holding the Fernet key, read when SYNCJOBS_SECRET_KEY is unset."

@@ -2,10 +2,14 @@
 
 import argparse
 import asyncio
+import errno
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from pydantic import ValidationError
 
+from models.database import DatabaseRequired
 from models.errors import SyncJobsError
 from models.logs import configure_logging
 from models.settings import Settings
@@ -24,7 +28,13 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         command.add_argument("--host", default=settings.api_host, help="default: API_HOST or 127.0.0.1")
         command.add_argument("--port", type=int, default=settings.api_port, help="default: API_PORT or 8080")
 
-    commands.add_parser("worker", help="run the scheduler (several replicas may run; one leads)")
+    worker = commands.add_parser("worker", help="run the scheduler (several replicas may run; one leads)")
+    for command in (commands.choices["api"], worker):
+        command.add_argument(
+            "--in-memory",
+            action="store_true",
+            help="run without MONGODB_URL on a private in-memory database (nothing is kept or shared)",
+        )
 
     token = commands.add_parser("token", help="manage API tokens")
     token_commands = token.add_subparsers(dest="token_command", required=True)
@@ -65,15 +75,21 @@ def run(argv: list[str] | None) -> int:
         from executor.sync_cli import run_sync_process
 
         return run_sync_process(sys.stdin, sys.stdout)
+    if args.command in ("api", "worker") and not settings.mongodb_url and not args.in_memory:
+        raise DatabaseRequired()
     configure_logging(fmt=settings.log_format, level=settings.log_level)
     if args.command == "api":
         from aiohttp import web
 
         from api.app import create_app, log_listening
 
-        web.run_app(
-            create_app(settings), host=args.host, port=args.port, print=log_listening(args.host, args.port)
-        )
+        with port_in_use_said(args.host, args.port):
+            web.run_app(
+                create_app(settings),
+                host=args.host,
+                port=args.port,
+                print=log_listening(args.host, args.port),
+            )
         return 0
     if args.command == "token":
         return asyncio.run(create_token(settings, args))
@@ -84,20 +100,36 @@ def run(argv: list[str] | None) -> int:
     if args.command == "dev":
         from syncjobs.processes import run_dev
 
-        return asyncio.run(run_dev(settings, host=args.host, port=args.port))
+        with port_in_use_said(args.host, args.port):
+            return asyncio.run(run_dev(settings, host=args.host, port=args.port))
     return 2
+
+
+class PortInUse(SyncJobsError):
+    """The API's port is taken."""
+
+
+@contextmanager
+def port_in_use_said(host: str, port: int) -> Iterator[None]:
+    """A busy port is one line naming the knobs that move it, not a traceback."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno != errno.EADDRINUSE:
+            raise
+        raise PortInUse(f"{host}:{port} is in use: choose another port with --port or API_PORT") from error
 
 
 async def create_token(settings: Settings, args: argparse.Namespace) -> int:
     from models.clock import SystemClock
     from models.collections import ensure_indexes
-    from models.database import open_database
+    from models.database import open_reachable
     from models.tokens import TokenStore
 
     if not settings.mongodb_url:
         sys.stderr.write("MONGODB_URL is unset: a token in the in-memory database dies with this command.\n")
         return 2
-    database = open_database(settings)
+    database = await open_reachable(settings)
     try:
         await ensure_indexes(database.db)
         token, _ = await TokenStore(database.db).issue(

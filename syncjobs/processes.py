@@ -14,10 +14,11 @@ from executor.runner import SubprocessRunner
 from executor.sandbox import make_non_dumpable, source_user_problem
 from models.clock import SystemClock
 from models.collections import ensure_indexes
-from models.database import open_database
+from models.database import open_database, open_reachable
 from models.secrets import SecretBox, secret_box_from
 from models.settings import Settings
 from syncjobs.demo import WORKSPACE, add_demo_routes, allow_demo_shop, seed_demo
+from worker.change_feed import open_feed
 from worker.scheduler import Scheduler
 
 log = structlog.get_logger("syncjobs")
@@ -70,17 +71,26 @@ async def harden_dev(settings: Settings) -> Settings:
 
 async def run_worker(settings: Settings) -> int:
     await harden_worker(settings)
-    database = open_database(settings)
+    secrets = secret_box_from(settings)
+    database = await open_reachable(settings)
     if database.in_memory:
         log.warning("worker_on_in_memory_database", hint="set MONGODB_URL; only `syncjobs dev` shares memory")
     try:
         await ensure_indexes(database.db)
         clock = SystemClock()
+        if settings.reload_mode == "change_streams":
+            # A server without them is said once, here, rather than at every election, each ending a term.
+            await open_feed(
+                database.db,
+                clock=clock,
+                poll_seconds=settings.poll_interval_seconds,
+                resync_seconds=settings.resync_interval_seconds,
+                since=None,
+                mode="change_streams",
+            )
         scheduler = Scheduler(
             db=database.db,
-            runner=SubprocessRunner(
-                database.db, secrets=secret_box_from(settings), settings=settings, clock=clock
-            ),
+            runner=SubprocessRunner(database.db, secrets=secrets, settings=settings, clock=clock),
             clock=clock,
             settings=settings,
         )

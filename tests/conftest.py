@@ -3,10 +3,8 @@ import shutil
 import tempfile
 
 import pytest
-from mongomock_motor import AsyncMongoMockClient
 
 from api.app import create_app
-from models.collections import ensure_indexes
 from models.secrets import SecretBox
 from models.settings import Settings
 from models.tokens import TokenStore
@@ -14,6 +12,8 @@ from tests.factories import destination_body, http_source_body
 from tests.fakes import FakeClock
 
 SECRET_KEY = SecretBox.new_key()
+# The `db` fixture over both backends (in-memory, the mongoeco wire server), and the count of each.
+pytest_plugins = ["tests.wire.backend"]
 
 
 def pytest_collection_modifyitems(config, items):
@@ -28,13 +28,6 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def settings() -> Settings:
     return Settings(_env_file=None, mongodb_url=None, syncjobs_secret_key=SECRET_KEY, log_format="console")
-
-
-@pytest.fixture
-async def db():
-    database = AsyncMongoMockClient(tz_aware=True)["syncjobs_test"]
-    await ensure_indexes(database)
-    return database
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 import asyncio
 import heapq
 import itertools
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 
@@ -46,10 +47,23 @@ class FakeClock:
                 future.set_result(None)
 
 
-async def settle(rounds: int = 50) -> None:
-    """Let every ready task run until the loop goes quiet (the in-memory database never yields)."""
-    for _ in range(rounds):
-        await asyncio.sleep(0)
+# Whether a database still owes an answer: the wire backend registers its count of operations in flight.
+DATABASE_BUSY: list[Callable[[], bool]] = []
+
+
+async def settle(rounds: int = 50, *, timeout: float = 2.0) -> None:
+    """Let every ready task run until the loop goes quiet: `rounds` passes in a row with no database operation
+    in flight (the in-memory database never yields; a wire server answers in its own time)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    quiet = 0
+    while quiet < rounds and loop.time() < deadline:
+        if any(busy() for busy in DATABASE_BUSY):
+            quiet = 0
+            await asyncio.sleep(0.0005)
+        else:
+            quiet += 1
+            await asyncio.sleep(0)
 
 
 async def eventually(predicate, *, timeout: float = 5.0, message: str = "condition"):

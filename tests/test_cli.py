@@ -7,7 +7,9 @@ import socket
 import sys
 
 import aiohttp
+import pytest
 
+from tests.conftest import SECRET_KEY
 from tests.interpreters import http_connector_user
 
 
@@ -71,7 +73,13 @@ async def test_dev_prints_a_working_token_runs_the_demo_job_and_stops_cleanly_on
 
 async def test_a_missing_secret_key_is_a_sentence_and_exit_2():
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "syncjobs", "worker", stderr=asyncio.subprocess.PIPE, env=clean_env()
+        sys.executable,
+        "-m",
+        "syncjobs",
+        "worker",
+        "--in-memory",
+        stderr=asyncio.subprocess.PIPE,
+        env=clean_env(),
     )
     _, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 2
@@ -101,3 +109,61 @@ def test_dev_prints_its_token_once(capsys):
 
     print_welcome("127.0.0.1", 8080, {"token": "sjt_once", "job": {"_id": "j1"}}, in_memory=True)
     assert capsys.readouterr().out.count("sjt_once") == 1
+
+
+async def run_to_the_end(*args: str, timeout: float = 30, **env: str) -> tuple[int, str]:
+    """Run `syncjobs ARGS` to its exit; its exit code and what it wrote to stderr."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "syncjobs",
+        *args,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env=clean_env(SYNCJOBS_SECRET_KEY=SECRET_KEY, **env),
+    )
+    _, err = await asyncio.wait_for(process.communicate(), timeout)
+    return process.returncode, err.decode()
+
+
+def one_line(err: str) -> str:
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("command", ["api", "worker"])
+async def test_api_and_worker_refuse_to_start_without_a_database_url(command):
+    code, err = await run_to_the_end(command)
+    assert code == 2
+    assert "MONGODB_URL is unset" in one_line(err) and "--in-memory" in err
+
+
+async def test_an_unreachable_database_is_one_line_naming_the_host_within_the_connect_timeout():
+    with socket.socket() as closed:  # bound, never listening: connections to it are refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        url = f"mongodb://someone:hunter2@127.0.0.1:{port}/?replicaSet=rs0"
+        code, err = await run_to_the_end("worker", MONGODB_URL=url, MONGODB_CONNECT_TIMEOUT_SECONDS="1")
+    assert code == 2
+    assert f"127.0.0.1:{port} did not answer within 1 s" in one_line(err)
+    assert "hunter2" not in err
+
+
+@pytest.mark.parametrize("command", [["api", "--in-memory"], ["dev"]])
+async def test_a_busy_port_is_one_line_naming_the_port_setting(command):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, err = await run_to_the_end(*command, "--port", str(port))
+    assert code == 2
+    assert f"127.0.0.1:{port} is in use" in one_line(err) and "--port or API_PORT" in err
+
+
+@pytest.mark.wire
+async def test_a_worker_that_requires_change_streams_refuses_a_server_without_them(wire_server):
+    code, err = await run_to_the_end(
+        "worker", MONGODB_URL=wire_server, MONGODB_DB=f"refuse_{os.getpid()}", RELOAD_MODE="change_streams"
+    )
+    assert code == 2
+    assert "RELOAD_MODE=change_streams" in one_line(err) and "$changeStream" in err

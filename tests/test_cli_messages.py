@@ -43,7 +43,9 @@ def test_a_bad_setting_is_one_line_naming_the_variable_and_what_it_may_be(monkey
 
 
 async def test_a_missing_secret_key_says_how_to_make_one_and_the_recipe_works():
-    for code, _, err in await asyncio.gather(syncjobs("api"), syncjobs("worker")):
+    for code, _, err in await asyncio.gather(
+        syncjobs("api", "--in-memory"), syncjobs("worker", "--in-memory")
+    ):
         assert code == 2 and "Traceback" not in err
         recipe = err.split("Make one with: ", 1)[1].strip()
         assert recipe.startswith("python -c ")
@@ -61,6 +63,7 @@ async def test_the_api_says_where_it_listens_without_colour_codes_in_a_pipe():
         "-m",
         "syncjobs",
         "api",
+        "--in-memory",
         "--port",
         str(port),
         stdout=asyncio.subprocess.PIPE,

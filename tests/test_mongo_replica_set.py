@@ -13,7 +13,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from models.collections import ensure_indexes
-from models.database import upsert_by_id
+from models.driver import upsert_by_id
 from models.execution_store import ExecutionStore
 from models.sync_job import SyncJobSpec
 from models.sync_job_store import SyncJobStore

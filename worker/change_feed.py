@@ -1,9 +1,10 @@
 """What changed in the database that the schedule must hear about: jobs and executions.
 
 On a replica set this is MongoDB change streams, resumed from the last token after an error. Where the
-server says change streams are unsupported (a standalone mongod, code 40573; the in-memory database has
-none either), it falls back to polling `updatedAt` plus a periodic full resync. Consumers see the same
-events either way; only the delay differs.
+server answers that it has none (a standalone mongod, DocumentDB without them, Cosmos DB, FerretDB, a
+wire-protocol test server; the in-memory database has none either), it falls back to polling `updatedAt`
+plus a periodic full resync. Consumers see the same events either way; only the delay differs.
+`RELOAD_MODE` chooses: `auto` (that), `change_streams` (required) or `polling`.
 """
 
 import asyncio
@@ -14,14 +15,22 @@ from typing import Literal
 
 import structlog
 from bson import ObjectId
-from pymongo.errors import ConnectionFailure, CursorNotFound, OperationFailure, PyMongoError
+from pymongo.errors import ConnectionFailure, CursorNotFound, OperationFailure
 
 from models.clock import Clock
 from models.collections import JOB_EXECUTIONS, SYNC_JOBS
+from models.driver import ChangeStreamsUnavailable, open_change_stream
+from models.errors import SyncJobsError
 
 log = structlog.get_logger("syncjobs.worker")
 
-CHANGE_STREAMS_UNSUPPORTED = 40573
+# Server answers at open that mean "no change streams here", whatever the server.
+UNAVAILABLE_CODES = {
+    40573: "only supported on replica sets",
+    40324: "unrecognized pipeline stage",
+    115: "command not supported",
+    136: "change streams not enabled",
+}
 # Job events the schedule cares about: creates, deletes, and updates that a user made (they bump version).
 # The worker's own status writes leave version alone, so they never come back as events.
 JOB_PIPELINE = [
@@ -62,15 +71,18 @@ class Change:
     version: int | None = None
 
 
-class ChangeStreamsUnsupported(Exception):
-    pass
+class ChangeStreamsRequired(SyncJobsError):
+    """RELOAD_MODE=change_streams, but this database has none: set RELOAD_MODE=auto or polling."""
 
 
-def is_unsupported(error: Exception) -> bool:
+def says_unavailable(error: Exception) -> bool:
+    """Whether an error at open is the server saying it has no change streams (not a bug of ours, not an
+    outage): only these switch to polling."""
+    if isinstance(error, ChangeStreamsUnavailable):
+        return True
     if isinstance(error, OperationFailure):
-        return error.code == CHANGE_STREAMS_UNSUPPORTED
-    # The in-memory database has no watch() at all.
-    return isinstance(error, (TypeError, NotImplementedError, AttributeError))
+        return error.code in UNAVAILABLE_CODES or "$changeStream" in str(error)
+    return False
 
 
 def is_resumable(error: Exception) -> bool:
@@ -130,6 +142,9 @@ class StreamFeed:
 
     mode = "change_streams"
 
+    # A follower that keeps failing waits longer each time, up to this: it never spins.
+    MAX_RETRY_SECONDS = 30.0
+
     def __init__(self, db, *, retry_seconds: float = 1.0):
         self._db = db
         self._retry_seconds = retry_seconds
@@ -139,16 +154,16 @@ class StreamFeed:
         pass
 
     async def probe(self) -> None:
-        """Open a stream once; raises ChangeStreamsUnsupported where the server has none."""
+        """Open a stream once; raises ChangeStreamsUnavailable where the server has none. Any other error
+        (an outage, a bug of ours) goes up as it is: it never passes for "unavailable"."""
         try:
-            stream = await _open(self._db[SYNC_JOBS], JOB_PIPELINE, None)
-            await stream.close()
-        except (PyMongoError, TypeError, NotImplementedError, AttributeError) as error:
-            if not is_unsupported(error):
+            stream = await open_change_stream(self._db[SYNC_JOBS], JOB_PIPELINE, resume_after=None)
+        except OperationFailure as error:
+            if not says_unavailable(error):
                 raise
-            if isinstance(error, OperationFailure):
-                raise ChangeStreamsUnsupported(f"the server said: {error.details or error}") from error
-            raise ChangeStreamsUnsupported("this database has no change streams (in-memory)") from error
+            said = (error.details or {}).get("errmsg") or str(error)
+            raise ChangeStreamsUnavailable(f"the server has no change streams: {said}") from error
+        await stream.close()
 
     async def changes(self) -> AsyncIterator[Change]:
         tasks = [
@@ -173,10 +188,14 @@ class StreamFeed:
 
     async def _follow(self, collection: str, pipeline: list[dict], to_change) -> None:
         token = None
+        failures = 0
         while True:
             try:
-                async with await _open(self._db[collection], pipeline, token) as stream:
+                async with await open_change_stream(
+                    self._db[collection], pipeline, resume_after=token
+                ) as stream:
                     async for event in stream:
+                        failures = 0
                         token = stream.resume_token
                         if event["operationType"] == "invalidate":
                             break
@@ -186,28 +205,49 @@ class StreamFeed:
                 await self._queue.put(Change("resync"))
             except asyncio.CancelledError:
                 raise
-            except PyMongoError as error:
+            except Exception as error:
+                # Whatever failed (the server, the driver, a bug of ours), the follower says so and goes on:
+                # a follower that died quietly would leave the schedule deaf to every edit.
+                failures += 1
                 if not is_resumable(error):
                     # History lost (286) or another hard error: reopen fresh and resync instead.
-                    log.warning("change_stream_reopened", collection=collection, error=str(error))
+                    log.warning("change_stream_reopened", collection=collection, error=repr(error))
                     token = None
                     await self._queue.put(Change("resync"))
-                await asyncio.sleep(self._retry_seconds)
+                await asyncio.sleep(self.retry_delay(failures))
+
+    def retry_delay(self, failures: int) -> float:
+        """Seconds before reopening after `failures` failures in a row: doubling, capped."""
+        return min(self.MAX_RETRY_SECONDS, self._retry_seconds * 2 ** (failures - 1))
 
 
-async def _open(collection, pipeline: list[dict], token):
-    return await collection.watch(pipeline, resume_after=token)
+async def open_feed(
+    db,
+    *,
+    clock: Clock,
+    poll_seconds: float,
+    resync_seconds: float,
+    since: datetime | None,
+    mode: str = "auto",
+):
+    """The feed RELOAD_MODE asks for: `auto` is change streams where the server has them, else polling (its
+    `reason` says why). `change_streams` raises ChangeStreamsRequired where there are none."""
 
+    def polling(reason: str) -> PollingFeed:
+        feed = PollingFeed(
+            db, clock=clock, poll_seconds=poll_seconds, resync_seconds=resync_seconds, since=since
+        )
+        feed.reason = reason
+        return feed
 
-async def open_feed(db, *, clock: Clock, poll_seconds: float, resync_seconds: float, since: datetime | None):
-    """Change streams where the server has them, else polling (its `reason` says why)."""
+    if mode == "polling":
+        return polling("RELOAD_MODE=polling")
     feed = StreamFeed(db)
     try:
         await feed.probe()
-        return feed
-    except ChangeStreamsUnsupported as error:
-        polling = PollingFeed(
-            db, clock=clock, poll_seconds=poll_seconds, resync_seconds=resync_seconds, since=since
-        )
-        polling.reason = str(error)
-        return polling
+    except ChangeStreamsUnavailable as error:
+        if mode == "change_streams":
+            raise ChangeStreamsRequired(f"{ChangeStreamsRequired.__doc__} ({error})") from error
+        return polling(str(error))
+    log.info("change_streams_followed")
+    return feed

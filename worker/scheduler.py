@@ -95,6 +95,9 @@ class Scheduler:
         self._versions: dict[ObjectId, int] = {}
         self._workspaces: dict[ObjectId, str] = {}
         self.lease: Lease | None = None
+        self.reload_mode: str | None = (
+            None  # how edits reach the schedule while leading: change_streams | polling
+        )
         self._schedule_changed = asyncio.Event()
         self._dispatch_wake = asyncio.Event()
         self.leading = asyncio.Event()  # for tests and health: set while this worker leads
@@ -187,7 +190,9 @@ class Scheduler:
             poll_seconds=self._settings.poll_interval_seconds,
             resync_seconds=self._settings.resync_interval_seconds,
             since=None,
+            mode=self._settings.reload_mode,
         )
+        self.reload_mode = feed.mode
         if feed.mode == "polling" and not self._said_polling:
             self._said_polling = True  # once per process: every new term would otherwise say it again
             log.info(

@@ -66,7 +66,17 @@ class LiveApi:
             WORKSPACE_MAX_DESTINATIONS="100000",
             WORKSPACE_MAX_TOKENS="100000",
         )
-        command = [sys.executable, "-m", "syncjobs", "api", "--host", "127.0.0.1", "--port", str(self.port)]
+        command = [
+            sys.executable,
+            "-m",
+            "syncjobs",
+            "api",
+            "--in-memory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
         self.process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
 
     def wait_until_up(self) -> None:

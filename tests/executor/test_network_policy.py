@@ -180,7 +180,7 @@ async def test_a_run_of_an_http_source_on_loopback_is_refused_unless_allowed(
         "maxRetries": 0,
         "entities": [{"name": "records", "path": "/records"}],
     }
-    job = await make_job(source=source)
+    job = await make_job(source=source, sync_mode="incremental")
     refused = fast_settings.model_copy(
         update={"syncjobs_allowed_networks": "", "source_user": http_connector_user()}
     )

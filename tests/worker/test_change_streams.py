@@ -3,10 +3,13 @@ stand-in for a collection's watch(); the real server path is in tests/test_mongo
 
 import asyncio
 
+import pytest
 from bson import ObjectId
+from mongomock_motor import AsyncMongoMockClient
 from pymongo.errors import AutoReconnect, OperationFailure
+from structlog.testing import capture_logs
 
-from worker.change_feed import Change, PollingFeed, StreamFeed, open_feed
+from worker.change_feed import Change, ChangeStreamsRequired, PollingFeed, StreamFeed, open_feed
 
 
 class ScriptedStream:
@@ -114,3 +117,82 @@ async def test_open_feed_prefers_change_streams_and_falls_back_when_the_server_h
     refused = {"syncjobs": ScriptedCollection([], refuse=standalone)}
     feed = await open_feed(refused, clock=clock, poll_seconds=2, resync_seconds=60, since=None)
     assert isinstance(feed, PollingFeed)
+
+
+UNAVAILABLE_ANSWERS = [
+    OperationFailure("The $changeStream stage is only supported on replica sets", code=40573),
+    OperationFailure("Unrecognized pipeline stage name: '$changeStream'", code=40324),
+    OperationFailure("command not supported", code=115),
+    OperationFailure("Change streams are not enabled on this cluster", code=136),
+    # mongoeco and others answer with no code at all.
+    OperationFailure("Unsupported aggregation stage: $changeStream"),
+]
+
+
+@pytest.mark.parametrize("answer", UNAVAILABLE_ANSWERS, ids=lambda e: str(e.code or "no-code"))
+async def test_every_way_a_server_says_it_has_no_change_streams_switches_to_polling(clock, answer):
+    refused = {"syncjobs": ScriptedCollection([], refuse=answer)}
+    feed = await open_feed(refused, clock=clock, poll_seconds=2, resync_seconds=60, since=None)
+    assert isinstance(feed, PollingFeed) and "no change streams" in feed.reason
+
+
+@pytest.mark.parametrize(
+    "bug", [TypeError("oops"), AttributeError("oops"), OperationFailure("auth", code=13)]
+)
+async def test_a_bug_of_ours_or_another_refusal_is_not_taken_for_no_change_streams(clock, bug):
+    broken = {"syncjobs": ScriptedCollection([], refuse=bug)}
+    with pytest.raises(type(bug)):
+        await open_feed(broken, clock=clock, poll_seconds=2, resync_seconds=60, since=None)
+
+
+async def test_the_in_memory_database_polls_because_it_has_no_watch(clock):
+    feed = await open_feed(
+        AsyncMongoMockClient()["x"], clock=clock, poll_seconds=2, resync_seconds=60, since=None
+    )
+    assert isinstance(feed, PollingFeed) and "no change streams" in feed.reason
+
+
+async def test_reload_mode_polling_never_opens_a_stream(clock):
+    never = {"syncjobs": ScriptedCollection([], refuse=AssertionError("watch() was called"))}
+    feed = await open_feed(never, clock=clock, poll_seconds=2, resync_seconds=60, since=None, mode="polling")
+    assert isinstance(feed, PollingFeed) and feed.reason == "RELOAD_MODE=polling"
+
+
+async def test_reload_mode_change_streams_refuses_a_server_without_them(clock):
+    refused = {"syncjobs": ScriptedCollection([], refuse=UNAVAILABLE_ANSWERS[0])}
+    with pytest.raises(ChangeStreamsRequired, match="RELOAD_MODE=auto or polling"):
+        await open_feed(
+            refused, clock=clock, poll_seconds=2, resync_seconds=60, since=None, mode="change_streams"
+        )
+
+
+async def test_a_follower_error_that_is_not_pymongos_is_logged_and_resynced():
+    a = ObjectId()
+    jobs = ScriptedCollection(
+        [([job_event("t1", a)], RuntimeError("decoder bug")), ([job_event("t2", a)], None)]
+    )
+    feed = StreamFeed({"syncjobs": jobs, "job_executions": ScriptedCollection([])}, retry_seconds=0.01)
+    with capture_logs() as logs:
+        assert await collect(feed, 3) == [Change("job", a), Change("resync"), Change("job", a)]
+    reopened = [entry for entry in logs if entry["event"] == "change_stream_reopened"]
+    assert len(reopened) == 1 and "decoder bug" in reopened[0]["error"]
+
+
+def test_a_follower_that_keeps_failing_waits_longer_each_time_up_to_a_cap():
+    feed = StreamFeed({}, retry_seconds=1.0)
+    delays = [feed.retry_delay(failures) for failures in range(1, 10)]
+    assert delays[:4] == [1.0, 2.0, 4.0, 8.0]
+    assert delays == sorted(delays) and delays[-1] == StreamFeed.MAX_RETRY_SECONDS
+
+
+async def test_a_server_without_change_streams_keeps_its_leader_who_polls(workers, add_job):
+    """The wire backend is such a server (a code-less refusal); so is the in-memory one (no watch)."""
+    job = await add_job()
+    with capture_logs() as logs:
+        leader = await workers.start()
+        await workers.clock.advance(70)
+    events = [entry["event"] for entry in logs]
+    assert events.count("lock_acquired") == 1 and "leadership_ended_by_error" not in events
+    assert leader.leading.is_set() and leader.reload_mode == "polling"
+    assert events.count("change_streams_unsupported_polling") == 1
+    assert await workers.db.job_executions.count_documents({"jobId": job["_id"]}) == 1

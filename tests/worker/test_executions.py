@@ -170,7 +170,8 @@ async def test_at_most_max_concurrent_runs_at_once_the_rest_wait_in_order(
         clock.set(clock.now() + timedelta(milliseconds=10))
     await clock.advance(2)
     await eventually(lambda: runner.active == 4)
-    assert [r.execution["_id"] for r in runner.requests] == [e["_id"] for e in queued[:4]]
+    # The four queued first hold the slots; in which order their reads come back is the database's affair.
+    assert {r.execution["_id"] for r in runner.requests} == {e["_id"] for e in queued[:4]}
     runner.hold = False
     runner.release.set()
     await eventually(lambda: len(runner.requests) == 6)

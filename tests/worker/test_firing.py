@@ -1,6 +1,7 @@
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from structlog.testing import capture_logs
 
 from tests.fakes import eventually
@@ -104,6 +105,10 @@ async def test_polling_fallback_is_logged_once_however_often_leadership_is_regai
     assert len(events) == 1 and "no change streams" in events[0]["reason"]
 
 
+@pytest.mark.memory_only(
+    reason="100 full runs are ~1,000 round trips to a single-threaded server sharing the cores (5-30 s); "
+    "the batching under test is the scheduler's own"
+)
 async def test_hundreds_of_jobs_sharing_a_schedule_fire_in_one_batch(workers, db, add_job, monkeypatch):
     jobs = [await add_job(name=f"j{i}") for i in range(100)]
     leader = await workers.start()
