@@ -20,6 +20,7 @@ from models.execution import (
     new_execution_document,
 )
 from models.pagination import after_descending, page
+from models.sync_job import OverlapPolicy
 
 MANUAL_SLOT_TRIES = 3
 
@@ -31,22 +32,38 @@ class ExecutionStore:
 
     async def active_for_job(self, job_id: ObjectId) -> dict[str, Any] | None:
         """The job's queued or running execution, running first."""
+        docs = await self._active_of_job(job_id)
+        return docs[0] if docs else None
+
+    async def _active_of_job(self, job_id: ObjectId) -> builtins.list[dict[str, Any]]:
         docs = await self._executions.find({"jobId": job_id, "status": {"$in": ACTIVE_STATUSES}}).to_list(
             None
         )
         docs.sort(key=lambda doc: doc["status"] != ExecutionStatus.RUNNING.value)
-        return docs[0] if docs else None
+        return docs
 
     async def queue_manual_run(self, job: dict[str, Any], now: datetime) -> dict[str, Any]:
-        """Record the intent to run now; the worker picks it up. Refused while a run is queued or running."""
+        """Record the intent to run now; the worker picks it up. While another run of the job is queued or
+        running, the job's overlap policy decides: `skip` refuses (Conflict), `queue` queues this one
+        behind it, `cancel_running` cancels it and queues this one. One manual run waits at most."""
+        policy = job.get("overlapPolicy", OverlapPolicy.SKIP.value)
         requested = now
         for _ in range(MANUAL_SLOT_TRIES):
-            active = await self.active_for_job(job["_id"])
-            if active is not None:
+            active = await self._active_of_job(job["_id"])
+            waiting_manual = [
+                doc
+                for doc in active
+                if doc["trigger"] == Trigger.MANUAL.value and doc["status"] == ExecutionStatus.QUEUED.value
+            ]
+            blocking = waiting_manual or (active if policy == OverlapPolicy.SKIP.value else [])
+            if blocking:
                 raise Conflict(
                     "The job already has a queued or running execution",
-                    details={"executionId": str(active["_id"]), "status": active["status"]},
+                    details={"executionId": str(blocking[0]["_id"]), "status": blocking[0]["status"]},
                 )
+            if policy == OverlapPolicy.CANCEL_RUNNING.value:
+                for doc in active:
+                    await self._cancel({"_id": doc["_id"]}, now, reason="replaced by a manual run")
             doc = new_execution_document(job=job, trigger=Trigger.MANUAL, scheduled_for=requested, now=now)
             try:
                 await self._executions.insert_one(doc)
@@ -103,22 +120,25 @@ class ExecutionStore:
             ids.append(str(doc["_id"]))
         return ids
 
-    async def _cancel(self, query: dict[str, Any], now: datetime) -> dict[str, Any] | None:
+    async def _cancel(
+        self, query: dict[str, Any], now: datetime, reason: str | None = None
+    ) -> dict[str, Any] | None:
         queued = await self._executions.find_one_and_update(
             {**query, "status": ExecutionStatus.QUEUED.value},
             {
                 "$set": {
                     **finished_fields(ExecutionStatus.CANCELED, now, self._retention_days),
                     "cancelRequestedAt": now,
-                    "reason": "canceled before it started",
+                    "reason": reason or "canceled before it started",
                 }
             },
             return_document=ReturnDocument.AFTER,
         )
         if queued is not None:
             return queued
+        # The worker running it reads the request (and its reason) and stops the sync.
         return await self._executions.find_one_and_update(
             {**query, "status": ExecutionStatus.RUNNING.value},
-            {"$set": {"cancelRequestedAt": now}},
+            {"$set": {"cancelRequestedAt": now, "cancelReason": reason}},
             return_document=ReturnDocument.AFTER,
         )

@@ -24,13 +24,22 @@ from models.execution import (
 )
 from models.schedule import next_fire_time
 from models.settings import Settings
-from models.sync_job import OverlapPolicy
+from models.sync_job import OverlapPolicy, SyncJobSpec
 from worker.job_lock import JobLocks
-from worker.job_status import JobStatusWriter
+from worker.job_status import Commit, JobStatusWriter
 from worker.leader_lock import LeaderLock
+from worker.naps import nap
 from worker.retry import retry_delay
 
 log = structlog.get_logger("syncjobs.worker")
+MISFIRE_GRACE_DEFAULT = SyncJobSpec.model_fields["misfire_grace_seconds"].default
+
+
+@dataclass(frozen=True)
+class Busy:
+    """Another execution holds the job's lock until `until` (renewed while it runs): wait, then try again."""
+
+    until: datetime | None
 
 
 @dataclass
@@ -68,7 +77,7 @@ class Launcher:
         leader_lock: LeaderLock,
         rng: random.Random | None = None,
         max_concurrent: int | None = None,
-        may_launch=lambda: True,
+        may_launch=lambda term: True,
         on_freed=lambda: None,
     ):
         self._executions = db[JOB_EXECUTIONS]
@@ -87,6 +96,8 @@ class Launcher:
         self._slots = asyncio.Semaphore(limit) if limit > 0 else None
         self.running: dict[ObjectId, Running] = {}
         self._tasks: dict[ObjectId, asyncio.Task] = {}
+        # Set when this worker releases a job's lock: runs of that job waiting for it try again at once.
+        self._lock_freed: dict[ObjectId, asyncio.Event] = {}
         # Called whenever a run ends: a queued run of the same job may go now.
         self._on_freed = on_freed
 
@@ -107,6 +118,12 @@ class Launcher:
     def _done(self, execution_id: ObjectId) -> None:
         self._tasks.pop(execution_id, None)
         self._on_freed()
+
+    def wake_waiters(self) -> None:
+        """Leadership ended: runs waiting for a job lock look again (and stop, since they may not launch)."""
+        for event in self._lock_freed.values():
+            event.set()
+        self._lock_freed.clear()
 
     def cancel(self, execution_id: ObjectId, reason: str) -> None:
         running = self.running.get(execution_id)
@@ -142,34 +159,50 @@ class Launcher:
             execution_id=str(execution["_id"]),
         ):
             try:
-                if self._slots is None:
-                    await self._run(execution, term)
-                else:
-                    async with self._slots:
-                        await self._run(execution, term)
+                while True:
+                    if self._slots is None:
+                        busy = await self._run(execution, term)
+                    else:
+                        async with self._slots:
+                            busy = await self._run(execution, term)
+                    if busy is None:
+                        return
+                    # Waiting holds no run slot, and wakes on the lock's release here or at its lease's end
+                    # (a run of another worker, or a dead one): never a retry loop.
+                    await self._wait_for_lock(execution["jobId"], busy)
             except asyncio.CancelledError:
                 raise
             except Exception as error:
                 log.exception("execution_launch_failed")
                 await self._fail_unexpectedly(execution["_id"], error)
 
-    async def _run(self, execution: dict[str, Any], term: int) -> None:
+    async def _wait_for_lock(self, job_id: ObjectId, busy: Busy) -> None:
+        freed = self._lock_freed.setdefault(job_id, asyncio.Event())
+        seconds = (busy.until - self._clock.now()).total_seconds() if busy.until else 0.0
+        if seconds > 0:
+            await nap(self._clock, freed, seconds, consume=False)
+        else:
+            await asyncio.sleep(0)  # the holder's lease just ran out: the next try takes the lock
+
+    async def _run(self, execution: dict[str, Any], term: int) -> Busy | None:
+        """Run the execution if its job's lock is free; Busy when it must wait for the lock."""
         execution_id, job_id = execution["_id"], execution["jobId"]
-        if not self._may_launch():
-            return
+        if not self._may_launch(term):
+            return None
         job = await self._jobs.find_one({"_id": job_id})
         if job is None:
             await self._finish_unstarted(execution_id, ExecutionStatus.CANCELED, "the job was deleted")
-            return
+            return None
         if execution["trigger"] == Trigger.SCHEDULE.value:
             # The schedule fires from memory; the job as stored now has the last word on this slot.
-            stale = schedule_no_longer_fires(job, execution["scheduledFor"])
+            stale = schedule_no_longer_fires(job, execution["scheduledFor"]) or self._too_late(
+                execution, job, term
+            )
             if stale:
                 await self._finish_unstarted(execution_id, ExecutionStatus.SKIPPED, stale)
-                return
+                return None
         if not await self._job_locks.acquire(job_id, execution_id, term):
-            await self._on_busy(execution, job)
-            return
+            return await self._on_busy(execution, job)
         try:
             now = self._clock.now()
             claimed = await self._executions.find_one_and_update(
@@ -185,13 +218,27 @@ class Launcher:
                 return_document=ReturnDocument.AFTER,
             )
             if claimed is None:
-                return  # canceled before it started, or already taken
+                return None  # canceled before it started, or already taken
             log.info("execution_started", trigger=claimed["trigger"], attempt=claimed["attempt"])
             outcome, reason = await self._execute(claimed, job)
             # Recorded while the lock is still held: recovery must never find this run `running` without it.
             await self._finish(claimed, job, outcome, reason, term)
         finally:
             await self._job_locks.release(job_id, execution_id)
+            freed = self._lock_freed.pop(job_id, None)
+            if freed is not None:
+                freed.set()
+        return None
+
+    def _too_late(self, execution: dict[str, Any], job: dict[str, Any], term: int) -> str | None:
+        """A slot fired by an earlier leader and never started is held to the job's misfire grace, like a
+        slot nobody fired. A slot of this term that waited its turn (the `queue` policy) is not."""
+        if execution.get("firedTerm") == term:
+            return None
+        late = (self._clock.now() - execution["scheduledFor"]).total_seconds()
+        if late <= job.get("misfireGraceSeconds", MISFIRE_GRACE_DEFAULT):
+            return None
+        return "missed"
 
     async def _execute(self, execution: dict[str, Any], job: dict[str, Any]) -> tuple[RunOutcome, str | None]:
         execution_id = execution["_id"]
@@ -269,24 +316,37 @@ class Launcher:
             "execution_finished", status=outcome.status.value, duration_ms=duration_ms, error=outcome.error
         )
         # What outlives the run (the job's status, its cursors, a retry) is written only under a live term:
-        # a deposed leader's late result must not overwrite the new leader's. The new leader commits it
-        # later instead, cursors aside (see Scheduler.recover_abandoned).
-        if not await self._leader_lock.is_current(term):
+        # a deposed leader's late result must not overwrite the new leader's. The lease is checked here
+        # and the term again in the job write itself (its fence); the new leader commits what is left,
+        # cursors aside (see Scheduler.recover_abandoned).
+        if not self._may_launch(term):
             log.warning("outcome_not_committed_term_lost", term=term)
             return
         await self.commit_outcome(
-            {**execution, **fields}, job, error=outcome.error or fields["reason"], cursors=outcome.cursors
+            {**execution, **fields},
+            job,
+            term=term,
+            error=outcome.error or fields["reason"],
+            cursors=outcome.cursors,
         )
 
     async def commit_outcome(
-        self, execution: dict[str, Any], job: dict[str, Any], *, error: str | None, cursors: dict[str, Any]
-    ) -> None:
-        """Write a finished execution's consequences: the job's status fields (and cursors), and a retry if
-        the job allows one; then mark the execution as committed."""
+        self,
+        execution: dict[str, Any],
+        job: dict[str, Any],
+        *,
+        term: int,
+        error: str | None,
+        cursors: dict[str, Any],
+    ) -> Commit:
+        """Write a finished execution's consequences: the job's status fields (and cursors), fenced by
+        `term`, and a retry if the job allows one; then mark the execution as committed."""
         status = ExecutionStatus(execution["status"])
         finished = execution["finishedAt"]
-        await self._status.record_outcome(
-            job["_id"],
+        commit = await self._status.record_outcome(
+            job,
+            term=term,
+            execution_id=execution["_id"],
             status=status,
             started_at=execution.get("startedAt"),
             finished_at=finished,
@@ -294,8 +354,13 @@ class Launcher:
             error=error,
             cursors=cursors,
         )
-        await self.queue_retry_if_allowed(execution, job, status, finished)
+        if commit is Commit.FENCED:
+            log.warning("outcome_not_committed_term_lost", term=term)
+            return commit
+        if commit is not Commit.JOB_GONE:
+            await self.queue_retry_if_allowed(execution, job, status, finished)
         await self._executions.update_one({"_id": execution["_id"]}, {"$set": {"outcomeCommitted": True}})
+        return commit
 
     async def queue_retry_if_allowed(
         self, execution: dict[str, Any], job: dict[str, Any], status: ExecutionStatus, now: datetime
@@ -327,12 +392,14 @@ class Launcher:
         log.info("retry_queued", attempt=attempt + 1, delay_seconds=round(delay, 1))
         return retry
 
-    async def _on_busy(self, execution: dict[str, Any], job: dict[str, Any]) -> None:
-        """Another execution of the job holds its lock: apply the job's overlap policy."""
-        if execution["trigger"] != Trigger.SCHEDULE.value:
-            return  # manual runs and retries wait their turn
-        policy = job.get("overlapPolicy", OverlapPolicy.SKIP.value)
+    async def _on_busy(self, execution: dict[str, Any], job: dict[str, Any]) -> Busy | None:
+        """Another execution of the job holds its lock: apply the job's overlap policy. Manual runs and
+        retries wait their turn (the API applied the policy to a manual run when it was asked for)."""
         holder = await self._job_locks.holder(job["_id"])
+        busy = Busy(holder["expiresAt"] if holder else None)
+        if execution["trigger"] != Trigger.SCHEDULE.value:
+            return busy
+        policy = job.get("overlapPolicy", OverlapPolicy.SKIP.value)
         if policy == OverlapPolicy.SKIP.value:
             await self._finish_unstarted(
                 execution["_id"],
@@ -341,7 +408,8 @@ class Launcher:
                 blockedBy=holder["executionId"] if holder else None,
             )
             log.info("execution_skipped_overlap")
-        elif policy == OverlapPolicy.CANCEL_RUNNING.value and holder is not None:
+            return None
+        if policy == OverlapPolicy.CANCEL_RUNNING.value and holder is not None:
             await self._executions.update_one(
                 {
                     "_id": holder["executionId"],
@@ -356,7 +424,8 @@ class Launcher:
                 },
             )
             self.cancel(holder["executionId"], "replaced by a newer scheduled run")
-        # queue (and cancel_running): stays queued; the dispatcher tries again when the lock frees.
+        # queue (and cancel_running): waits for the lock.
+        return busy
 
     async def _fail_unexpectedly(self, execution_id: ObjectId, error: Exception) -> None:
         """A bug or a database error in the launch itself: end the execution as failed rather than leave it

@@ -15,6 +15,9 @@ from bson import ObjectId
 from models.schedule import next_fire_time
 
 GroupKey = tuple[str, str]
+# Moving or removing a group leaves its old heap entry behind until it is popped; past this many spare
+# entries the heap is rebuilt from the live groups, so a job edited 100,000 times costs no memory.
+SPARE_ENTRIES = 1024
 
 
 @dataclass
@@ -95,3 +98,10 @@ class Schedule:
         group.entry = next(self._entries)
         if moment is not None:
             heapq.heappush(self._heap, (moment, group.entry, group.key))
+        if len(self._heap) > 2 * len(self._groups) + SPARE_ENTRIES:
+            self._heap = [
+                (live.next_fire, live.entry, live.key)
+                for live in self._groups.values()
+                if live.next_fire is not None
+            ]
+            heapq.heapify(self._heap)

@@ -1,7 +1,9 @@
 """The scheduler: elects a leader, and while leading, fires due slots, follows changes and dispatches runs."""
 
 import asyncio
+import bisect
 import random
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfoNotFoundError
@@ -19,9 +21,9 @@ from worker.change_feed import Change, open_feed
 from worker.identity import new_worker_id
 from worker.job_lock import JobLocks
 from worker.job_status import JobStatusWriter
-from worker.launcher import Launcher
+from worker.launcher import MISFIRE_GRACE_DEFAULT, Launcher
 from worker.leader_lock import LeaderLock, Lease
-from worker.misfires import classify_missed
+from worker.misfires import Misfire, classify, missed_slots
 from worker.naps import nap
 from worker.schedule import Schedule
 
@@ -40,10 +42,18 @@ SCHEDULE_FIELDS = {
 }
 DUPLICATE_KEY = 11000
 DISPATCH_BATCH = 500
+INSERT_CHUNK = 500
+MIN_RETRY_SECONDS = 0.1
+MISSED_ATTEMPT = 0  # a missed-slots record was never attempted: it can never collide with a fired slot
 
 
 class LeadershipLost(Exception):
     pass
+
+
+def chunks(items: list, size: int) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 class Scheduler:
@@ -96,6 +106,7 @@ class Scheduler:
         self._workspaces: dict[ObjectId, str] = {}
         self.lease: Lease | None = None
         self._schedule_changed = asyncio.Event()
+        self._missed: list[tuple[dict[str, Any], datetime]] = []
         self._dispatch_wake = asyncio.Event()
         self.leading = asyncio.Event()  # for tests and health: set while this worker leads
 
@@ -111,17 +122,32 @@ class Scheduler:
                 except PyMongoError as error:
                     log.warning("lock_acquire_failed", error=str(error))
                     lease = None
-                if lease is not None:
-                    await self._lead(lease, stop)
+                failed = lease is not None and await self._lead(lease, stop)
                 if not stop.is_set():
-                    await nap(self._clock, stop, self._settings.renew_seconds, consume=False)
+                    # After an error, a standby gets the first chance: a bug must not become a loop.
+                    wait = self._settings.renew_seconds if failed else await self._until_next_try()
+                    await nap(self._clock, stop, wait, consume=False)
             await self._shutdown()
 
-    def acting(self) -> bool:
-        """Whether this worker may fire or launch right now."""
-        return self.lease is not None and self.lease.valid(self._clock.now())
+    async def _until_next_try(self) -> float:
+        """A standby tries again when the recorded lease runs out, so a crashed leader is replaced within
+        its lease, and at least every renewal interval, so a graceful hand-over is seen at once."""
+        try:
+            expires_at = await self.leader_lock.expires_at()
+        except PyMongoError:
+            expires_at = None
+        if expires_at is None:
+            return self._settings.renew_seconds
+        until = (expires_at - self._clock.now()).total_seconds()
+        return min(self._settings.renew_seconds, max(until, MIN_RETRY_SECONDS))
 
-    async def _lead(self, lease: Lease, stop: asyncio.Event) -> None:
+    def acting(self, term: int | None = None) -> bool:
+        """Whether this worker may fire or launch right now (under `term`, when given)."""
+        lease = self.lease
+        return lease is not None and (term is None or lease.term == term) and lease.valid(self._clock.now())
+
+    async def _lead(self, lease: Lease, stop: asyncio.Event) -> bool:
+        """Lead until the lease is lost, `stop` is set or an error ends it; True for an error."""
         self.lease = lease
         self.leading.set()
         log.info("lock_acquired", term=lease.term)
@@ -130,7 +156,7 @@ class Scheduler:
             asyncio.create_task(self._follow_schedule(lease.term), name="schedule"),
             asyncio.create_task(stop.wait(), name="stop"),
         ]
-        lost = False
+        lost = failed = False
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
@@ -140,11 +166,13 @@ class Scheduler:
                         lost = True
                         log.warning("lock_lost", term=lease.term, reason=str(error))
                     else:
+                        failed = True
                         log.error("leadership_ended_by_error", error=repr(error), exc_info=error)
         finally:
             # Losing the lock stops every timer and watcher of the schedule at once.
             self.lease = None
             self.leading.clear()
+            self.launcher.wake_waiters()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -157,6 +185,7 @@ class Scheduler:
             # Stopping, or an error ended this leadership: hand over now rather than after the lease.
             await self.leader_lock.release(lease)
             log.info("lock_released", term=lease.term)
+        return failed
 
     async def _keep_lease(self) -> None:
         while True:
@@ -195,6 +224,9 @@ class Scheduler:
                 reason=feed.reason,
                 poll_seconds=self._settings.poll_interval_seconds,
             )
+        # Before anything else of this term: a deposed leader's writes to jobs match nothing from here on.
+        await self._status.raise_fence(term)
+        since_load = self._clock.now()
         since = await self.load_all(term)
         feed.seen(since)
         await self.recover_abandoned(term)
@@ -203,6 +235,10 @@ class Scheduler:
             asyncio.create_task(self._dispatch_loop(term), name="dispatch"),
             asyncio.create_task(self._consume(feed, term), name="feed"),
         ]
+        if self._missed:
+            missed, self._missed = self._missed, []
+            # Beside the fire loop, not before it: the first new slot fires on time however long the outage.
+            tasks.append(asyncio.create_task(self._catch_up(missed, term, since_load), name="catch-up"))
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
@@ -223,9 +259,9 @@ class Scheduler:
             if change.version is not None and self._versions.get(change.job_id) == change.version:
                 return
             doc = await self._jobs.find_one({"_id": change.job_id}, SCHEDULE_FIELDS)
-            await self._apply_jobs([doc] if doc else [], removed=[] if doc else [change.job_id])
+            await self._apply_jobs([doc] if doc else [], removed=[] if doc else [change.job_id], term=term)
         elif change.kind == "resync":
-            await self.resync()
+            await self.resync(term)
         self._dispatch_wake.set()
 
     async def load_all(self, term: int) -> datetime | None:
@@ -241,18 +277,20 @@ class Scheduler:
         )
         return max((doc["updatedAt"] for doc in docs if doc.get("updatedAt")), default=None)
 
-    async def resync(self) -> None:
+    async def resync(self, term: int) -> None:
         docs = await self._jobs.find({}, SCHEDULE_FIELDS).to_list(None)
         present = {doc["_id"] for doc in docs}
-        await self._apply_jobs(docs, removed=[job_id for job_id in self._versions if job_id not in present])
+        await self._apply_jobs(
+            docs, removed=[job_id for job_id in self._versions if job_id not in present], term=term
+        )
 
     async def _apply_jobs(
         self,
         docs: list[dict[str, Any]],
         *,
         removed: list[ObjectId],
+        term: int,
         catch_up: bool = False,
-        term: int | None = None,
     ) -> None:
         """Bring the schedule in line with these job documents; only a changed version counts as a change."""
         now = self._clock.now()
@@ -290,15 +328,16 @@ class Scheduler:
             # A full load confirms thousands of jobs: that bookkeeping runs beside the schedule, which is
             # ready to fire already, instead of holding it up.
             self._bookkeeping = asyncio.create_task(
-                self._confirm_applied(applied, now), name="confirm-applied"
+                self._confirm_applied(applied, now, term), name="confirm-applied"
             )
+            self._missed = missed
         else:
-            await self._confirm_applied(applied, now)
-        if missed and term is not None:
-            await self._catch_up(missed, term, now)
+            await self._confirm_applied(applied, now, term)
         self._schedule_changed.set()
 
-    async def _confirm_applied(self, applied: dict[tuple[int, tuple[str, str] | None], list[ObjectId]], now):
+    async def _confirm_applied(
+        self, applied: dict[tuple[int, tuple[str, str] | None], list[ObjectId]], now: datetime, term: int
+    ):
         """Write scheduleAppliedVersion and nextRunAt: one write per (version, next fire time), the next fire
         time read from the schedule right before its write, so a slot fired meanwhile is not written back."""
 
@@ -313,47 +352,122 @@ class Scheduler:
             for group, job_ids in members:
                 current.setdefault(next_of(group), []).extend(job_ids)
             for next_run, job_ids in current.items():
-                await self._status.schedule_applied(job_ids, version, next_run, now)
+                await self._status.schedule_applied(job_ids, version, next_run, now, term)
             await asyncio.sleep(0)  # let a due slot fire between two writes
 
     async def _catch_up(
         self, missed: list[tuple[dict[str, Any], datetime]], term: int, now: datetime
     ) -> None:
-        """Slots that came due while no leader fired: the newest runs once if within grace; older ones are
-        recorded as one skipped execution, so every slot's fate can be read back."""
-        to_run: list[dict[str, Any]] = []
-        skipped: list[dict[str, Any]] = []
+        """Slots that came due while no leader fired them, up to `now` (when this term loaded): per job, the
+        newest runs once if within grace; older ones are recorded as one skipped execution, so every slot's
+        fate can be read back. Fire times are walked once per (cron, zone) group, in slices that yield.
+
+        A slot the last leader wrote but never started (it died between its insert and moving `nextRunAt`)
+        keeps its record and counts as one of the missed slots: it runs only if it is the newest and within
+        grace, and the missed range starts after it, so the two records never collide."""
+        recorded = await self._recorded_since(missed)
+        groups: dict[tuple[str, str], list[tuple[dict[str, Any], datetime]]] = {}
         for doc, first_missed in missed:
-            schedule = doc["schedule"]
-            misfire = classify_missed(
-                schedule["cron"], schedule["timezone"], first_missed, now, doc.get("misfireGraceSeconds", 300)
-            )
-            if misfire is None:
-                continue
-            if misfire.skipped_count:
-                record = new_execution_document(
-                    job=doc, trigger=Trigger.SCHEDULE, scheduled_for=misfire.first_skipped, now=now
-                )
-                record.update(
-                    finished_fields(ExecutionStatus.SKIPPED, now, self._settings.execution_retention_days)
-                )
-                record["reason"] = "missed"
-                record["missed"] = {
-                    "count": misfire.skipped_count,
-                    "firstSlot": misfire.first_skipped,
-                    "lastSlot": misfire.last_skipped,
-                }
-                skipped.append(record)
-                log.info("slots_missed", job_id=str(doc["_id"]), count=misfire.skipped_count)
-            if misfire.run_slot is not None:
-                to_run.append(
-                    new_execution_document(
-                        job=doc, trigger=Trigger.SCHEDULE, scheduled_for=misfire.run_slot, now=now
+            key = (doc["schedule"]["cron"], doc["schedule"]["timezone"])
+            groups.setdefault(key, []).append((doc, first_missed))
+        skipped: list[dict[str, Any]] = []
+        to_run: list[dict[str, Any]] = []
+        stale_skipped: list[ObjectId] = []
+        for (cron, zone), members in groups.items():
+            walked = await missed_slots(cron, zone, min(first for _, first in members), now)
+            for doc, first_missed in members:
+                last_recorded, stale = recorded.get(doc["_id"], (None, []))
+                slots = walked[bisect.bisect_left(walked, first_missed) :]
+                if last_recorded is not None:
+                    slots = slots[bisect.bisect_right(slots, last_recorded) :]
+                newest_stale = max(stale, key=lambda execution: execution["scheduledFor"], default=None)
+                grace = doc.get("misfireGraceSeconds", MISFIRE_GRACE_DEFAULT)
+                if newest_stale is not None and (not slots or slots[-1] < newest_stale["scheduledFor"]):
+                    # The stale slot is the newest: it runs (the dispatcher starts it) if within grace.
+                    keep = classify([newest_stale["scheduledFor"]], now, grace)
+                    if keep is not None and keep.run_slot is not None:
+                        stale = [execution for execution in stale if execution is not newest_stale]
+                    misfire = classify(slots, now, 0) if slots else None
+                    run_slot = None
+                else:
+                    misfire = classify(slots, now, grace)
+                    run_slot = misfire.run_slot if misfire else None
+                stale_skipped.extend(execution["_id"] for execution in stale)
+                if misfire is not None and misfire.skipped_count:
+                    skipped.append(self._missed_record(doc, misfire, now))
+                if run_slot is not None:
+                    execution = new_execution_document(
+                        job=doc, trigger=Trigger.SCHEDULE, scheduled_for=run_slot, now=now
                     )
-                )
-        await self._insert_ignoring_duplicates(skipped)
-        for execution in await self._insert_ignoring_duplicates(to_run):
-            self.launcher.submit(execution, term)
+                    execution["firedTerm"] = term
+                    to_run.append(execution)
+        if stale_skipped:
+            await self._executions.update_many(
+                {"_id": {"$in": stale_skipped}, "status": ExecutionStatus.QUEUED.value},
+                {
+                    "$set": {
+                        **finished_fields(
+                            ExecutionStatus.SKIPPED, now, self._settings.execution_retention_days
+                        ),
+                        "reason": "missed",
+                    }
+                },
+            )
+        for chunk in chunks(skipped, INSERT_CHUNK):
+            await self._insert_ignoring_duplicates(chunk)
+            await asyncio.sleep(0)
+        for chunk in chunks(to_run, INSERT_CHUNK):
+            for execution in await self._insert_ignoring_duplicates(chunk):
+                self.launcher.submit(execution, term)
+            await asyncio.sleep(0)
+
+    def _missed_record(self, doc: dict[str, Any], misfire: Misfire, now: datetime) -> dict[str, Any]:
+        record = new_execution_document(
+            job=doc,
+            trigger=Trigger.SCHEDULE,
+            scheduled_for=misfire.first_skipped,
+            now=now,
+            attempt=MISSED_ATTEMPT,
+        )
+        record.update(finished_fields(ExecutionStatus.SKIPPED, now, self._settings.execution_retention_days))
+        record["reason"] = "missed"
+        record["missed"] = {
+            "count": misfire.skipped_count,
+            "firstSlot": misfire.first_skipped,
+            "lastSlot": misfire.last_skipped,
+        }
+        log.info("slots_missed", job_id=str(doc["_id"]), count=misfire.skipped_count)
+        return record
+
+    async def _recorded_since(
+        self, missed: list[tuple[dict[str, Any], datetime]]
+    ) -> dict[ObjectId, tuple[datetime | None, list[dict[str, Any]]]]:
+        """Per job, the last slot already recorded at or after its first missed one, and the executions of
+        those slots still queued: one read for every job that missed slots."""
+        by_first: dict[datetime, list[ObjectId]] = {}
+        for doc, first_missed in missed:
+            by_first.setdefault(first_missed, []).append(doc["_id"])
+        docs = await self._executions.find(
+            {
+                "trigger": Trigger.SCHEDULE.value,
+                "$or": [
+                    {"jobId": {"$in": ids}, "scheduledFor": {"$gte": first}}
+                    for first, ids in by_first.items()
+                ],
+            },
+            {"jobId": 1, "scheduledFor": 1, "status": 1, "missed.lastSlot": 1},
+        ).to_list(None)
+        recorded: dict[ObjectId, tuple[datetime | None, list[dict[str, Any]]]] = {}
+        for execution in docs:
+            last = max(
+                execution["scheduledFor"],
+                (execution.get("missed") or {}).get("lastSlot") or execution["scheduledFor"],
+            )
+            previous, stale = recorded.get(execution["jobId"], (None, []))
+            if execution["status"] == ExecutionStatus.QUEUED.value:
+                stale = [*stale, execution]
+            recorded[execution["jobId"]] = (max(last, previous) if previous else last, stale)
+        return recorded
 
     async def _fire_loop(self, term: int) -> None:
         while True:
@@ -364,6 +478,9 @@ class Scheduler:
                 await nap(self._clock, self._schedule_changed, wait)
                 continue
             await self.fire_due(term)
+            # Every pass yields, whatever the database did: the mock never does, and a loop that does not
+            # yield starves the lease renewal, the API and the stop signal.
+            await asyncio.sleep(0)
 
     async def fire_due(self, term: int) -> int:
         """Write an execution for every job due now and launch them: one insert, and one status write per
@@ -371,22 +488,25 @@ class Scheduler:
 
         Nothing is read here: the schedule is what the feed last said. A job edited, disabled or deleted
         in the moment before its slot is caught by the launcher, which reads the job before it runs it."""
-        if not self.acting():
-            return 0  # the slots fall to the next leader's misfire handling
+        if not self.acting(term):
+            # The slots fall to the next leader's misfire handling; this term is over.
+            raise LeadershipLost("the lease ran out with slots due")
         now = self._clock.now()
         executions, by_next = [], {}
         for slot, key, job_ids in self.schedule.pop_due(now):
             for job_id in job_ids:
                 job = {"_id": job_id, "workspaceId": self._workspaces[job_id]}
-                executions.append(
-                    new_execution_document(job=job, trigger=Trigger.SCHEDULE, scheduled_for=slot, now=now)
+                execution = new_execution_document(
+                    job=job, trigger=Trigger.SCHEDULE, scheduled_for=slot, now=now
                 )
+                execution["firedTerm"] = term
+                executions.append(execution)
             by_next.setdefault(self.schedule.group_next(key), []).extend(job_ids)
         written = await self._insert_ignoring_duplicates(executions)
         for execution in written:
             self.launcher.submit(execution, term)
         for next_run, job_ids in by_next.items():
-            await self._status.next_run(job_ids, next_run)
+            await self._status.next_run(job_ids, next_run, term)
         return len(written)
 
     async def _insert_ignoring_duplicates(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -440,10 +560,11 @@ class Scheduler:
         running_here = list(self.launcher.running)
         if running_here:
             requested = await self._executions.find(
-                {"_id": {"$in": running_here}, "cancelRequestedAt": {"$ne": None}}, {"_id": 1}
+                {"_id": {"$in": running_here}, "cancelRequestedAt": {"$ne": None}},
+                {"_id": 1, "cancelReason": 1},
             ).to_list(None)
             for doc in requested:
-                self.launcher.cancel(doc["_id"], "cancel requested")
+                self.launcher.cancel(doc["_id"], doc.get("cancelReason") or "cancel requested")
 
     async def recover_abandoned(self, term: int) -> int:
         """Executions left `running` whose job lock has lapsed and that this worker is not running: their
@@ -482,6 +603,8 @@ class Scheduler:
         uncommitted = await self._executions.find(
             {"outcomeCommitted": False, "$or": [{"lockTerm": {"$lt": term}}, {"status": "abandoned"}]}
         ).to_list(None)
+        if uncommitted and not await self.leader_lock.is_current(term):
+            return recovered
         for execution in uncommitted:
             job = await self._jobs.find_one({"_id": execution["jobId"]})
             if job is None:
@@ -490,7 +613,9 @@ class Scheduler:
                 )
                 continue
             # A deposed leader's cursors are not trusted: the next incremental run reads those records again.
-            await self.launcher.commit_outcome(execution, job, error=execution.get("error"), cursors={})
+            await self.launcher.commit_outcome(
+                execution, job, term=term, error=execution.get("error"), cursors={}
+            )
         return recovered
 
     async def _shutdown(self) -> None:

@@ -8,7 +8,7 @@ from executor.outcome import RunOutcome
 from models.execution import ExecutionStatus
 from models.execution_store import ExecutionStore
 from tests.fakes import eventually
-from tests.worker.conftest import executions_of, wait_for_status
+from tests.worker.conftest import depose, executions_of, wait_for_status
 
 
 async def start_run(db, clock, job) -> dict:
@@ -202,9 +202,7 @@ async def test_a_deposed_leaders_late_result_does_not_touch_the_job(workers, db,
     await clock.advance(2)
     await wait_for_status(db, execution["_id"], "running")
     # Another worker took the lock (say this one was cut off): a new term begins.
-    await db.worker_locks.update_one(
-        {"_id": "sync-worker"}, {"$set": {"owner": "other:1:y"}, "$inc": {"term": 1}}
-    )
+    await depose(db, "other:1:y")
     runner.outcomes.append(RunOutcome(ExecutionStatus.SUCCEEDED, cursors={"customers": "2030-01-01"}))
     runner.hold = False
     runner.release.set()
@@ -241,9 +239,7 @@ async def test_runs_waiting_for_a_slot_do_not_start_after_leadership_is_lost(
     second = await start_run(db, clock, second_job)
     await clock.advance(2)
     await wait_for_status(db, first["_id"], "running")
-    await db.worker_locks.update_one(
-        {"_id": "sync-worker"}, {"$set": {"owner": "other:1:y"}, "$inc": {"term": 1}}
-    )
+    await depose(db, "other:1:y")
     await clock.advance(11)
     assert not leader.leading.is_set()
     runner.hold = False
@@ -291,9 +287,7 @@ async def test_the_next_leader_commits_what_a_deposed_leader_could_not(workers, 
     execution = await start_run(db, clock, job)
     await clock.advance(2)
     await wait_for_status(db, execution["_id"], "running")
-    await db.worker_locks.update_one(
-        {"_id": "sync-worker"}, {"$set": {"owner": "gone:1:z"}, "$inc": {"term": 1}}
-    )
+    await depose(db, "gone:1:z")
     runner.outcomes.append(RunOutcome(ExecutionStatus.FAILED, error="boom", cursors={"customers": "x"}))
     runner.release.set()
     done = await wait_for_status(db, execution["_id"], "failed")

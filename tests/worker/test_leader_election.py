@@ -91,7 +91,7 @@ async def test_regaining_leadership_starts_exactly_one_set_of_loops(workers, db)
 async def test_an_error_that_ends_leadership_releases_the_lock_at_once(workers, db, monkeypatch):
     leader = await workers.start("w1")
 
-    async def broken_resync():
+    async def broken_resync(term):
         raise RuntimeError("bug in the resync")
 
     monkeypatch.setattr(leader, "resync", broken_resync)
