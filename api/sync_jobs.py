@@ -9,12 +9,12 @@ from api.etags import check_version, etag, expected_version
 from api.keys import CLOCK, DB, EXECUTIONS, JOBS
 from api.merge_patch import merge_patch
 from api.rewrite import rewrite
+from models.cron import next_fire_times
 from models.documents import READ_ONLY_FIELDS, parse_object_id
 from models.errors import SyncJobNotFound, ValidationFailed
 from models.execution import ExecutionView
 from models.pagination import parse_limit
 from models.resources import DATA_SOURCE, DESTINATION
-from models.schedule import next_fire_times
 from models.sync_job import STATUS_FIELDS, SyncJobSpec, SyncJobView
 
 NEXT_FIRE_TIMES = 5

@@ -126,7 +126,7 @@ class NoopRunner:
 async def seed(db, pairs: list[tuple[str, str]], now: datetime, *, confirmed: bool = True) -> None:
     """Insert the jobs; `confirmed` leaves them as a previous leader would (nextRunAt, scheduleAppliedVersion
     written), which is what a takeover or a restart loads."""
-    from models.schedule import next_fire_time
+    from models.cron import next_fire_time
     from models.sync_job import SyncJobSpec, new_job_document
 
     spec = SyncJobSpec.model_validate(
@@ -173,7 +173,7 @@ async def ours_load(jobs: int, distinct: int, confirmed: bool = True) -> dict:
         "load_s": ready,
         "confirm_s": confirmed,
         "peak_mib": peak_mib(),
-        "scheduled": len(scheduler.schedule),
+        "scheduled": len(scheduler.timetable),
     }
 
 
@@ -234,7 +234,7 @@ async def ours_lag(jobs: int, due: int) -> dict:
 
     executions.insert_many = timed_insert
     running = asyncio.create_task(scheduler.run(asyncio.Event()))  # ends the process from inside timed_insert
-    while len(scheduler.schedule) < jobs:
+    while len(scheduler.timetable) < jobs:
         await asyncio.sleep(0.01)
     await asyncio.sleep(0.2)  # the load's last steps (recovery, the loops starting) with time still frozen
     clock.go()

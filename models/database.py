@@ -37,16 +37,10 @@ def open_in_memory(name: str = "syncjobs") -> Database:
 
 
 async def maybe_await(value):
-    # PyMongo's async API returns coroutines where mongomock-motor returns values (aggregate, close).
+    # PyMongo's async API returns coroutines where mongomock-motor returns values (close).
     if inspect.isawaitable(value):
         return await value
     return value
-
-
-async def aggregate(collection, pipeline: list[dict]) -> list[dict]:
-    """Run an aggregation and return all its documents, on either client."""
-    cursor = await maybe_await(collection.aggregate(pipeline))
-    return await cursor.to_list(None)
 
 
 async def upsert_by_id(collection, docs: list[dict]) -> None:

@@ -1,4 +1,4 @@
-"""The two lock documents, as operators see them in db.worker_locks and db.job_execution_locks.
+"""The lock documents, as operators see them in db.worker_locks and db.job_execution_locks.
 
 Both are leases: valid while `expiresAt` is in the future, judged by the query against the clock, never by
 whether the TTL monitor has deleted the document yet.
@@ -10,17 +10,6 @@ from typing import TypedDict
 from bson import ObjectId
 
 LEADER_LOCK_ID = "sync-worker"
-
-
-class WorkerLock(TypedDict):
-    """`worker_locks`, one document: which worker schedules. No TTL index: `term` must never restart."""
-
-    _id: str  # LEADER_LOCK_ID
-    owner: str  # host:pid:shortuuid
-    term: int  # raised on every new acquisition; fences a deposed leader's writes
-    acquiredAt: datetime
-    heartbeatAt: datetime
-    expiresAt: datetime
 
 
 class JobLock(TypedDict):

@@ -126,7 +126,9 @@ async def test_the_worker_reloads_from_change_streams_without_polling(real_db, c
         await asyncio.wait_for(scheduler.leading.wait(), 10)
         store = SyncJobStore(real_db)
         job = await store.create("ws", spec(), clock.now())
-        await eventually(lambda: job["_id"] in scheduler.schedule, timeout=10, message="the create to arrive")
+        await eventually(
+            lambda: job["_id"] in scheduler.timetable, timeout=10, message="the create to arrive"
+        )
         await store.update(
             "ws",
             job["_id"],
@@ -135,7 +137,7 @@ async def test_the_worker_reloads_from_change_streams_without_polling(real_db, c
             expected_version=1,
         )
         await eventually(
-            lambda: scheduler.schedule.next_fire_of(job["_id"]).hour == 3,
+            lambda: scheduler.timetable.next_fire_of(job["_id"]).hour == 3,
             timeout=10,
             message="the edit to arrive",
         )
@@ -147,7 +149,7 @@ async def test_the_worker_reloads_from_change_streams_without_polling(real_db, c
         assert stored["version"] == 2
         await store.delete("ws", job["_id"], expected_version=None)
         await eventually(
-            lambda: job["_id"] not in scheduler.schedule, timeout=10, message="the delete to arrive"
+            lambda: job["_id"] not in scheduler.timetable, timeout=10, message="the delete to arrive"
         )
     finally:
         stop.set()

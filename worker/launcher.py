@@ -15,6 +15,7 @@ from executor.log_capture import MAX_LINES
 from executor.outcome import Runner, RunOutcome, RunRequest
 from models.clock import Clock
 from models.collections import JOB_EXECUTIONS, SYNC_JOBS
+from models.cron import next_fire_time
 from models.execution import (
     RETRYABLE_STATUSES,
     ExecutionStatus,
@@ -22,9 +23,8 @@ from models.execution import (
     finished_fields,
     new_execution_document,
 )
-from models.schedule import next_fire_time
 from models.settings import Settings
-from models.sync_job import OverlapPolicy, SyncJobSpec
+from models.sync_job import OverlapPolicy, RetryPolicy, SyncJobSpec
 from worker.job_lock import JobLocks
 from worker.job_status import Commit, JobStatusWriter
 from worker.leader_lock import LeaderLock
@@ -365,15 +365,16 @@ class Launcher:
     async def queue_retry_if_allowed(
         self, execution: dict[str, Any], job: dict[str, Any], status: ExecutionStatus, now: datetime
     ) -> dict[str, Any] | None:
-        policy = job.get("retry") or {}
+        # The model's defaults, the ones the API shows: a job stored without a policy retries as documented.
+        policy = RetryPolicy.model_validate(job.get("retry") or {})
         attempt = execution["attempt"]
-        if status not in RETRYABLE_STATUSES or attempt >= policy.get("maxAttempts", 1):
+        if status not in RETRYABLE_STATUSES or attempt >= policy.max_attempts:
             return None
         delay = retry_delay(
             attempt,
-            base=policy.get("backoffSeconds", 30),
-            multiplier=policy.get("backoffMultiplier", 2),
-            cap=policy.get("maxBackoffSeconds", 3600),
+            base=policy.backoff_seconds,
+            multiplier=policy.backoff_multiplier,
+            cap=policy.max_backoff_seconds,
             rng=self._rng,
         )
         retry = new_execution_document(

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from models.schedule import fire_times
+from models.cron import fire_times
 
 # Counting stops here: a job missed for years need not be walked slot by slot.
 MAX_COUNTED = 100_000

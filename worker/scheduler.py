@@ -25,7 +25,7 @@ from worker.launcher import MISFIRE_GRACE_DEFAULT, Launcher
 from worker.leader_lock import LeaderLock, Lease
 from worker.misfires import Misfire, classify, missed_slots
 from worker.naps import nap
-from worker.schedule import Schedule
+from worker.timetable import Timetable
 
 log = structlog.get_logger("syncjobs.worker")
 
@@ -101,7 +101,7 @@ class Scheduler:
         self._status = JobStatusWriter(db)
         self._bookkeeping: asyncio.Task | None = None
         self._said_polling = False
-        self.schedule = Schedule()
+        self.timetable = Timetable()
         self._versions: dict[ObjectId, int] = {}
         self._workspaces: dict[ObjectId, str] = {}
         self.lease: Lease | None = None
@@ -176,7 +176,7 @@ class Scheduler:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            self.schedule = Schedule()
+            self.timetable = Timetable()
             self._versions.clear()
             self._workspaces.clear()
         if stop.is_set():
@@ -272,7 +272,7 @@ class Scheduler:
         await self._apply_jobs(docs, removed=[], catch_up=True, term=term)
         log.info(
             "schedule_loaded",
-            jobs=len(self.schedule),
+            jobs=len(self.timetable),
             load_ms=int((self._clock.now() - now).total_seconds() * 1000),
         )
         return max((doc["updatedAt"] for doc in docs if doc.get("updatedAt")), default=None)
@@ -295,7 +295,7 @@ class Scheduler:
         """Bring the schedule in line with these job documents; only a changed version counts as a change."""
         now = self._clock.now()
         for job_id in removed:
-            self.schedule.remove(job_id)
+            self.timetable.remove(job_id)
             self._versions.pop(job_id, None)
             self._workspaces.pop(job_id, None)
         # (version, schedule group or None when disabled) -> jobs whose stored confirmation is stale
@@ -310,17 +310,17 @@ class Scheduler:
             if doc.get("enabled"):
                 try:
                     group = (doc["schedule"]["cron"], doc["schedule"]["timezone"])
-                    next_run = self.schedule.put(job_id, *group, now)
+                    next_run = self.timetable.put(job_id, *group, now)
                 except (KeyError, TypeError, ValueError, ZoneInfoNotFoundError) as error:
                     # A document edited by hand into nonsense stops that job, never the schedule.
                     log.error("job_schedule_invalid", job_id=str(job_id), error=repr(error))
-                    self.schedule.remove(job_id)
+                    self.timetable.remove(job_id)
                     continue
                 first_missed = doc.get("nextRunAt")
                 if catch_up and first_missed is not None and first_missed <= now:
                     missed.append((doc, first_missed))
             else:
-                self.schedule.remove(job_id)
+                self.timetable.remove(job_id)
                 group, next_run = None, None
             if doc.get("scheduleAppliedVersion") != version or doc.get("nextRunAt") != next_run:
                 applied.setdefault((version, group), []).append(job_id)
@@ -342,7 +342,7 @@ class Scheduler:
         time read from the schedule right before its write, so a slot fired meanwhile is not written back."""
 
         def next_of(group):
-            return self.schedule.group_next(group) if group else None
+            return self.timetable.group_next(group) if group else None
 
         planned: dict[tuple[int, datetime | None], list[tuple[tuple[str, str] | None, list[ObjectId]]]] = {}
         for (version, group), job_ids in applied.items():
@@ -471,7 +471,7 @@ class Scheduler:
 
     async def _fire_loop(self, term: int) -> None:
         while True:
-            next_fire = self.schedule.next_fire()
+            next_fire = self.timetable.next_fire()
             now = self._clock.now()
             if next_fire is None or next_fire > now:
                 wait = (next_fire - now).total_seconds() if next_fire else 3600.0
@@ -493,7 +493,7 @@ class Scheduler:
             raise LeadershipLost("the lease ran out with slots due")
         now = self._clock.now()
         executions, by_next = [], {}
-        for slot, key, job_ids in self.schedule.pop_due(now):
+        for slot, key, job_ids in self.timetable.pop_due(now):
             for job_id in job_ids:
                 job = {"_id": job_id, "workspaceId": self._workspaces[job_id]}
                 execution = new_execution_document(
@@ -501,7 +501,7 @@ class Scheduler:
                 )
                 execution["firedTerm"] = term
                 executions.append(execution)
-            by_next.setdefault(self.schedule.group_next(key), []).extend(job_ids)
+            by_next.setdefault(self.timetable.group_next(key), []).extend(job_ids)
         written = await self._insert_ignoring_duplicates(executions)
         for execution in written:
             self.launcher.submit(execution, term)

@@ -16,8 +16,8 @@ from tests.worker.conftest import executions_of, wait_for_status
 from worker.job_status import Commit, JobStatusWriter
 from worker.leader_lock import LeaderLock, Lease
 from worker.misfires import SLICE, missed_slots
-from worker.schedule import Schedule
 from worker.scheduler import LeadershipLost, Scheduler
+from worker.timetable import Timetable
 
 
 def utc(*args) -> datetime:
@@ -271,14 +271,14 @@ async def test_abandoned_runs_do_not_bias_the_mean_duration(db, clock, add_job):
 
 
 async def test_a_job_edited_thousands_of_times_keeps_a_small_heap():
-    schedule = Schedule()
+    timetable = Timetable()
     job = ObjectId()
     now = utc(2030, 1, 1, 12, 0)
     crons = ["* * * * *", "*/5 * * * *"]
     for edit in range(5_000):
-        schedule.put(job, crons[edit % 2], "UTC", now)
-    assert len(schedule._heap) <= 2 + 1024 + 2
-    assert schedule.next_fire() == utc(2030, 1, 1, 12, 5)
+        timetable.put(job, crons[edit % 2], "UTC", now)
+    assert len(timetable._heap) <= 2 + 1024 + 2
+    assert timetable.next_fire() == utc(2030, 1, 1, 12, 5)
 
 
 @pytest.mark.parametrize("policy", ["queue", "cancel_running", "skip"])

@@ -118,7 +118,7 @@ async def test_hundreds_of_jobs_sharing_a_schedule_fire_in_one_batch(workers, db
     await workers.clock.advance(60)
     await eventually(lambda: workers.runner.requests and len(workers.runner.requests) == 100, timeout=20)
     assert inserts == [100]
-    assert len(leader.schedule) == len(jobs)
+    assert len(leader.timetable) == len(jobs)
     assert await db.job_executions.count_documents({"status": "succeeded"}) == 100
 
 
@@ -129,7 +129,7 @@ async def test_a_job_document_broken_by_hand_stops_only_that_job(workers, db, ad
     with capture_logs() as logs:
         leader = await workers.start()
         await workers.clock.advance(61)
-    assert broken["_id"] not in leader.schedule and leader.leading.is_set()
+    assert broken["_id"] not in leader.timetable and leader.leading.is_set()
     assert len(await executions_of(db, healthy["_id"])) == 1
     assert await executions_of(db, broken["_id"]) == []
     assert any(entry["event"] == "job_schedule_invalid" for entry in logs)

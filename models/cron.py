@@ -19,10 +19,6 @@ FIELD_NAMES = ("minute", "hour", "day of month", "month", "day of week")
 MAX_CANDIDATES = 2000
 
 
-class InvalidCron(ValueError):
-    pass
-
-
 def cron_problem(expression: str) -> str | None:
     """Why a cron expression is invalid, naming the bad field; None when it is valid."""
     text = expression.strip()

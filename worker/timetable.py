@@ -1,4 +1,4 @@
-"""The in-memory schedule: jobs grouped by (cron, time zone), one heap entry per group.
+"""The in-memory timetable: jobs grouped by (cron, time zone), one heap entry per group.
 
 Jobs that share a cron and a zone share their fire times, so each group costs one croniter call per
 fire however many jobs it holds, and the scheduler needs one timer for the nearest group only.
@@ -12,7 +12,7 @@ from datetime import datetime
 
 from bson import ObjectId
 
-from models.schedule import next_fire_time
+from models.cron import next_fire_time
 
 GroupKey = tuple[str, str]
 # Moving or removing a group leaves its old heap entry behind until it is popped; past this many spare
@@ -28,7 +28,9 @@ class Group:
     entry: int = 0  # the heap entry that is live for this group; older ones are skipped when popped
 
 
-class Schedule:
+class Timetable:
+    """Every enabled job of the leader, by group, and the heap of the groups' next fire times."""
+
     def __init__(self) -> None:
         self._groups: dict[GroupKey, Group] = {}
         self._group_of: dict[ObjectId, GroupKey] = {}
@@ -62,9 +64,6 @@ class Schedule:
         group.job_ids.discard(job_id)
         if not group.job_ids:
             del self._groups[key]  # its heap entry goes stale and is dropped when reached
-
-    def job_ids(self) -> set[ObjectId]:
-        return set(self._group_of)
 
     def next_fire(self) -> datetime | None:
         """The nearest fire time of any job."""
