@@ -167,7 +167,7 @@ async def ours_load(jobs: int, distinct: int, confirmed: bool = True) -> dict:
     started = time.perf_counter()
     await scheduler.load_all(term=1)
     ready = time.perf_counter() - started
-    await scheduler._bookkeeping
+    await scheduler.firing.confirming
     confirmed = time.perf_counter() - started
     return {
         "load_s": ready,
@@ -214,7 +214,7 @@ async def ours_lag(jobs: int, due: int) -> dict:
         worker_lease_seconds=600,
         job_lock_ttl_seconds=600,
     )
-    executions = scheduler._executions
+    executions = scheduler.store._executions
     original = executions.insert_many
 
     async def timed_insert(docs, **kwargs):

@@ -1,4 +1,6 @@
-"""JobExecution documents as the API sees them: history, manual runs and cancel requests."""
+"""The one home of JobExecution records: every write of an execution's life (queue, claim, start, finish,
+skip, miss, abandon, retry, cancel) and the reads that drive them. The API queues manual runs, cancels and
+reads history here; the worker does everything else here."""
 
 from __future__ import annotations
 
@@ -8,9 +10,9 @@ from typing import Any
 
 from bson import ObjectId
 from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from models.collections import JOB_EXECUTIONS
+from models.collections import JOB_EXECUTIONS, JOB_LOCKS
 from models.errors import Conflict, ExecutionNotFound
 from models.execution import (
     ACTIVE_STATUSES,
@@ -23,12 +25,233 @@ from models.pagination import after_descending, page
 from models.sync_job import OverlapPolicy
 
 MANUAL_SLOT_TRIES = 3
+DUPLICATE_KEY = 11000
+MISSED_ATTEMPT = 0  # a missed-slots record was never attempted: it can never collide with a fired slot
 
 
 class ExecutionStore:
     def __init__(self, db, *, retention_days: float):
         self._executions = db[JOB_EXECUTIONS]
+        self._locks = db[JOB_LOCKS]
         self._retention_days = retention_days
+
+    def _finished(self, status: ExecutionStatus, now: datetime) -> dict[str, Any]:
+        return finished_fields(status, now, self._retention_days)
+
+    # -- queue ---------------------------------------------------------------------------------------
+
+    async def queue(self, docs: builtins.list[dict[str, Any]]) -> builtins.list[dict[str, Any]]:
+        """Insert queued executions (or finished records); returns those written. One that exists already
+        (another leader wrote that slot, or this very insert is a retry) is not an error: the unique index on
+        (job, slot, attempt) makes a second insert harmless."""
+        if not docs:
+            return []
+        try:
+            await self._executions.insert_many(docs, ordered=False)
+            return docs
+        except BulkWriteError as error:
+            errors = error.details.get("writeErrors", [])
+            if any(item.get("code") != DUPLICATE_KEY for item in errors):
+                raise
+            duplicates = {item["index"] for item in errors}
+            return [doc for index, doc in enumerate(docs) if index not in duplicates]
+
+    def missed_record(
+        self, job: dict[str, Any], *, count: int, first: datetime, last: datetime, now: datetime
+    ) -> dict[str, Any]:
+        """One skipped record for `count` slots no leader fired, from `first` to `last`."""
+        record = new_execution_document(
+            job=job, trigger=Trigger.SCHEDULE, scheduled_for=first, now=now, attempt=MISSED_ATTEMPT
+        )
+        record.update(self._finished(ExecutionStatus.SKIPPED, now))
+        record["reason"] = "missed"
+        record["missed"] = {"count": count, "firstSlot": first, "lastSlot": last}
+        return record
+
+    async def queue_retry(
+        self, execution: dict[str, Any], job: dict[str, Any], *, now: datetime, run_after: datetime
+    ) -> dict[str, Any] | None:
+        """The next attempt of a failed execution; None if whoever finished this attempt first queued it."""
+        retry = new_execution_document(
+            job=job,
+            trigger=Trigger.RETRY,
+            scheduled_for=execution["scheduledFor"],
+            now=now,
+            attempt=execution["attempt"] + 1,
+            run_after=run_after,
+        )
+        retry["retryOf"] = execution["_id"]
+        try:
+            await self._executions.insert_one(retry)
+        except DuplicateKeyError:
+            return None
+        return retry
+
+    # -- claim, start, run ---------------------------------------------------------------------------
+
+    async def claim(
+        self, execution: dict[str, Any], *, owner: str, term: int, now: datetime, ttl: timedelta
+    ) -> bool:
+        """Take the job's lock for this execution, naming it and this worker, in one atomic upsert: the
+        claim. False while another live execution holds the job (a duplicate key: the lock exists and is
+        not free). Every worker may race for a queued run; exactly one claim wins."""
+        try:
+            await self._locks.update_one(
+                {
+                    "_id": execution["jobId"],
+                    "$or": [
+                        {"expiresAt": {"$lte": now}},
+                        {"executionId": execution["_id"], "owner": owner},
+                    ],
+                },
+                {
+                    "$set": {
+                        "owner": owner,
+                        "executionId": execution["_id"],
+                        "lockTerm": term,
+                        "acquiredAt": now,
+                        "expiresAt": now + ttl,
+                    }
+                },
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def start(
+        self, execution_id: ObjectId, *, owner: str, term: int, now: datetime
+    ) -> dict[str, Any] | None:
+        """Mark a claimed execution running; None when it was canceled (or taken) before it could start."""
+        return await self._executions.find_one_and_update(
+            {"_id": execution_id, "status": ExecutionStatus.QUEUED.value, "cancelRequestedAt": None},
+            {
+                "$set": {
+                    "status": ExecutionStatus.RUNNING.value,
+                    "startedAt": now,
+                    "workerId": owner,
+                    "lockTerm": term,
+                }
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def progress(
+        self, execution_id: ObjectId, *, stats: dict[str, Any], lines: builtins.list[str], max_lines: int
+    ) -> None:
+        update: dict[str, Any] = {"$set": {"stats": stats}}
+        if lines:
+            update["$push"] = {"logTail": {"$each": lines, "$slice": -max_lines}}
+        await self._executions.update_one({"_id": execution_id}, update)
+
+    async def started_process(self, execution_id: ObjectId, pid: int) -> None:
+        await self._executions.update_one({"_id": execution_id}, {"$set": {"pid": pid}})
+
+    # -- the end of a run ----------------------------------------------------------------------------
+
+    async def finish(
+        self, execution_id: ObjectId, status: ExecutionStatus, now: datetime, **fields: Any
+    ) -> dict[str, Any]:
+        """End a running execution. `outcomeCommitted: false` until its job status and retry are written:
+        a new leader finishes what a deposed one could not. Returns the fields written."""
+        written = {**self._finished(status, now), **fields, "outcomeCommitted": False}
+        await self._executions.update_one(
+            {"_id": execution_id, "status": ExecutionStatus.RUNNING.value}, {"$set": written}
+        )
+        return written
+
+    async def mark_committed(self, execution_id: ObjectId) -> None:
+        await self._executions.update_one({"_id": execution_id}, {"$set": {"outcomeCommitted": True}})
+
+    async def end_unstarted(
+        self, execution_id: ObjectId, status: ExecutionStatus, reason: str, now: datetime, **extra: Any
+    ) -> None:
+        """A queued execution that will never run: skipped (overlap, stale slot) or canceled (job gone)."""
+        await self._executions.update_one(
+            {"_id": execution_id, "status": ExecutionStatus.QUEUED.value},
+            {"$set": {**self._finished(status, now), "reason": reason, **extra}},
+        )
+
+    async def skip_missed(self, execution_ids: builtins.list[ObjectId], now: datetime) -> None:
+        """Queued slots of a dead leader that lost to a newer slot or ran out of grace."""
+        if execution_ids:
+            await self._executions.update_many(
+                {"_id": {"$in": execution_ids}, "status": ExecutionStatus.QUEUED.value},
+                {"$set": {**self._finished(ExecutionStatus.SKIPPED, now), "reason": "missed"}},
+            )
+
+    async def fail_to_launch(self, execution_id: ObjectId, *, owner: str, error: str, now: datetime) -> None:
+        """A bug or a database error in the launch itself ends the execution as failed, rather than leave
+        it queued (tried again at every poll) or running (until recovery)."""
+        await self._executions.update_one(
+            {
+                "_id": execution_id,
+                "status": {"$in": ACTIVE_STATUSES},
+                "$or": [{"workerId": None}, {"workerId": owner}],
+            },
+            {"$set": {**self._finished(ExecutionStatus.FAILED, now), "error": error}},
+        )
+
+    async def abandon(self, execution_id: ObjectId, now: datetime) -> bool:
+        """A running execution whose worker stopped renewing its job lock; True if this call ended it."""
+        result = await self._executions.update_one(
+            {"_id": execution_id, "status": ExecutionStatus.RUNNING.value},
+            {
+                "$set": {
+                    **self._finished(ExecutionStatus.ABANDONED, now),
+                    "error": "its worker stopped renewing the job lock (crashed or cut off)",
+                    "outcomeCommitted": False,
+                }
+            },
+        )
+        return result.modified_count == 1
+
+    # -- the worker's reads --------------------------------------------------------------------------
+
+    async def due_queued(self, now: datetime, limit: int) -> builtins.list[dict[str, Any]]:
+        """Queued executions whose time has come, oldest first."""
+        return (
+            await self._executions.find({"status": ExecutionStatus.QUEUED.value, "runAfter": {"$lte": now}})
+            .sort([("runAfter", 1), ("_id", 1)])
+            .limit(limit)
+            .to_list(None)
+        )
+
+    async def cancel_requests(self, execution_ids: builtins.list[ObjectId]) -> dict[ObjectId, str]:
+        """Of these running executions, those with a cancel request, and its reason."""
+        docs = await self._executions.find(
+            {"_id": {"$in": execution_ids}, "cancelRequestedAt": {"$ne": None}}, {"_id": 1, "cancelReason": 1}
+        ).to_list(None)
+        return {doc["_id"]: doc.get("cancelReason") or "cancel requested" for doc in docs}
+
+    async def running(self) -> builtins.list[dict[str, Any]]:
+        return await self._executions.find({"status": ExecutionStatus.RUNNING.value}).to_list(None)
+
+    async def uncommitted(self, term: int) -> builtins.list[dict[str, Any]]:
+        """Finished executions whose job status and retry are not written (a deposed leader's, abandoned)."""
+        return await self._executions.find(
+            {"outcomeCommitted": False, "$or": [{"lockTerm": {"$lt": term}}, {"status": "abandoned"}]}
+        ).to_list(None)
+
+    async def scheduled_since(self, first_by_job: dict[ObjectId, datetime]) -> builtins.list[dict[str, Any]]:
+        """Scheduled records of each job at or after its given slot: one read for them all."""
+        by_first: dict[datetime, builtins.list[ObjectId]] = {}
+        for job_id, first in first_by_job.items():
+            by_first.setdefault(first, []).append(job_id)
+        if not by_first:
+            return []
+        return await self._executions.find(
+            {
+                "trigger": Trigger.SCHEDULE.value,
+                "$or": [
+                    {"jobId": {"$in": ids}, "scheduledFor": {"$gte": first}}
+                    for first, ids in by_first.items()
+                ],
+            },
+            {"jobId": 1, "scheduledFor": 1, "status": 1, "missed.lastSlot": 1},
+        ).to_list(None)
+
+    # -- the API -------------------------------------------------------------------------------------
 
     async def active_for_job(self, job_id: ObjectId) -> dict[str, Any] | None:
         """The job's queued or running execution, running first."""
@@ -63,7 +286,7 @@ class ExecutionStore:
                 )
             if policy == OverlapPolicy.CANCEL_RUNNING.value:
                 for doc in active:
-                    await self._cancel({"_id": doc["_id"]}, now, reason="replaced by a manual run")
+                    await self.cancel(doc["_id"], now, "replaced by a manual run")
             doc = new_execution_document(job=job, trigger=Trigger.MANUAL, scheduled_for=requested, now=now)
             try:
                 await self._executions.insert_one(doc)
@@ -113,6 +336,10 @@ class ExecutionStore:
             details={"executionId": str(execution_id), "status": current["status"]},
         )
 
+    async def cancel(self, execution_id: ObjectId, now: datetime, reason: str) -> dict[str, Any] | None:
+        """Cancel one execution: a queued one ends at once, a running one is asked to stop by its worker."""
+        return await self._cancel({"_id": execution_id, "cancelRequestedAt": None}, now, reason=reason)
+
     async def cancel_active_for_job(self, job_id: ObjectId, now: datetime) -> builtins.list[str]:
         """Cancel whatever of the job is queued or running (its job is being deleted); returns their ids."""
         ids = []
@@ -127,7 +354,7 @@ class ExecutionStore:
             {**query, "status": ExecutionStatus.QUEUED.value},
             {
                 "$set": {
-                    **finished_fields(ExecutionStatus.CANCELED, now, self._retention_days),
+                    **self._finished(ExecutionStatus.CANCELED, now),
                     "cancelRequestedAt": now,
                     "reason": reason or "canceled before it started",
                 }

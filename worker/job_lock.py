@@ -1,9 +1,9 @@
-"""The per-job lock in `job_execution_locks`: one execution of a job at a time, across every worker."""
+"""The per-job lock in `job_execution_locks`: one execution of a job at a time, across every worker.
+Taking it is the claim, in the execution store; this keeps a held lock renewed and lets it go."""
 
 from datetime import datetime, timedelta
 
 from bson import ObjectId
-from pymongo.errors import DuplicateKeyError
 
 from models.clock import Clock
 from models.collections import JOB_LOCKS
@@ -16,33 +16,6 @@ class JobLocks:
         self._worker_id = worker_id
         self._clock = clock
         self.ttl = timedelta(seconds=ttl_seconds)
-
-    async def acquire(self, job_id: ObjectId, execution_id: ObjectId, term: int) -> bool:
-        """Take the job's lock for this execution; False while another live execution holds it."""
-        now = self._clock.now()
-        try:
-            await self._locks.update_one(
-                {
-                    "_id": job_id,
-                    "$or": [
-                        {"expiresAt": {"$lte": now}},
-                        {"executionId": execution_id, "owner": self._worker_id},
-                    ],
-                },
-                {
-                    "$set": {
-                        "owner": self._worker_id,
-                        "executionId": execution_id,
-                        "lockTerm": term,
-                        "acquiredAt": now,
-                        "expiresAt": now + self.ttl,
-                    }
-                },
-                upsert=True,
-            )
-        except DuplicateKeyError:
-            return False
-        return True
 
     async def renew(self, job_id: ObjectId, execution_id: ObjectId) -> bool:
         now = self._clock.now()

@@ -1,4 +1,5 @@
-"""The life of one execution on this worker: job lock, claim, run, outcome, retry."""
+"""The life of one execution on this worker: claim, run, outcome, retry. Every write of it goes through
+the execution store; the job's status through the fenced status writer."""
 
 import asyncio
 import random
@@ -8,31 +9,35 @@ from typing import Any
 
 import structlog
 from bson import ObjectId
-from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import PyMongoError
 
 from executor.log_capture import MAX_LINES
 from executor.outcome import Runner, RunOutcome, RunRequest
 from models.clock import Clock
-from models.collections import JOB_EXECUTIONS, SYNC_JOBS
+from models.collections import SYNC_JOBS
 from models.cron import next_fire_time
-from models.execution import (
-    RETRYABLE_STATUSES,
-    ExecutionStatus,
-    Trigger,
-    finished_fields,
-    new_execution_document,
-)
+from models.execution import RETRYABLE_STATUSES, ExecutionStatus, Trigger
+from models.execution_store import ExecutionStore
 from models.settings import Settings
 from models.sync_job import OverlapPolicy, RetryPolicy, SyncJobSpec
 from worker.job_lock import JobLocks
 from worker.job_status import Commit, JobStatusWriter
-from worker.leader_lock import LeaderLock
 from worker.naps import nap
 from worker.retry import retry_delay
 
 log = structlog.get_logger("syncjobs.worker")
 MISFIRE_GRACE_DEFAULT = SyncJobSpec.model_fields["misfire_grace_seconds"].default
+SHUTDOWN = "shutdown"
+# How loud an ended run is in the log: a failure is worth a look, an abandoned run is an incident.
+FINISHED_LEVEL = {
+    ExecutionStatus.FAILED: "warning",
+    ExecutionStatus.TIMED_OUT: "warning",
+    ExecutionStatus.ABANDONED: "error",
+}
+
+
+def log_finished(status: ExecutionStatus, **fields: Any) -> None:
+    getattr(log, FINISHED_LEVEL.get(status, "info"))("execution_finished", status=status.value, **fields)
 
 
 @dataclass(frozen=True)
@@ -70,17 +75,18 @@ class Launcher:
         self,
         db,
         *,
+        store: ExecutionStore,
         runner: Runner,
         clock: Clock,
         settings: Settings,
         job_locks: JobLocks,
-        leader_lock: LeaderLock,
+        worker_id: str,
         rng: random.Random | None = None,
         max_concurrent: int | None = None,
         may_launch=lambda term: True,
         on_freed=lambda: None,
     ):
-        self._executions = db[JOB_EXECUTIONS]
+        self._store = store
         # Asked again right before each start: a run that waited for a slot must not start once this
         # worker has stopped leading; it stays queued for the next leader.
         self._may_launch = may_launch
@@ -89,7 +95,7 @@ class Launcher:
         self._clock = clock
         self._settings = settings
         self._job_locks = job_locks
-        self._leader_lock = leader_lock
+        self._worker_id = worker_id
         self._status = JobStatusWriter(db)
         self._rng = rng or random.Random()
         limit = max_concurrent if max_concurrent is not None else settings.max_concurrent_runs
@@ -131,10 +137,19 @@ class Launcher:
             running.cancel(reason)
 
     async def drain(self, grace_seconds: float) -> None:
-        """Let running executions finish for up to `grace_seconds`, then cancel what is left and wait."""
+        """Let running syncs finish for up to `grace_seconds`, then cancel what is left and wait. Says once
+        what it waits for, and once per sync how it ended."""
         tasks = list(self._tasks.values())
         if not tasks:
             return
+        running = dict(self.running)
+        if running:
+            log.info(
+                "shutdown_waiting_for_syncs",
+                count=len(running),
+                execution_ids=[str(execution_id) for execution_id in running],
+                grace_seconds=grace_seconds,
+            )
         grace = asyncio.ensure_future(self._clock.sleep(grace_seconds))
         try:
             await asyncio.wait([*tasks, grace], return_when=asyncio.FIRST_COMPLETED)
@@ -146,9 +161,8 @@ class Launcher:
             grace.cancel()
         pending = [task for task in tasks if not task.done()]
         if pending:
-            log.warning("shutdown_grace_expired", canceling=len(pending))
-            for running in list(self.running.values()):
-                running.cancel("worker shutting down")
+            for run in list(self.running.values()):
+                run.cancel(SHUTDOWN)
             # The runner kills its child within the kill grace; this bound only guards against a stuck runner.
             await asyncio.wait(pending, timeout=self._settings.kill_grace_seconds + 5)
 
@@ -174,7 +188,15 @@ class Launcher:
                 raise
             except Exception as error:
                 log.exception("execution_launch_failed")
-                await self._fail_unexpectedly(execution["_id"], error)
+                try:
+                    await self._store.fail_to_launch(
+                        execution["_id"],
+                        owner=self._worker_id,
+                        error=f"the worker failed to run it: {error!r}",
+                        now=self._clock.now(),
+                    )
+                except PyMongoError:
+                    pass  # the database is what failed; recovery ends a stuck run once its lock lapses
 
     async def _wait_for_lock(self, job_id: ObjectId, busy: Busy) -> None:
         freed = self._lock_freed.setdefault(job_id, asyncio.Event())
@@ -191,38 +213,29 @@ class Launcher:
             return None
         job = await self._jobs.find_one({"_id": job_id})
         if job is None:
-            await self._finish_unstarted(execution_id, ExecutionStatus.CANCELED, "the job was deleted")
+            await self._end_unstarted(execution_id, ExecutionStatus.CANCELED, "the job was deleted")
             return None
         if execution["trigger"] == Trigger.SCHEDULE.value:
-            # The schedule fires from memory; the job as stored now has the last word on this slot.
+            # The timetable fires from memory; the job as stored now has the last word on this slot.
             stale = schedule_no_longer_fires(job, execution["scheduledFor"]) or self._too_late(
                 execution, job, term
             )
             if stale:
-                await self._finish_unstarted(execution_id, ExecutionStatus.SKIPPED, stale)
+                await self._end_unstarted(execution_id, ExecutionStatus.SKIPPED, stale)
                 return None
-        if not await self._job_locks.acquire(job_id, execution_id, term):
+        now = self._clock.now()
+        if not await self._store.claim(
+            execution, owner=self._worker_id, term=term, now=now, ttl=self._job_locks.ttl
+        ):
             return await self._on_busy(execution, job)
         try:
-            now = self._clock.now()
-            claimed = await self._executions.find_one_and_update(
-                {"_id": execution_id, "status": ExecutionStatus.QUEUED.value, "cancelRequestedAt": None},
-                {
-                    "$set": {
-                        "status": ExecutionStatus.RUNNING.value,
-                        "startedAt": now,
-                        "workerId": self._leader_lock.worker_id,
-                        "lockTerm": term,
-                    }
-                },
-                return_document=ReturnDocument.AFTER,
-            )
-            if claimed is None:
+            started = await self._store.start(execution_id, owner=self._worker_id, term=term, now=now)
+            if started is None:
                 return None  # canceled before it started, or already taken
-            log.info("execution_started", trigger=claimed["trigger"], attempt=claimed["attempt"])
-            outcome, reason = await self._execute(claimed, job)
+            log.info("execution_started", trigger=started["trigger"], attempt=started["attempt"])
+            outcome, reason = await self._execute(started, job)
             # Recorded while the lock is still held: recovery must never find this run `running` without it.
-            await self._finish(claimed, job, outcome, reason, term)
+            await self._finish(started, job, outcome, reason, term)
         finally:
             await self._job_locks.release(job_id, execution_id)
             freed = self._lock_freed.pop(job_id, None)
@@ -246,8 +259,10 @@ class Launcher:
             execution=execution,
             job=job,
             timeout_seconds=job.get("timeoutSeconds") or self._settings.default_timeout_seconds,
-            progress=lambda stats, lines: self._progress(execution_id, stats, lines),
-            started=lambda pid: self._executions.update_one({"_id": execution_id}, {"$set": {"pid": pid}}),
+            progress=lambda stats, lines: self._store.progress(
+                execution_id, stats=stats, lines=lines, max_lines=MAX_LINES
+            ),
+            started=lambda pid: self._store.started_process(execution_id, pid),
         )
         running = self.running[execution_id] = Running(request)
         keeper = asyncio.create_task(self._keep_job_lock(execution["jobId"], execution_id, running))
@@ -276,12 +291,6 @@ class Launcher:
             except PyMongoError as error:
                 log.warning("job_lock_renewal_failed", error=str(error))
 
-    async def _progress(self, execution_id: ObjectId, stats: dict[str, Any], lines: list[str]) -> None:
-        update: dict[str, Any] = {"$set": {"stats": stats}}
-        if lines:
-            update["$push"] = {"logTail": {"$each": lines, "$slice": -MAX_LINES}}
-        await self._executions.update_one({"_id": execution_id}, update)
-
     async def _finish(
         self,
         execution: dict[str, Any],
@@ -291,39 +300,29 @@ class Launcher:
         term: int,
     ) -> None:
         now = self._clock.now()
-        started = execution["startedAt"]
-        duration_ms = int((now - started).total_seconds() * 1000)
-        fields = {
-            **finished_fields(outcome.status, now, self._settings.execution_retention_days),
+        duration_ms = int((now - execution["startedAt"]).total_seconds() * 1000)
+        fields: dict[str, Any] = {
             "durationMs": duration_ms,
             "exitCode": outcome.exit_code,
             "pid": outcome.pid,
             "error": outcome.error,
             "reason": outcome.reason or reason,
             "stats": outcome.stats,
-            # Whether the job's status and a retry were written for it: a new leader finishes what a
-            # deposed one could not.
-            "outcomeCommitted": False,
         }
-        update: dict[str, Any] = {"$set": fields}
         if outcome.log_tail:
             # The runner's tail is capped in bytes too; the one flushed while it ran, in lines only.
             fields["logTail"] = outcome.log_tail
-        await self._executions.update_one(
-            {"_id": execution["_id"], "status": ExecutionStatus.RUNNING.value}, update
-        )
-        log.info(
-            "execution_finished", status=outcome.status.value, duration_ms=duration_ms, error=outcome.error
-        )
+        written = await self._store.finish(execution["_id"], outcome.status, now, **fields)
+        log_finished(outcome.status, duration_ms=duration_ms, error=outcome.error, reason=fields["reason"])
         # What outlives the run (the job's status, its cursors, a retry) is written only under a live term:
         # a deposed leader's late result must not overwrite the new leader's. The lease is checked here
         # and the term again in the job write itself (its fence); the new leader commits what is left,
-        # cursors aside (see Scheduler.recover_abandoned).
+        # cursors aside (see worker.recovery).
         if not self._may_launch(term):
             log.warning("outcome_not_committed_term_lost", term=term)
             return
         await self.commit_outcome(
-            {**execution, **fields},
+            {**execution, **written},
             job,
             term=term,
             error=outcome.error or fields["reason"],
@@ -359,38 +358,35 @@ class Launcher:
             return commit
         if commit is not Commit.JOB_GONE:
             await self.queue_retry_if_allowed(execution, job, status, finished)
-        await self._executions.update_one({"_id": execution["_id"]}, {"$set": {"outcomeCommitted": True}})
+        await self._store.mark_committed(execution["_id"])
         return commit
 
     async def queue_retry_if_allowed(
         self, execution: dict[str, Any], job: dict[str, Any], status: ExecutionStatus, now: datetime
     ) -> dict[str, Any] | None:
-        # The model's defaults, the ones the API shows: a job stored without a policy retries as documented.
-        policy = RetryPolicy.model_validate(job.get("retry") or {})
         attempt = execution["attempt"]
-        if status not in RETRYABLE_STATUSES or attempt >= policy.max_attempts:
-            return None
-        delay = retry_delay(
-            attempt,
-            base=policy.backoff_seconds,
-            multiplier=policy.backoff_multiplier,
-            cap=policy.max_backoff_seconds,
-            rng=self._rng,
+        if status == ExecutionStatus.CANCELED and execution.get("reason") == SHUTDOWN:
+            # The job did not fail: this worker stopped. The next leader runs it again at once, whatever
+            # the retry policy says.
+            delay = 0.0
+        else:
+            # The model's defaults, the ones the API shows: a job stored without a policy retries as
+            # documented.
+            policy = RetryPolicy.model_validate(job.get("retry") or {})
+            if status not in RETRYABLE_STATUSES or attempt >= policy.max_attempts:
+                return None
+            delay = retry_delay(
+                attempt,
+                base=policy.backoff_seconds,
+                multiplier=policy.backoff_multiplier,
+                cap=policy.max_backoff_seconds,
+                rng=self._rng,
+            )
+        retry = await self._store.queue_retry(
+            execution, job, now=now, run_after=now + timedelta(seconds=delay)
         )
-        retry = new_execution_document(
-            job=job,
-            trigger=Trigger.RETRY,
-            scheduled_for=execution["scheduledFor"],
-            now=now,
-            attempt=attempt + 1,
-            run_after=now + timedelta(seconds=delay),
-        )
-        retry["retryOf"] = execution["_id"]
-        try:
-            await self._executions.insert_one(retry)
-        except DuplicateKeyError:
-            return None  # already queued by whoever finished this attempt first
-        log.info("retry_queued", attempt=attempt + 1, delay_seconds=round(delay, 1))
+        if retry is not None:
+            log.info("retry_queued", attempt=attempt + 1, delay_seconds=round(delay, 1))
         return retry
 
     async def _on_busy(self, execution: dict[str, Any], job: dict[str, Any]) -> Busy | None:
@@ -402,7 +398,7 @@ class Launcher:
             return busy
         policy = job.get("overlapPolicy", OverlapPolicy.SKIP.value)
         if policy == OverlapPolicy.SKIP.value:
-            await self._finish_unstarted(
+            await self._end_unstarted(
                 execution["_id"],
                 ExecutionStatus.SKIPPED,
                 "overlap: the previous run was still going",
@@ -411,55 +407,13 @@ class Launcher:
             log.info("execution_skipped_overlap")
             return None
         if policy == OverlapPolicy.CANCEL_RUNNING.value and holder is not None:
-            await self._executions.update_one(
-                {
-                    "_id": holder["executionId"],
-                    "status": ExecutionStatus.RUNNING.value,
-                    "cancelRequestedAt": None,
-                },
-                {
-                    "$set": {
-                        "cancelRequestedAt": self._clock.now(),
-                        "reason": "replaced by a newer scheduled run",
-                    }
-                },
-            )
-            self.cancel(holder["executionId"], "replaced by a newer scheduled run")
+            reason = "replaced by a newer scheduled run"
+            await self._store.cancel(holder["executionId"], self._clock.now(), reason)
+            self.cancel(holder["executionId"], reason)
         # queue (and cancel_running): waits for the lock.
         return busy
 
-    async def _fail_unexpectedly(self, execution_id: ObjectId, error: Exception) -> None:
-        """A bug or a database error in the launch itself: end the execution as failed rather than leave it
-        queued (retried at every poll) or running (until recovery)."""
-        try:
-            await self._executions.update_one(
-                {
-                    "_id": execution_id,
-                    "status": {"$in": [ExecutionStatus.QUEUED.value, ExecutionStatus.RUNNING.value]},
-                    "$or": [{"workerId": None}, {"workerId": self._leader_lock.worker_id}],
-                },
-                {
-                    "$set": {
-                        **finished_fields(
-                            ExecutionStatus.FAILED, self._clock.now(), self._settings.execution_retention_days
-                        ),
-                        "error": f"the worker failed to run it: {error!r}",
-                    }
-                },
-            )
-        except PyMongoError:
-            pass  # the database is what failed; recovery ends a stuck run once its lock lapses
-
-    async def _finish_unstarted(
+    async def _end_unstarted(
         self, execution_id: ObjectId, status: ExecutionStatus, reason: str, **extra
     ) -> None:
-        await self._executions.update_one(
-            {"_id": execution_id, "status": ExecutionStatus.QUEUED.value},
-            {
-                "$set": {
-                    **finished_fields(status, self._clock.now(), self._settings.execution_retention_days),
-                    "reason": reason,
-                    **extra,
-                }
-            },
-        )
+        await self._store.end_unstarted(execution_id, status, reason, self._clock.now(), **extra)

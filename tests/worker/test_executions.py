@@ -2,6 +2,8 @@
 
 from datetime import timedelta
 
+from structlog.testing import capture_logs
+
 from executor.outcome import RunOutcome
 from models.execution import ExecutionStatus
 from models.execution_store import ExecutionStore
@@ -175,21 +177,33 @@ async def test_at_most_max_concurrent_runs_at_once_the_rest_wait_in_order(
     assert runner.peak == 4
 
 
-async def test_shutdown_waits_for_runs_then_cancels_them_and_releases_locks(
+async def test_shutdown_waits_for_runs_then_cancels_them_and_the_next_leader_runs_them_again(
     workers, db, clock, runner, add_job
 ):
     runner.hold = True
-    job = await add_job(schedule={"cron": "0 0 1 1 *", "timezone": "UTC"})
-    leader = await workers.start()
+    job = await add_job(schedule={"cron": "0 0 1 1 *", "timezone": "UTC"}, retry={"maxAttempts": 1})
+    leader = await workers.start("w1")
     execution = await start_run(db, clock, job)
     await clock.advance(2)
     await wait_for_status(db, execution["_id"], "running")
-    await workers.stop(leader)
+    with capture_logs() as logs:
+        await workers.stop(leader)
     done = await db.job_executions.find_one({"_id": execution["_id"]})
-    assert done["status"] == "canceled" and done["reason"] == "worker shutting down"
+    assert done["status"] == "canceled" and done["reason"] == "shutdown"
     assert await db.job_execution_locks.count_documents({}) == 0
     lock = await db.worker_locks.find_one({"_id": "sync-worker"})
     assert lock["expiresAt"] <= clock.now()
+    waiting = [entry for entry in logs if entry["event"] == "shutdown_waiting_for_syncs"]
+    assert [(entry["count"], entry["execution_ids"]) for entry in waiting] == [(1, [str(execution["_id"])])]
+    finished = [entry for entry in logs if entry["event"] == "execution_finished"]
+    assert [(entry["status"], entry["reason"]) for entry in finished] == [("canceled", "shutdown")]
+    # Not the job's failure: it runs again under the next leader, whatever its retry policy.
+    runner.hold = False
+    await workers.start("w2")
+    retry = await db.job_executions.find_one({"retryOf": execution["_id"]})
+    assert retry["attempt"] == 2
+    await clock.advance(2)
+    await wait_for_status(db, retry["_id"], "succeeded")
 
 
 async def test_a_deposed_leaders_late_result_does_not_touch_the_job(workers, db, clock, runner, add_job):

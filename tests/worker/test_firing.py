@@ -108,13 +108,13 @@ async def test_hundreds_of_jobs_sharing_a_schedule_fire_in_one_batch(workers, db
     jobs = [await add_job(name=f"j{i}") for i in range(100)]
     leader = await workers.start()
     inserts = []
-    original = leader._executions.insert_many
+    original = leader.store.queue
 
-    async def counting(docs, **kwargs):
+    async def counting(docs):
         inserts.append(len(docs))
-        return await original(docs, **kwargs)
+        return await original(docs)
 
-    monkeypatch.setattr(leader._executions, "insert_many", counting)
+    monkeypatch.setattr(leader.store, "queue", counting)
     await workers.clock.advance(60)
     await eventually(lambda: workers.runner.requests and len(workers.runner.requests) == 100, timeout=20)
     assert inserts == [100]
@@ -144,7 +144,7 @@ async def test_an_unexpected_launch_error_fails_the_execution_instead_of_leaving
     async def broken_acquire(*args, **kwargs):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(leader.job_locks, "acquire", broken_acquire)
+    monkeypatch.setattr(leader.store, "claim", broken_acquire)
     await workers.clock.advance(61)
     runs = await executions_of(db, job["_id"])
     assert [(run["status"], run["error"]) for run in runs] == [
@@ -168,7 +168,7 @@ async def test_load_confirmations_written_after_a_fire_do_not_move_next_run_back
     await asyncio.sleep(0)  # the confirmations plan both writes, make the first, and yield
     clock.set(datetime(2030, 1, 7, 12, 1, 0, tzinfo=UTC))
     assert await scheduler.fire_due(term=1) == 1  # a fire slips in and records 12:02
-    await scheduler._bookkeeping
+    await scheduler.firing.confirming
     stored = await db.syncjobs.find_one({"_id": job["_id"]})
     assert stored["nextRunAt"] == datetime(2030, 1, 7, 12, 2, tzinfo=UTC)
     assert stored["scheduleAppliedVersion"] == 1
