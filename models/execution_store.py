@@ -12,7 +12,7 @@ from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from models.collections import JOB_EXECUTIONS, JOB_LOCKS
+from models.collections import JOB_EXECUTIONS
 from models.errors import Conflict, ExecutionNotFound
 from models.execution import (
     ACTIVE_STATUSES,
@@ -29,10 +29,14 @@ DUPLICATE_KEY = 11000
 MISSED_ATTEMPT = 0  # a missed-slots record was never attempted: it can never collide with a fired slot
 
 
+def lapsed(now: datetime) -> dict[str, Any]:
+    # A running execution written before leases lived on it has none: it counts as lapsed.
+    return {"lockExpiresAt": {"$not": {"$gt": now}}}
+
+
 class ExecutionStore:
     def __init__(self, db, *, retention_days: float):
         self._executions = db[JOB_EXECUTIONS]
-        self._locks = db[JOB_LOCKS]
         self._retention_days = retention_days
 
     def _finished(self, status: ExecutionStatus, now: datetime) -> dict[str, Any]:
@@ -90,71 +94,84 @@ class ExecutionStore:
     # -- claim, start, run ---------------------------------------------------------------------------
 
     async def claim(
-        self, execution: dict[str, Any], *, owner: str, term: int, now: datetime, ttl: timedelta
-    ) -> bool:
-        """Take the job's lock for this execution, naming it and this worker, in one atomic upsert: the
-        claim. False while another live execution holds the job (a duplicate key: the lock exists and is
-        not free). Every worker may race for a queued run; exactly one claim wins."""
+        self, execution_id: ObjectId, *, owner: str, term: int, now: datetime, ttl: timedelta
+    ) -> tuple[bool, dict[str, Any] | None]:
+        """Take the job's lock and start the execution, in one atomic update: `queued -> running`, naming
+        this worker and a lease (`lockExpiresAt`). The job's lock is the unique index on the running
+        execution of each job, so a second claim of the job fails with a duplicate key whichever worker
+        makes it. Returns (False, None) while another run of the job holds the lock; (True, None) when this
+        execution was canceled or claimed by another worker first; (True, the running execution) when won."""
         try:
-            await self._locks.update_one(
-                {
-                    "_id": execution["jobId"],
-                    "$or": [
-                        {"expiresAt": {"$lte": now}},
-                        {"executionId": execution["_id"], "owner": owner},
-                    ],
-                },
+            started = await self._executions.find_one_and_update(
+                {"_id": execution_id, "status": ExecutionStatus.QUEUED.value, "cancelRequestedAt": None},
                 {
                     "$set": {
-                        "owner": owner,
-                        "executionId": execution["_id"],
+                        "status": ExecutionStatus.RUNNING.value,
+                        "startedAt": now,
+                        "workerId": owner,
                         "lockTerm": term,
-                        "acquiredAt": now,
-                        "expiresAt": now + ttl,
+                        "lockExpiresAt": now + ttl,
                     }
                 },
-                upsert=True,
+                return_document=ReturnDocument.AFTER,
             )
         except DuplicateKeyError:
-            return False
-        return True
+            return False, None
+        return True, started
 
-    async def start(
-        self, execution_id: ObjectId, *, owner: str, term: int, now: datetime
-    ) -> dict[str, Any] | None:
-        """Mark a claimed execution running; None when it was canceled (or taken) before it could start."""
-        return await self._executions.find_one_and_update(
-            {"_id": execution_id, "status": ExecutionStatus.QUEUED.value, "cancelRequestedAt": None},
+    async def renew_lock(self, execution_id: ObjectId, *, owner: str, now: datetime, ttl: timedelta) -> bool:
+        """Extend a running execution's hold on its job; False once it is no longer this worker's."""
+        result = await self._executions.update_one(
             {
-                "$set": {
-                    "status": ExecutionStatus.RUNNING.value,
-                    "startedAt": now,
-                    "workerId": owner,
-                    "lockTerm": term,
-                }
+                "_id": execution_id,
+                "status": ExecutionStatus.RUNNING.value,
+                "workerId": owner,
+                "lockExpiresAt": {"$gt": now},
             },
-            return_document=ReturnDocument.AFTER,
+            {"$set": {"lockExpiresAt": now + ttl}},
+        )
+        return result.matched_count == 1
+
+    async def lock_holder(self, job_id: ObjectId) -> dict[str, Any] | None:
+        """The job's running execution, which holds its lock (live or lapsed: compare `lockExpiresAt`)."""
+        return await self._executions.find_one(
+            {"jobId": job_id, "status": ExecutionStatus.RUNNING.value},
+            {"_id": 1, "workerId": 1, "lockExpiresAt": 1, "jobId": 1, "workspaceId": 1},
         )
 
     async def progress(
-        self, execution_id: ObjectId, *, stats: dict[str, Any], lines: builtins.list[str], max_lines: int
+        self,
+        execution_id: ObjectId,
+        *,
+        stats: dict[str, Any],
+        lines: builtins.list[str],
+        max_lines: int,
+        pid: int | None = None,
     ) -> None:
-        update: dict[str, Any] = {"$set": {"stats": stats}}
+        """A running execution's stats and new log lines (and its pid, with the first report)."""
+        fields: dict[str, Any] = {"stats": stats}
+        if pid is not None:
+            fields["pid"] = pid
+        update: dict[str, Any] = {"$set": fields}
         if lines:
             update["$push"] = {"logTail": {"$each": lines, "$slice": -max_lines}}
         await self._executions.update_one({"_id": execution_id}, update)
 
-    async def started_process(self, execution_id: ObjectId, pid: int) -> None:
-        await self._executions.update_one({"_id": execution_id}, {"$set": {"pid": pid}})
-
     # -- the end of a run ----------------------------------------------------------------------------
 
     async def finish(
-        self, execution_id: ObjectId, status: ExecutionStatus, now: datetime, **fields: Any
+        self,
+        execution_id: ObjectId,
+        status: ExecutionStatus,
+        now: datetime,
+        *,
+        committed: bool,
+        **fields: Any,
     ) -> dict[str, Any]:
-        """End a running execution. `outcomeCommitted: false` until its job status and retry are written:
-        a new leader finishes what a deposed one could not. Returns the fields written."""
-        written = {**self._finished(status, now), **fields, "outcomeCommitted": False}
+        """End a running execution, which lets go of its job. `outcomeCommitted` says whether its job status
+        and retry are written: a new leader finishes what a deposed one could not. Returns the fields
+        written."""
+        written = {**self._finished(status, now), **fields, "outcomeCommitted": committed}
         await self._executions.update_one(
             {"_id": execution_id, "status": ExecutionStatus.RUNNING.value}, {"$set": written}
         )
@@ -193,9 +210,10 @@ class ExecutionStore:
         )
 
     async def abandon(self, execution_id: ObjectId, now: datetime) -> bool:
-        """A running execution whose worker stopped renewing its job lock; True if this call ended it."""
+        """A running execution whose worker stopped renewing its lease on the job; True if this call ended
+        it (a live lease is never taken)."""
         result = await self._executions.update_one(
-            {"_id": execution_id, "status": ExecutionStatus.RUNNING.value},
+            {"_id": execution_id, "status": ExecutionStatus.RUNNING.value, **lapsed(now)},
             {
                 "$set": {
                     **self._finished(ExecutionStatus.ABANDONED, now),
@@ -224,8 +242,12 @@ class ExecutionStore:
         ).to_list(None)
         return {doc["_id"]: doc.get("cancelReason") or "cancel requested" for doc in docs}
 
-    async def running(self) -> builtins.list[dict[str, Any]]:
-        return await self._executions.find({"status": ExecutionStatus.RUNNING.value}).to_list(None)
+    async def lapsed_running(self, now: datetime) -> builtins.list[dict[str, Any]]:
+        """Running executions whose lease on their job has run out: their worker died or was cut off."""
+        return await self._executions.find(
+            {"status": ExecutionStatus.RUNNING.value, **lapsed(now)},
+            {"_id": 1, "jobId": 1, "workspaceId": 1, "workerId": 1},
+        ).to_list(None)
 
     async def uncommitted(self, term: int) -> builtins.list[dict[str, Any]]:
         """Finished executions whose job status and retry are not written (a deposed leader's, abandoned)."""

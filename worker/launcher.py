@@ -16,11 +16,10 @@ from executor.outcome import Runner, RunOutcome, RunRequest
 from models.clock import Clock
 from models.collections import SYNC_JOBS
 from models.cron import next_fire_time
-from models.execution import RETRYABLE_STATUSES, ExecutionStatus, Trigger
+from models.execution import RETRYABLE_STATUSES, ExecutionStatus, Trigger, finished_fields
 from models.execution_store import ExecutionStore
 from models.settings import Settings
 from models.sync_job import OverlapPolicy, RetryPolicy, SyncJobSpec
-from worker.job_lock import JobLocks
 from worker.job_status import Commit, JobStatusWriter
 from worker.naps import nap
 from worker.retry import retry_delay
@@ -79,7 +78,6 @@ class Launcher:
         runner: Runner,
         clock: Clock,
         settings: Settings,
-        job_locks: JobLocks,
         worker_id: str,
         rng: random.Random | None = None,
         max_concurrent: int | None = None,
@@ -94,7 +92,8 @@ class Launcher:
         self._runner = runner
         self._clock = clock
         self._settings = settings
-        self._job_locks = job_locks
+        # A run's lease on its job, renewed at a third of it while the sync goes.
+        self._lease = timedelta(seconds=settings.job_lock_ttl_seconds)
         self._worker_id = worker_id
         self._status = JobStatusWriter(db)
         self._rng = rng or random.Random()
@@ -104,6 +103,7 @@ class Launcher:
         self._tasks: dict[ObjectId, asyncio.Task] = {}
         # Set when this worker releases a job's lock: runs of that job waiting for it try again at once.
         self._lock_freed: dict[ObjectId, asyncio.Event] = {}
+        self._pids: dict[ObjectId, int] = {}
         # Called whenever a run ends: a queued run of the same job may go now.
         self._on_freed = on_freed
 
@@ -223,21 +223,19 @@ class Launcher:
             if stale:
                 await self._end_unstarted(execution_id, ExecutionStatus.SKIPPED, stale)
                 return None
-        now = self._clock.now()
-        if not await self._store.claim(
-            execution, owner=self._worker_id, term=term, now=now, ttl=self._job_locks.ttl
-        ):
+        free, started = await self._store.claim(
+            execution_id, owner=self._worker_id, term=term, now=self._clock.now(), ttl=self._lease
+        )
+        if not free:
             return await self._on_busy(execution, job)
+        if started is None:
+            return None  # canceled before it started, or claimed by another worker
         try:
-            started = await self._store.start(execution_id, owner=self._worker_id, term=term, now=now)
-            if started is None:
-                return None  # canceled before it started, or already taken
             log.info("execution_started", trigger=started["trigger"], attempt=started["attempt"])
             outcome, reason = await self._execute(started, job)
-            # Recorded while the lock is still held: recovery must never find this run `running` without it.
             await self._finish(started, job, outcome, reason, term)
         finally:
-            await self._job_locks.release(job_id, execution_id)
+            # The run no longer holds its job (its record left `running`): a run waiting for it goes now.
             freed = self._lock_freed.pop(job_id, None)
             if freed is not None:
                 freed.set()
@@ -259,13 +257,11 @@ class Launcher:
             execution=execution,
             job=job,
             timeout_seconds=job.get("timeoutSeconds") or self._settings.default_timeout_seconds,
-            progress=lambda stats, lines: self._store.progress(
-                execution_id, stats=stats, lines=lines, max_lines=MAX_LINES
-            ),
-            started=lambda pid: self._store.started_process(execution_id, pid),
+            progress=lambda stats, lines: self._progress(execution_id, stats, lines),
+            started=lambda pid: self._started(execution_id, pid),
         )
         running = self.running[execution_id] = Running(request)
-        keeper = asyncio.create_task(self._keep_job_lock(execution["jobId"], execution_id, running))
+        keeper = asyncio.create_task(self._keep_job_lock(execution_id, running))
         try:
             outcome = await self._runner.run(request)
         except asyncio.CancelledError:
@@ -278,13 +274,28 @@ class Launcher:
             self.running.pop(execution_id, None)
         return outcome, running.cancel_reason
 
-    async def _keep_job_lock(self, job_id: ObjectId, execution_id: ObjectId, running: Running) -> None:
-        # Renewed at a third of its TTL so one slow renewal does not let another worker in.
-        interval = self._job_locks.ttl.total_seconds() / 3
+    async def _started(self, execution_id: ObjectId, pid: int) -> None:
+        # Written with the first progress report (within a second) instead of a write of its own.
+        self._pids[execution_id] = pid
+
+    async def _progress(self, execution_id: ObjectId, stats: dict[str, Any], lines: list[str]) -> None:
+        await self._store.progress(
+            execution_id,
+            stats=stats,
+            lines=lines,
+            max_lines=MAX_LINES,
+            pid=self._pids.pop(execution_id, None),
+        )
+
+    async def _keep_job_lock(self, execution_id: ObjectId, running: Running) -> None:
+        # Renewed at a third of its lease so one slow renewal does not let another worker in.
+        interval = self._lease.total_seconds() / 3
         while True:
             await self._clock.sleep(interval)
             try:
-                if not await self._job_locks.renew(job_id, execution_id):
+                if not await self._store.renew_lock(
+                    execution_id, owner=self._worker_id, now=self._clock.now(), ttl=self._lease
+                ):
                     log.warning("job_lock_lost")
                     running.cancel("the job lock was lost")
                     return
@@ -312,22 +323,28 @@ class Launcher:
         if outcome.log_tail:
             # The runner's tail is capped in bytes too; the one flushed while it ran, in lines only.
             fields["logTail"] = outcome.log_tail
-        written = await self._store.finish(execution["_id"], outcome.status, now, **fields)
         log_finished(outcome.status, duration_ms=duration_ms, error=outcome.error, reason=fields["reason"])
+        self._pids.pop(execution["_id"], None)
         # What outlives the run (the job's status, its cursors, a retry) is written only under a live term:
         # a deposed leader's late result must not overwrite the new leader's. The lease is checked here
-        # and the term again in the job write itself (its fence); the new leader commits what is left,
-        # cursors aside (see worker.recovery).
-        if not self._may_launch(term):
+        # and the term again in the job write itself (its fence). The job is written first and the
+        # execution's end says whether that happened, so a run costs one write less; the new leader
+        # commits what is left, cursors aside (see worker.recovery).
+        committed = False
+        if self._may_launch(term):
+            ended = {**execution, **finished_fields(outcome.status, now, 0), **fields}
+            commit = await self.commit_outcome(
+                ended,
+                job,
+                term=term,
+                error=outcome.error or fields["reason"],
+                cursors=outcome.cursors,
+                mark=False,
+            )
+            committed = commit is not Commit.FENCED
+        else:
             log.warning("outcome_not_committed_term_lost", term=term)
-            return
-        await self.commit_outcome(
-            {**execution, **written},
-            job,
-            term=term,
-            error=outcome.error or fields["reason"],
-            cursors=outcome.cursors,
-        )
+        await self._store.finish(execution["_id"], outcome.status, now, committed=committed, **fields)
 
     async def commit_outcome(
         self,
@@ -337,9 +354,11 @@ class Launcher:
         term: int,
         error: str | None,
         cursors: dict[str, Any],
+        mark: bool = True,
     ) -> Commit:
         """Write a finished execution's consequences: the job's status fields (and cursors), fenced by
-        `term`, and a retry if the job allows one; then mark the execution as committed."""
+        `term`, and a retry if the job allows one; with `mark`, then mark the execution committed (a run
+        ending here says so in its own end instead)."""
         status = ExecutionStatus(execution["status"])
         finished = execution["finishedAt"]
         commit = await self._status.record_outcome(
@@ -358,7 +377,8 @@ class Launcher:
             return commit
         if commit is not Commit.JOB_GONE:
             await self.queue_retry_if_allowed(execution, job, status, finished)
-        await self._store.mark_committed(execution["_id"])
+        if mark:
+            await self._store.mark_committed(execution["_id"])
         return commit
 
     async def queue_retry_if_allowed(
@@ -392,8 +412,14 @@ class Launcher:
     async def _on_busy(self, execution: dict[str, Any], job: dict[str, Any]) -> Busy | None:
         """Another execution of the job holds its lock: apply the job's overlap policy. Manual runs and
         retries wait their turn (the API applied the policy to a manual run when it was asked for)."""
-        holder = await self._job_locks.holder(job["_id"])
-        busy = Busy(holder["expiresAt"] if holder else None)
+        holder = await self._store.lock_holder(job["_id"])
+        now = self._clock.now()
+        if holder is not None and holder["lockExpiresAt"] <= now and holder["_id"] not in self.running:
+            # Its worker died or was cut off: end it now rather than wait for recovery's round.
+            if await self._store.abandon(holder["_id"], now):
+                log_finished(ExecutionStatus.ABANDONED, abandoned_id=str(holder["_id"]))
+            return Busy(None)
+        busy = Busy(holder["lockExpiresAt"] if holder else None)
         if execution["trigger"] != Trigger.SCHEDULE.value:
             return busy
         policy = job.get("overlapPolicy", OverlapPolicy.SKIP.value)
@@ -402,14 +428,14 @@ class Launcher:
                 execution["_id"],
                 ExecutionStatus.SKIPPED,
                 "overlap: the previous run was still going",
-                blockedBy=holder["executionId"] if holder else None,
+                blockedBy=holder["_id"] if holder else None,
             )
             log.info("execution_skipped_overlap")
             return None
         if policy == OverlapPolicy.CANCEL_RUNNING.value and holder is not None:
             reason = "replaced by a newer scheduled run"
-            await self._store.cancel(holder["executionId"], self._clock.now(), reason)
-            self.cancel(holder["executionId"], reason)
+            await self._store.cancel(holder["_id"], now, reason)
+            self.cancel(holder["_id"], reason)
         # queue (and cancel_running): waits for the lock.
         return busy
 

@@ -14,7 +14,6 @@ from models.collections import SYNC_JOBS
 from models.execution import ExecutionStatus, Trigger, new_execution_document
 from models.execution_store import ExecutionStore
 from worker.firing import INSERT_CHUNK, Missed, chunks
-from worker.job_lock import JobLocks
 from worker.launcher import MISFIRE_GRACE_DEFAULT, Launcher, log_finished
 from worker.leader_lock import LeaderLock
 from worker.misfires import classify, missed_slots
@@ -30,14 +29,12 @@ class Recovery:
         clock: Clock,
         store: ExecutionStore,
         launcher: Launcher,
-        job_locks: JobLocks,
         leader_lock: LeaderLock,
     ):
         self._jobs = db[SYNC_JOBS]
         self._clock = clock
         self._store = store
         self._launcher = launcher
-        self._job_locks = job_locks
         self._leader_lock = leader_lock
 
     async def catch_up(self, missed: Missed, term: int, now: datetime) -> None:
@@ -117,21 +114,15 @@ class Recovery:
         return recorded
 
     async def recover_abandoned(self, term: int) -> int:
-        """Executions left `running` whose job lock has lapsed and that this worker is not running: their
-        worker died (or a run of ours failed to record its end). They become `abandoned` (and are retried if
-        the job allows), so nothing stays running forever. Then the outcomes a deposed leader recorded but
-        could not commit. Returns how many executions were recovered."""
+        """Executions left `running` whose lease on their job has lapsed and that this worker is not
+        running: their worker died (or a run of ours failed to record its end). They become `abandoned`
+        (and are retried if the job allows), so nothing stays running forever. Then the outcomes a deposed
+        leader recorded but could not commit. Returns how many executions were recovered."""
         now = self._clock.now()
-        candidates = [doc for doc in await self._store.running() if doc["_id"] not in self._launcher.running]
-        live = (
-            await self._job_locks.live_execution_ids([doc["_id"] for doc in candidates], now)
-            if candidates
-            else set()
-        )
         recovered = 0
-        for execution in candidates:
-            if execution["_id"] in live:
-                continue
+        for execution in await self._store.lapsed_running(now):
+            if execution["_id"] in self._launcher.running:
+                continue  # ours, and going: its renewal is late, not its worker dead
             if await self._store.abandon(execution["_id"], now):
                 recovered += 1
                 with structlog.contextvars.bound_contextvars(

@@ -21,7 +21,6 @@ from worker.dispatch import Dispatcher
 from worker.election import Election, LeadershipLost
 from worker.firing import Firing
 from worker.identity import new_worker_id
-from worker.job_lock import JobLocks
 from worker.job_status import JobStatusWriter
 from worker.launcher import Launcher
 from worker.leader_lock import LeaderLock, Lease
@@ -62,9 +61,6 @@ class Scheduler:
         )
         self.election = Election(self.leader_lock, clock=clock, settings=settings)
         self.leading = self.election.leading  # for tests and health: set while this worker leads
-        self.job_locks = JobLocks(
-            db, worker_id=self.worker_id, clock=clock, ttl_seconds=settings.job_lock_ttl_seconds
-        )
         self._status = JobStatusWriter(db)
         self.launcher = Launcher(
             db,
@@ -72,7 +68,6 @@ class Scheduler:
             runner=runner,
             clock=clock,
             settings=settings,
-            job_locks=self.job_locks,
             worker_id=self.worker_id,
             rng=rng,
             max_concurrent=max_concurrent,
@@ -93,7 +88,6 @@ class Scheduler:
             clock=clock,
             store=self.store,
             launcher=self.launcher,
-            job_locks=self.job_locks,
             leader_lock=self.leader_lock,
         )
         self.dispatcher = Dispatcher(

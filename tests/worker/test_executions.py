@@ -22,14 +22,14 @@ async def test_cancel_request_stops_the_running_sync(workers, db, clock, runner,
     execution = await start_run(db, clock, job)
     await clock.advance(2)
     await wait_for_status(db, execution["_id"], "running")
-    assert await db.job_execution_locks.find_one({"_id": job["_id"]}) is not None
+    assert (await db.job_executions.find_one({"_id": execution["_id"]}))["lockExpiresAt"] > clock.now()
     await ExecutionStore(db, retention_days=30).request_cancel(
         "ws-a", job["_id"], execution["_id"], clock.now()
     )
     await clock.advance(2)
     done = await wait_for_status(db, execution["_id"], "canceled")
     assert done["reason"] == "cancel requested" and done["finishedAt"] is not None
-    assert await db.job_execution_locks.count_documents({}) == 0
+    assert await db.job_executions.count_documents({"status": "running"}) == 0
     stored = await db.syncjobs.find_one({"_id": job["_id"]})
     assert stored["lastRunStatus"] == "canceled"
     assert await db.job_executions.count_documents({"retryOf": execution["_id"]}) == 0
@@ -106,18 +106,18 @@ async def test_failed_runs_are_retried_with_backoff_until_attempts_run_out(
 async def test_abandoned_runs_of_a_dead_worker_are_recovered_and_retried(workers, db, clock, add_job):
     job = await add_job(schedule={"cron": "0 0 1 1 *", "timezone": "UTC"})
     stuck = await start_run(db, clock, job)
+    # Its lease on the job expired: the worker that held it stopped renewing.
     await db.job_executions.update_one(
         {"_id": stuck["_id"]},
-        {"$set": {"status": "running", "lockTerm": 0, "workerId": "dead:1:x", "startedAt": clock.now()}},
-    )
-    # Its job lock expired: the worker that held it stopped renewing.
-    await db.job_execution_locks.insert_one(
         {
-            "_id": job["_id"],
-            "owner": "dead:1:x",
-            "executionId": stuck["_id"],
-            "expiresAt": clock.now() - timedelta(seconds=1),
-        }
+            "$set": {
+                "status": "running",
+                "lockTerm": 0,
+                "workerId": "dead:1:x",
+                "startedAt": clock.now(),
+                "lockExpiresAt": clock.now() - timedelta(seconds=1),
+            }
+        },
     )
     await workers.start()
     recovered = await wait_for_status(db, stuck["_id"], "abandoned")
@@ -129,14 +129,16 @@ async def test_abandoned_runs_of_a_dead_worker_are_recovered_and_retried(workers
 async def test_a_run_whose_job_lock_is_still_live_is_not_abandoned(workers, db, clock, add_job):
     job = await add_job(schedule={"cron": "0 0 1 1 *", "timezone": "UTC"})
     alive = await start_run(db, clock, job)
-    await db.job_executions.update_one({"_id": alive["_id"]}, {"$set": {"status": "running", "lockTerm": 0}})
-    await db.job_execution_locks.insert_one(
+    await db.job_executions.update_one(
+        {"_id": alive["_id"]},
         {
-            "_id": job["_id"],
-            "owner": "other:1:x",
-            "executionId": alive["_id"],
-            "expiresAt": clock.now() + timedelta(seconds=60),
-        }
+            "$set": {
+                "status": "running",
+                "lockTerm": 0,
+                "workerId": "other:1:x",
+                "lockExpiresAt": clock.now() + timedelta(seconds=60),
+            }
+        },
     )
     await workers.start()
     await clock.advance(5)
@@ -190,7 +192,7 @@ async def test_shutdown_waits_for_runs_then_cancels_them_and_the_next_leader_run
         await workers.stop(leader)
     done = await db.job_executions.find_one({"_id": execution["_id"]})
     assert done["status"] == "canceled" and done["reason"] == "shutdown"
-    assert await db.job_execution_locks.count_documents({}) == 0
+    assert await db.job_executions.count_documents({"status": "running"}) == 0
     lock = await db.worker_locks.find_one({"_id": "sync-worker"})
     assert lock["expiresAt"] <= clock.now()
     waiting = [entry for entry in logs if entry["event"] == "shutdown_waiting_for_syncs"]
