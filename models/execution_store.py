@@ -26,6 +26,16 @@ from models.sync_job import OverlapPolicy
 
 MANUAL_SLOT_TRIES = 3
 DUPLICATE_KEY = 11000
+# What a launch reads of a queued execution; the claim returns the whole document.
+LAUNCH_FIELDS = {
+    "jobId": 1,
+    "workspaceId": 1,
+    "trigger": 1,
+    "scheduledFor": 1,
+    "attempt": 1,
+    "firedTerm": 1,
+    "runAfter": 1,
+}
 MISSED_ATTEMPT = 0  # a missed-slots record was never attempted: it can never collide with a fired slot
 
 
@@ -226,10 +236,16 @@ class ExecutionStore:
 
     # -- the worker's reads --------------------------------------------------------------------------
 
-    async def due_queued(self, now: datetime, limit: int) -> builtins.list[dict[str, Any]]:
-        """Queued executions whose time has come, oldest first."""
+    async def due_queued(
+        self, now: datetime, limit: int, *, skip: builtins.list[ObjectId] = ()
+    ) -> builtins.list[dict[str, Any]]:
+        """Queued executions whose time has come, oldest first, with the fields a launch needs; served by
+        the `dispatch` index (status, runAfter). `skip`: ids the caller holds already."""
+        query: dict[str, Any] = {"status": ExecutionStatus.QUEUED.value, "runAfter": {"$lte": now}}
+        if skip:
+            query["_id"] = {"$nin": list(skip)}
         return (
-            await self._executions.find({"status": ExecutionStatus.QUEUED.value, "runAfter": {"$lte": now}})
+            await self._executions.find(query, LAUNCH_FIELDS)
             .sort([("runAfter", 1), ("_id", 1)])
             .limit(limit)
             .to_list(None)

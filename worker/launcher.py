@@ -82,7 +82,7 @@ class Launcher:
         rng: random.Random | None = None,
         max_concurrent: int | None = None,
         may_launch=lambda term: True,
-        on_freed=lambda: None,
+        on_retry=lambda run_after: None,
     ):
         self._store = store
         # Asked again right before each start: a run that waited for a slot must not start once this
@@ -104,8 +104,8 @@ class Launcher:
         # Set when this worker releases a job's lock: runs of that job waiting for it try again at once.
         self._lock_freed: dict[ObjectId, asyncio.Event] = {}
         self._pids: dict[ObjectId, int] = {}
-        # Called whenever a run ends: a queued run of the same job may go now.
-        self._on_freed = on_freed
+        # Called with the moment a retry this worker queued comes due.
+        self._on_retry = on_retry
 
     @property
     def in_flight(self) -> set[ObjectId]:
@@ -123,7 +123,6 @@ class Launcher:
 
     def _done(self, execution_id: ObjectId) -> None:
         self._tasks.pop(execution_id, None)
-        self._on_freed()
 
     def wake_waiters(self) -> None:
         """Leadership ended: runs waiting for a job lock look again (and stop, since they may not launch)."""
@@ -407,6 +406,7 @@ class Launcher:
         )
         if retry is not None:
             log.info("retry_queued", attempt=attempt + 1, delay_seconds=round(delay, 1))
+            self._on_retry(retry["runAfter"])
         return retry
 
     async def _on_busy(self, execution: dict[str, Any], job: dict[str, Any]) -> Busy | None:

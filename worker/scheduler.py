@@ -72,7 +72,7 @@ class Scheduler:
             rng=rng,
             max_concurrent=max_concurrent,
             may_launch=self.acting,
-            on_freed=lambda: self.dispatcher.wake.set(),
+            on_retry=lambda run_after: self.dispatcher.wake_at(run_after),
         )
         self.firing = Firing(
             db,
