@@ -63,7 +63,7 @@ async def test_user_edits_and_deletes_arrive_but_worker_status_writes_do_not(rea
     store = SyncJobStore(real_db)
     job = await store.create("ws", spec(), clock.now())
     assert (await first) == Change("job", job["_id"])
-    await JobStatusWriter(real_db).next_run([job["_id"]], clock.now())
+    await JobStatusWriter(real_db).next_run([job["_id"]], clock.now(), term=1)
     await store.update("ws", job["_id"], {"name": "renamed"}, clock.now(), expected_version=1)
     # The status write came first but is filtered out: the next event is the user's edit.
     assert (await next_change(changes)) == Change("job", job["_id"])

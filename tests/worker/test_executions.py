@@ -317,3 +317,25 @@ async def test_the_next_leader_commits_what_a_deposed_leader_could_not(workers, 
     assert (await db.job_executions.find_one({"_id": execution["_id"]}))["outcomeCommitted"] is True
     retry = await db.job_executions.find_one({"retryOf": execution["_id"]})
     assert retry is not None and retry["attempt"] == 2
+
+
+async def test_failed_runs_are_logged_as_warnings_and_abandoned_ones_as_errors(
+    workers, db, clock, runner, add_job
+):
+    runner.outcomes.append(RunOutcome(ExecutionStatus.FAILED, error="boom", exit_code=1))
+    failing = await add_job(
+        name="failing", schedule={"cron": "0 0 1 1 *", "timezone": "UTC"}, retry={"maxAttempts": 1}
+    )
+    dead = await add_job(name="dead", schedule={"cron": "0 0 1 1 *", "timezone": "UTC"})
+    stuck = await start_run(db, clock, dead)
+    await db.job_executions.update_one(
+        {"_id": stuck["_id"]},
+        {"$set": {"status": "running", "workerId": "dead:1:x", "lockTerm": 0, "lockExpiresAt": clock.now()}},
+    )
+    with capture_logs() as logs:
+        await workers.start()
+        execution = await start_run(db, clock, failing)
+        await clock.advance(2)
+        await wait_for_status(db, execution["_id"], "failed")
+    levels = {entry["status"]: entry["log_level"] for entry in logs if entry["event"] == "execution_finished"}
+    assert levels["failed"] == "warning" and levels["abandoned"] == "error"
