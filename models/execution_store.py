@@ -237,7 +237,7 @@ class ExecutionStore:
     # -- the worker's reads --------------------------------------------------------------------------
 
     async def due_queued(
-        self, now: datetime, limit: int, *, skip: builtins.list[ObjectId] = ()
+        self, now: datetime, limit: int, *, skip: builtins.list[ObjectId] | None = None
     ) -> builtins.list[dict[str, Any]]:
         """Queued executions whose time has come, oldest first, with the fields a launch needs; served by
         the `dispatch` index (status, runAfter). `skip`: ids the caller holds already."""
