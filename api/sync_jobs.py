@@ -11,12 +11,12 @@ from api.merge_patch import merge_patch
 from api.quotas import ensure_room
 from api.read_only import without_read_only
 from api.rewrite import rewrite
+from models.cron import upcoming_fire_times, zone_of
 from models.documents import READ_ONLY_FIELDS, parse_object_id
 from models.errors import Conflict, JobDisabled, SyncJobNotFound, ValidationFailed
 from models.execution import ExecutionStatus, ExecutionView
 from models.pagination import parse_limit
 from models.resources import DATA_SOURCE, DESTINATION
-from models.schedule import upcoming_fire_times, zone_of
 from models.sync_job import STATUS_FIELDS, SyncJobSpec, SyncJobView
 
 NEXT_FIRE_TIMES = 5

@@ -8,7 +8,7 @@ The budget is 50 ms: the check runs on the API's event loop, inside request vali
 import time
 from datetime import UTC, datetime
 
-from models.schedule import next_fire_time, schedule_problem
+from models.cron import next_fire_time, schedule_problem
 
 CASES = [
     ("30 1 * 3 L0", "Europe/London"),

@@ -164,7 +164,7 @@ class NoopRunner:
 async def seed(db, pairs: list[tuple[str, str]], now: datetime, *, confirmed: bool = True) -> None:
     """Insert the jobs; `confirmed` leaves them as a previous leader would (nextRunAt, scheduleAppliedVersion
     written), which is what a takeover or a restart loads."""
-    from models.schedule import next_fire_time
+    from models.cron import next_fire_time
     from models.sync_job import SyncJobSpec, new_job_document
 
     spec = SyncJobSpec.model_validate(
@@ -209,13 +209,13 @@ async def ours_load(jobs: int, distinct: int, confirmed: bool = True, url: str |
     await scheduler.load_all(term=1)
     ready = time.perf_counter() - started
     loaded = COMMANDS.since(mark)
-    await scheduler._bookkeeping
+    await scheduler.firing.confirming
     confirmed = time.perf_counter() - started
     return {
         "load_s": ready,
         "confirm_s": confirmed,
         "peak_mib": peak_mib(),
-        "scheduled": len(scheduler.schedule),
+        "scheduled": len(scheduler.timetable),
         **loaded,
     }
 
@@ -259,7 +259,7 @@ async def ours_lag(jobs: int, due: int, url: str | None = None) -> dict:
         worker_lease_seconds=600,
         job_lock_ttl_seconds=600,
     )
-    executions = scheduler._executions
+    executions = scheduler.store._executions
     original = executions.insert_many
 
     async def timed_insert(docs, **kwargs):
@@ -282,7 +282,7 @@ async def ours_lag(jobs: int, due: int, url: str | None = None) -> dict:
 
     executions.insert_many = timed_insert
     running = asyncio.create_task(scheduler.run(asyncio.Event()))  # ends the process from inside timed_insert
-    while len(scheduler.schedule) < jobs:
+    while len(scheduler.timetable) < jobs:
         await asyncio.sleep(0.01)
     await asyncio.sleep(0.2)  # the load's last steps (recovery, the loops starting) with time still frozen
     mark = COMMANDS.mark()

@@ -5,7 +5,6 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 SYNC_JOBS = "syncjobs"
 JOB_EXECUTIONS = "job_executions"
 WORKER_LOCKS = "worker_locks"
-JOB_LOCKS = "job_execution_locks"
 API_TOKENS = "api_tokens"
 DATA_SOURCES = "data_sources"
 DESTINATIONS = "destinations"
@@ -25,14 +24,23 @@ INDEXES: dict[str, list[IndexModel]] = {
             unique=True,
             name="one_per_slot_attempt",
         ),
-        # At most one manual run waits per job, even when two requests race.
+        # At most one manual run waits per job, even when two requests race. (Its key differs from
+        # one_running_per_job's: servers refuse two indexes of one key pattern differing only in the filter.)
         IndexModel(
-            [("jobId", ASCENDING)],
+            [("jobId", ASCENDING), ("trigger", ASCENDING)],
             unique=True,
             partialFilterExpression={"trigger": "manual", "status": "queued"},
             name="one_queued_manual_run",
         ),
         IndexModel([("jobId", ASCENDING), ("queuedAt", DESCENDING), ("_id", DESCENDING)], name="job_history"),
+        # The job lock: at most one running execution per job, whichever worker claims it. Claiming is the
+        # update to `running`; a second claim of the same job fails on this index.
+        IndexModel(
+            [("jobId", ASCENDING)],
+            unique=True,
+            partialFilterExpression={"status": "running"},
+            name="one_running_per_job",
+        ),
         IndexModel([("status", ASCENDING), ("runAfter", ASCENDING)], name="dispatch"),
         # A workspace's runs across its jobs, newest first (GET /api/workspaces/{ws}/executions).
         IndexModel(
@@ -44,10 +52,6 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     # worker_locks has no TTL index on purpose: deleting the leader document would restart the fencing
     # term at 1, and an older leader's term must stay below every newer one.
-    JOB_LOCKS: [
-        # Cleanup only: acquiring compares expiresAt with the clock itself.
-        IndexModel([("expiresAt", ASCENDING)], expireAfterSeconds=0, name="cleanup"),
-    ],
     API_TOKENS: [
         IndexModel([("tokenHash", ASCENDING)], unique=True, name="token_hash"),
         IndexModel([("workspaceId", ASCENDING), ("_id", ASCENDING)], name="workspace_order"),

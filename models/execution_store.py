@@ -1,4 +1,6 @@
-"""JobExecution documents as the API sees them: history, manual runs and cancel requests."""
+"""The one home of JobExecution records: every write of an execution's life (queue, claim, start, finish,
+skip, miss, abandon, retry, cancel) and the reads that drive them. The API queues manual runs, cancels and
+reads history here; the worker does everything else here."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from typing import Any
 
 from bson import ObjectId
 from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from models.collections import JOB_EXECUTIONS
 from models.errors import Conflict, ExecutionNotFound
@@ -21,8 +23,26 @@ from models.execution import (
     new_execution_document,
 )
 from models.pagination import after_descending, page
+from models.sync_job import OverlapPolicy
 
 MANUAL_SLOT_TRIES = 3
+DUPLICATE_KEY = 11000
+# What a launch reads of a queued execution; the claim returns the whole document.
+LAUNCH_FIELDS = {
+    "jobId": 1,
+    "workspaceId": 1,
+    "trigger": 1,
+    "scheduledFor": 1,
+    "attempt": 1,
+    "firedTerm": 1,
+    "runAfter": 1,
+}
+MISSED_ATTEMPT = 0  # a missed-slots record was never attempted: it can never collide with a fired slot
+
+
+def lapsed(now: datetime) -> dict[str, Any]:
+    # A running execution written before leases lived on it has none: it counts as lapsed.
+    return {"lockExpiresAt": {"$not": {"$gt": now}}}
 
 
 class ExecutionStore:
@@ -30,24 +50,282 @@ class ExecutionStore:
         self._executions = db[JOB_EXECUTIONS]
         self._retention_days = retention_days
 
+    def _finished(self, status: ExecutionStatus, now: datetime) -> dict[str, Any]:
+        return finished_fields(status, now, self._retention_days)
+
+    # -- queue ---------------------------------------------------------------------------------------
+
+    async def queue(self, docs: builtins.list[dict[str, Any]]) -> builtins.list[dict[str, Any]]:
+        """Insert queued executions (or finished records); returns those written. One that exists already
+        (another leader wrote that slot, or this very insert is a retry) is not an error: the unique index on
+        (job, slot, attempt) makes a second insert harmless."""
+        if not docs:
+            return []
+        try:
+            await self._executions.insert_many(docs, ordered=False)
+            return docs
+        except BulkWriteError as error:
+            errors = error.details.get("writeErrors", [])
+            if any(item.get("code") != DUPLICATE_KEY for item in errors):
+                raise
+            duplicates = {item["index"] for item in errors}
+            return [doc for index, doc in enumerate(docs) if index not in duplicates]
+
+    def missed_record(
+        self, job: dict[str, Any], *, count: int, first: datetime, last: datetime, now: datetime
+    ) -> dict[str, Any]:
+        """One skipped record for `count` slots no leader fired, from `first` to `last`."""
+        record = new_execution_document(
+            job=job, trigger=Trigger.SCHEDULE, scheduled_for=first, now=now, attempt=MISSED_ATTEMPT
+        )
+        record.update(self._finished(ExecutionStatus.SKIPPED, now))
+        record["reason"] = "missed"
+        record["missed"] = {"count": count, "firstSlot": first, "lastSlot": last}
+        return record
+
+    async def queue_retry(
+        self, execution: dict[str, Any], job: dict[str, Any], *, now: datetime, run_after: datetime
+    ) -> dict[str, Any] | None:
+        """The next attempt of a failed execution; None if whoever finished this attempt first queued it."""
+        retry = new_execution_document(
+            job=job,
+            trigger=Trigger.RETRY,
+            scheduled_for=execution["scheduledFor"],
+            now=now,
+            attempt=execution["attempt"] + 1,
+            run_after=run_after,
+        )
+        retry["retryOf"] = execution["_id"]
+        try:
+            await self._executions.insert_one(retry)
+        except DuplicateKeyError:
+            return None
+        return retry
+
+    # -- claim, start, run ---------------------------------------------------------------------------
+
+    async def claim(
+        self, execution_id: ObjectId, *, owner: str, term: int, now: datetime, ttl: timedelta
+    ) -> tuple[bool, dict[str, Any] | None]:
+        """Take the job's lock and start the execution, in one atomic update: `queued -> running`, naming
+        this worker and a lease (`lockExpiresAt`). The job's lock is the unique index on the running
+        execution of each job, so a second claim of the job fails with a duplicate key whichever worker
+        makes it. Returns (False, None) while another run of the job holds the lock; (True, None) when this
+        execution was canceled or claimed by another worker first; (True, the running execution) when won."""
+        try:
+            started = await self._executions.find_one_and_update(
+                {"_id": execution_id, "status": ExecutionStatus.QUEUED.value, "cancelRequestedAt": None},
+                {
+                    "$set": {
+                        "status": ExecutionStatus.RUNNING.value,
+                        "startedAt": now,
+                        "workerId": owner,
+                        "lockTerm": term,
+                        "lockExpiresAt": now + ttl,
+                    }
+                },
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:
+            return False, None
+        return True, started
+
+    async def renew_lock(self, execution_id: ObjectId, *, owner: str, now: datetime, ttl: timedelta) -> bool:
+        """Extend a running execution's hold on its job; False once it is no longer this worker's."""
+        result = await self._executions.update_one(
+            {
+                "_id": execution_id,
+                "status": ExecutionStatus.RUNNING.value,
+                "workerId": owner,
+                "lockExpiresAt": {"$gt": now},
+            },
+            {"$set": {"lockExpiresAt": now + ttl}},
+        )
+        return result.matched_count == 1
+
+    async def lock_holder(self, job_id: ObjectId) -> dict[str, Any] | None:
+        """The job's running execution, which holds its lock (live or lapsed: compare `lockExpiresAt`)."""
+        return await self._executions.find_one(
+            {"jobId": job_id, "status": ExecutionStatus.RUNNING.value},
+            {"_id": 1, "workerId": 1, "lockExpiresAt": 1, "jobId": 1, "workspaceId": 1},
+        )
+
+    async def progress(
+        self,
+        execution_id: ObjectId,
+        *,
+        stats: dict[str, Any],
+        lines: builtins.list[str],
+        max_lines: int,
+        pid: int | None = None,
+    ) -> None:
+        """A running execution's stats and new log lines (and its pid, with the first report)."""
+        fields: dict[str, Any] = {"stats": stats}
+        if pid is not None:
+            fields["pid"] = pid
+        update: dict[str, Any] = {"$set": fields}
+        if lines:
+            update["$push"] = {"logTail": {"$each": lines, "$slice": -max_lines}}
+        await self._executions.update_one({"_id": execution_id}, update)
+
+    # -- the end of a run ----------------------------------------------------------------------------
+
+    async def finish(
+        self,
+        execution_id: ObjectId,
+        status: ExecutionStatus,
+        now: datetime,
+        *,
+        committed: bool,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """End a running execution, which lets go of its job. `outcomeCommitted` says whether its job status
+        and retry are written: a new leader finishes what a deposed one could not. Returns the fields
+        written."""
+        written = {**self._finished(status, now), **fields, "outcomeCommitted": committed}
+        await self._executions.update_one(
+            {"_id": execution_id, "status": ExecutionStatus.RUNNING.value}, {"$set": written}
+        )
+        return written
+
+    async def mark_committed(self, execution_id: ObjectId) -> None:
+        await self._executions.update_one({"_id": execution_id}, {"$set": {"outcomeCommitted": True}})
+
+    async def end_unstarted(
+        self, execution_id: ObjectId, status: ExecutionStatus, reason: str, now: datetime, **extra: Any
+    ) -> None:
+        """A queued execution that will never run: skipped (overlap, stale slot) or canceled (job gone)."""
+        await self._executions.update_one(
+            {"_id": execution_id, "status": ExecutionStatus.QUEUED.value},
+            {"$set": {**self._finished(status, now), "reason": reason, **extra}},
+        )
+
+    async def skip_missed(self, execution_ids: builtins.list[ObjectId], now: datetime) -> None:
+        """Queued slots of a dead leader that lost to a newer slot or ran out of grace."""
+        if execution_ids:
+            await self._executions.update_many(
+                {"_id": {"$in": execution_ids}, "status": ExecutionStatus.QUEUED.value},
+                {"$set": {**self._finished(ExecutionStatus.SKIPPED, now), "reason": "missed"}},
+            )
+
+    async def fail_to_launch(self, execution_id: ObjectId, *, owner: str, error: str, now: datetime) -> None:
+        """A bug or a database error in the launch itself ends the execution as failed, rather than leave
+        it queued (tried again at every poll) or running (until recovery)."""
+        await self._executions.update_one(
+            {
+                "_id": execution_id,
+                "status": {"$in": ACTIVE_STATUSES},
+                "$or": [{"workerId": None}, {"workerId": owner}],
+            },
+            {"$set": {**self._finished(ExecutionStatus.FAILED, now), "error": error}},
+        )
+
+    async def abandon(self, execution_id: ObjectId, now: datetime) -> bool:
+        """A running execution whose worker stopped renewing its lease on the job; True if this call ended
+        it (a live lease is never taken)."""
+        result = await self._executions.update_one(
+            {"_id": execution_id, "status": ExecutionStatus.RUNNING.value, **lapsed(now)},
+            {
+                "$set": {
+                    **self._finished(ExecutionStatus.ABANDONED, now),
+                    "error": "its worker stopped renewing the job lock (crashed or cut off)",
+                    "outcomeCommitted": False,
+                }
+            },
+        )
+        return result.modified_count == 1
+
+    # -- the worker's reads --------------------------------------------------------------------------
+
+    async def due_queued(
+        self, now: datetime, limit: int, *, skip: builtins.list[ObjectId] | None = None
+    ) -> builtins.list[dict[str, Any]]:
+        """Queued executions whose time has come, oldest first, with the fields a launch needs; served by
+        the `dispatch` index (status, runAfter). `skip`: ids the caller holds already."""
+        query: dict[str, Any] = {"status": ExecutionStatus.QUEUED.value, "runAfter": {"$lte": now}}
+        if skip:
+            query["_id"] = {"$nin": list(skip)}
+        return (
+            await self._executions.find(query, LAUNCH_FIELDS)
+            .sort([("runAfter", 1), ("_id", 1)])
+            .limit(limit)
+            .to_list(None)
+        )
+
+    async def cancel_requests(self, execution_ids: builtins.list[ObjectId]) -> dict[ObjectId, str]:
+        """Of these running executions, those with a cancel request, and its reason."""
+        docs = await self._executions.find(
+            {"_id": {"$in": execution_ids}, "cancelRequestedAt": {"$ne": None}}, {"_id": 1, "cancelReason": 1}
+        ).to_list(None)
+        return {doc["_id"]: doc.get("cancelReason") or "cancel requested" for doc in docs}
+
+    async def lapsed_running(self, now: datetime) -> builtins.list[dict[str, Any]]:
+        """Running executions whose lease on their job has run out: their worker died or was cut off."""
+        return await self._executions.find(
+            {"status": ExecutionStatus.RUNNING.value, **lapsed(now)},
+            {"_id": 1, "jobId": 1, "workspaceId": 1, "workerId": 1},
+        ).to_list(None)
+
+    async def uncommitted(self, term: int) -> builtins.list[dict[str, Any]]:
+        """Finished executions whose job status and retry are not written (a deposed leader's, abandoned)."""
+        return await self._executions.find(
+            {"outcomeCommitted": False, "$or": [{"lockTerm": {"$lt": term}}, {"status": "abandoned"}]}
+        ).to_list(None)
+
+    async def scheduled_since(self, first_by_job: dict[ObjectId, datetime]) -> builtins.list[dict[str, Any]]:
+        """Scheduled records of each job at or after its given slot: one read for them all."""
+        by_first: dict[datetime, builtins.list[ObjectId]] = {}
+        for job_id, first in first_by_job.items():
+            by_first.setdefault(first, []).append(job_id)
+        if not by_first:
+            return []
+        return await self._executions.find(
+            {
+                "trigger": Trigger.SCHEDULE.value,
+                "$or": [
+                    {"jobId": {"$in": ids}, "scheduledFor": {"$gte": first}}
+                    for first, ids in by_first.items()
+                ],
+            },
+            {"jobId": 1, "scheduledFor": 1, "status": 1, "missed.lastSlot": 1},
+        ).to_list(None)
+
+    # -- the API -------------------------------------------------------------------------------------
+
     async def active_for_job(self, job_id: ObjectId) -> dict[str, Any] | None:
         """The job's queued or running execution, running first."""
+        docs = await self._active_of_job(job_id)
+        return docs[0] if docs else None
+
+    async def _active_of_job(self, job_id: ObjectId) -> builtins.list[dict[str, Any]]:
         docs = await self._executions.find({"jobId": job_id, "status": {"$in": ACTIVE_STATUSES}}).to_list(
             None
         )
         docs.sort(key=lambda doc: doc["status"] != ExecutionStatus.RUNNING.value)
-        return docs[0] if docs else None
+        return docs
 
     async def queue_manual_run(self, job: dict[str, Any], now: datetime) -> dict[str, Any]:
-        """Record the intent to run now; the worker picks it up. Refused while a run is queued or running."""
+        """Record the intent to run now; the worker picks it up. While another run of the job is queued or
+        running, the job's overlap policy decides: `skip` refuses (Conflict), `queue` queues this one
+        behind it, `cancel_running` cancels it and queues this one. One manual run waits at most."""
+        policy = job.get("overlapPolicy", OverlapPolicy.SKIP.value)
         requested = now
         for _ in range(MANUAL_SLOT_TRIES):
-            active = await self.active_for_job(job["_id"])
-            if active is not None:
+            active = await self._active_of_job(job["_id"])
+            waiting_manual = [
+                doc
+                for doc in active
+                if doc["trigger"] == Trigger.MANUAL.value and doc["status"] == ExecutionStatus.QUEUED.value
+            ]
+            blocking = waiting_manual or (active if policy == OverlapPolicy.SKIP.value else [])
+            if blocking:
                 raise Conflict(
                     "The job already has a queued or running execution",
-                    details={"executionId": str(active["_id"]), "status": active["status"]},
+                    details={"executionId": str(blocking[0]["_id"]), "status": blocking[0]["status"]},
                 )
+            if policy == OverlapPolicy.CANCEL_RUNNING.value:
+                for doc in active:
+                    await self.cancel(doc["_id"], now, "replaced by a manual run")
             doc = new_execution_document(job=job, trigger=Trigger.MANUAL, scheduled_for=requested, now=now)
             try:
                 await self._executions.insert_one(doc)
@@ -125,6 +403,10 @@ class ExecutionStore:
             details={"executionId": str(execution_id), "status": current["status"]},
         )
 
+    async def cancel(self, execution_id: ObjectId, now: datetime, reason: str) -> dict[str, Any] | None:
+        """Cancel one execution: a queued one ends at once, a running one is asked to stop by its worker."""
+        return await self._cancel({"_id": execution_id, "cancelRequestedAt": None}, now, reason=reason)
+
     async def cancel_active_for_job(self, job_id: ObjectId, now: datetime) -> builtins.list[str]:
         """Cancel whatever of the job is queued or running (its job is being deleted); returns their ids."""
         ids = []
@@ -132,22 +414,25 @@ class ExecutionStore:
             ids.append(str(doc["_id"]))
         return ids
 
-    async def _cancel(self, query: dict[str, Any], now: datetime) -> dict[str, Any] | None:
+    async def _cancel(
+        self, query: dict[str, Any], now: datetime, reason: str | None = None
+    ) -> dict[str, Any] | None:
         queued = await self._executions.find_one_and_update(
             {**query, "status": ExecutionStatus.QUEUED.value},
             {
                 "$set": {
-                    **finished_fields(ExecutionStatus.CANCELED, now, self._retention_days),
+                    **self._finished(ExecutionStatus.CANCELED, now),
                     "cancelRequestedAt": now,
-                    "reason": "canceled before it started",
+                    "reason": reason or "canceled before it started",
                 }
             },
             return_document=ReturnDocument.AFTER,
         )
         if queued is not None:
             return queued
+        # The worker running it reads the request (and its reason) and stops the sync.
         return await self._executions.find_one_and_update(
             {**query, "status": ExecutionStatus.RUNNING.value},
-            {"$set": {"cancelRequestedAt": now}},
+            {"$set": {"cancelRequestedAt": now, "cancelReason": reason}},
             return_document=ReturnDocument.AFTER,
         )

@@ -1,34 +1,8 @@
-"""The two lock documents, as operators see them in db.worker_locks and db.job_execution_locks.
+"""The leader lock, as operators see it in db.worker_locks: a lease, valid while `expiresAt` is in the
+future, judged by the query against the clock, never by whether a TTL monitor has deleted the document.
 
-Both are leases: valid while `expiresAt` is in the future, judged by the query against the clock, never by
-whether the TTL monitor has deleted the document yet.
+A job's lock is not a document of its own: it is the job's one `running` execution (a unique partial
+index), leased through that execution's `lockExpiresAt`.
 """
 
-from datetime import datetime
-from typing import TypedDict
-
-from bson import ObjectId
-
 LEADER_LOCK_ID = "sync-worker"
-
-
-class WorkerLock(TypedDict):
-    """`worker_locks`, one document: which worker schedules. No TTL index: `term` must never restart."""
-
-    _id: str  # LEADER_LOCK_ID
-    owner: str  # host:pid:shortuuid
-    term: int  # raised on every new acquisition; fences a deposed leader's writes
-    acquiredAt: datetime
-    heartbeatAt: datetime
-    expiresAt: datetime
-
-
-class JobLock(TypedDict):
-    """`job_execution_locks`, one document per running job: which execution may run it."""
-
-    _id: ObjectId  # the job's id
-    owner: str  # the worker running it
-    executionId: ObjectId
-    lockTerm: int
-    acquiredAt: datetime
-    expiresAt: datetime  # renewed at a third of its TTL while the sync runs

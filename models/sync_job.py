@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from models.cron import cron_problem, schedule_problem, timezone_problem
 from models.documents import CamelModel, Document, IdText, Name
-from models.schedule import cron_problem, schedule_problem, timezone_problem
 
 EntityName = Annotated[str, Field(min_length=1, max_length=200)]
 IdRef = Annotated[

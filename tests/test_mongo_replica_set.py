@@ -63,7 +63,7 @@ async def test_user_edits_and_deletes_arrive_but_worker_status_writes_do_not(rea
     store = SyncJobStore(real_db)
     job = await store.create("ws", spec(), clock.now())
     assert (await first) == Change("job", job["_id"])
-    await JobStatusWriter(real_db).next_run([job["_id"]], clock.now())
+    await JobStatusWriter(real_db).next_run([job["_id"]], clock.now(), term=1)
     await store.update("ws", job["_id"], {"name": "renamed"}, clock.now(), expected_version=1)
     # The status write came first but is filtered out: the next event is the user's edit.
     assert (await next_change(changes)) == Change("job", job["_id"])
@@ -126,7 +126,9 @@ async def test_the_worker_reloads_from_change_streams_without_polling(real_db, c
         await asyncio.wait_for(scheduler.leading.wait(), 10)
         store = SyncJobStore(real_db)
         job = await store.create("ws", spec(), clock.now())
-        await eventually(lambda: job["_id"] in scheduler.schedule, timeout=10, message="the create to arrive")
+        await eventually(
+            lambda: job["_id"] in scheduler.timetable, timeout=10, message="the create to arrive"
+        )
         await store.update(
             "ws",
             job["_id"],
@@ -135,7 +137,7 @@ async def test_the_worker_reloads_from_change_streams_without_polling(real_db, c
             expected_version=1,
         )
         await eventually(
-            lambda: scheduler.schedule.next_fire_of(job["_id"]).hour == 3,
+            lambda: scheduler.timetable.next_fire_of(job["_id"]).hour == 3,
             timeout=10,
             message="the edit to arrive",
         )
@@ -147,7 +149,7 @@ async def test_the_worker_reloads_from_change_streams_without_polling(real_db, c
         assert stored["version"] == 2
         await store.delete("ws", job["_id"], expected_version=None)
         await eventually(
-            lambda: job["_id"] not in scheduler.schedule, timeout=10, message="the delete to arrive"
+            lambda: job["_id"] not in scheduler.timetable, timeout=10, message="the delete to arrive"
         )
     finally:
         stop.set()

@@ -1,7 +1,13 @@
 """The worker's writes to a job: status fields only, never `version` or `updatedAt`, so they never
-read as a user's edit and never reschedule the job."""
+read as a user's edit and never reschedule the job.
+
+Every write is fenced: the job carries `fenceTerm`, the highest leader term that has acted on it. A new
+leader raises it on every job before it acts, and each write here filters on `fenceTerm <= term` in the same
+operation, so a deposed leader's late write (job status, cursors, next fire time) matches nothing.
+"""
 
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
 from bson import ObjectId
@@ -10,57 +16,104 @@ from models.collections import SYNC_JOBS
 from models.execution import ExecutionStatus
 
 MAX_ERROR_CHARS = 2000
+# A stale read of the run count (another outcome committed in between) is read again at most this often.
+OUTCOME_TRIES = 3
+
+
+class Commit(Enum):
+    WRITTEN = "written"
+    ALREADY = "already"  # this execution's outcome is on the job already
+    FENCED = "fenced"  # a newer term acts on the job: the outcome is left to it
+    JOB_GONE = "job_gone"
+
+
+def fenced(term: int) -> dict[str, Any]:
+    """The filter that lets a write through only while no newer term has acted on the job."""
+    return {"fenceTerm": {"$not": {"$gt": term}}}
 
 
 class JobStatusWriter:
     def __init__(self, db):
         self._jobs = db[SYNC_JOBS]
 
+    async def raise_fence(self, term: int) -> None:
+        """Mark every job as acted on by `term`: from now on writes of older terms match nothing."""
+        await self._jobs.update_many({"fenceTerm": {"$not": {"$gte": term}}}, {"$set": {"fenceTerm": term}})
+
     async def schedule_applied(
-        self, job_ids: list[ObjectId], version: int, next_run_at: datetime | None, now: datetime
+        self, job_ids: list[ObjectId], version: int, next_run_at: datetime | None, now: datetime, term: int
     ):
         """Record that the schedule reflects `version` of these jobs, and when they fire next."""
         await self._jobs.update_many(
-            {"_id": {"$in": job_ids}, "version": version},
+            {"_id": {"$in": job_ids}, "version": version, **fenced(term)},
             {"$set": {"scheduleAppliedVersion": version, "scheduleAppliedAt": now, "nextRunAt": next_run_at}},
         )
 
-    async def next_run(self, job_ids: list[ObjectId], next_run_at: datetime | None) -> None:
-        await self._jobs.update_many({"_id": {"$in": job_ids}}, {"$set": {"nextRunAt": next_run_at}})
+    async def next_run(self, job_ids: list[ObjectId], next_run_at: datetime | None, term: int) -> None:
+        await self._jobs.update_many(
+            {"_id": {"$in": job_ids}, **fenced(term)}, {"$set": {"nextRunAt": next_run_at}}
+        )
 
     async def record_outcome(
         self,
-        job_id: ObjectId,
+        job: dict[str, Any],
         *,
+        term: int,
+        execution_id: ObjectId,
         status: ExecutionStatus,
         started_at: datetime | None,
         finished_at: datetime,
         duration_ms: int | None,
         error: str | None,
         cursors: dict[str, Any],
-    ) -> None:
-        job = await self._jobs.find_one({"_id": job_id}, {"runCount": 1, "avgDurationMs": 1})
-        if job is None:
-            return  # deleted while it ran
+    ) -> Commit:
+        """Write a finished run's status (and, on success, its cursors) onto `job`, the job as read when the
+        run began; its mean duration and count seed the new mean, and the write is conditioned on them, so
+        no read is needed unless another outcome landed in between."""
         succeeded = status == ExecutionStatus.SUCCEEDED
-        update: dict[str, Any] = {
-            "$set": {
+        for _ in range(OUTCOME_TRIES):
+            query: dict[str, Any] = {
+                "_id": job["_id"],
+                **fenced(term),
+                # Once per execution: a new leader committing a deposed one's outcome must not count it twice.
+                "lastExecutionId": {"$ne": execution_id},
+            }
+            fields: dict[str, Any] = {
                 "lastRunAt": started_at or finished_at,
                 "lastRunStatus": status.value,
                 "lastError": None if succeeded else (error or status.value)[:MAX_ERROR_CHARS],
-            },
-            "$inc": {"runCount": 1, "failureCount": 0 if succeeded else 1},
-        }
-        if succeeded:
-            update["$set"]["lastSuccessAt"] = finished_at
-            update["$set"]["consecutiveFailures"] = 0
-            for entity, cursor in cursors.items():
-                update["$set"][f"cursors.{entity}"] = cursor
-        else:
-            update["$inc"]["consecutiveFailures"] = 1
-        if duration_ms is not None:
-            # A running mean over every run with a duration.
-            count = job.get("runCount") or 0
-            average = job.get("avgDurationMs") or 0.0
-            update["$set"]["avgDurationMs"] = round((average * count + duration_ms) / (count + 1), 1)
-        await self._jobs.update_one({"_id": job_id}, update)
+                "lastExecutionId": execution_id,
+            }
+            update: dict[str, Any] = {
+                "$set": fields,
+                "$inc": {"runCount": 1, "failureCount": 0 if succeeded else 1},
+            }
+            if succeeded:
+                fields["lastSuccessAt"] = finished_at
+                fields["consecutiveFailures"] = 0
+                for entity, cursor in cursors.items():
+                    fields[f"cursors.{entity}"] = cursor
+            else:
+                update["$inc"]["consecutiveFailures"] = 1
+            if duration_ms is not None:
+                # The mean over runs that have a duration: an abandoned run has none and does not count.
+                timed = job.get("timedRunCount") or 0
+                average = job.get("avgDurationMs") or 0.0
+                query["timedRunCount"] = timed if timed else {"$in": [0, None]}
+                fields["avgDurationMs"] = round((average * timed + duration_ms) / (timed + 1), 1)
+                fields["timedRunCount"] = timed + 1
+            result = await self._jobs.update_one(query, update)
+            if result.matched_count:
+                return Commit.WRITTEN
+            current = await self._jobs.find_one(
+                {"_id": job["_id"]},
+                {"fenceTerm": 1, "timedRunCount": 1, "avgDurationMs": 1, "lastExecutionId": 1},
+            )
+            if current is None:
+                return Commit.JOB_GONE
+            if current.get("lastExecutionId") == execution_id:
+                return Commit.ALREADY
+            if (current.get("fenceTerm") or 0) > term:
+                return Commit.FENCED
+            job = {**job, **current}
+        return Commit.FENCED

@@ -1,4 +1,5 @@
-"""The life of one execution on this worker: job lock, claim, run, outcome, retry."""
+"""The life of one execution on this worker: claim, run, outcome, retry. Every write of it goes through
+the execution store; the job's status through the fenced status writer."""
 
 import asyncio
 import random
@@ -8,29 +9,41 @@ from typing import Any
 
 import structlog
 from bson import ObjectId
-from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import PyMongoError
 
 from executor.log_capture import MAX_LINES
 from executor.outcome import Runner, RunOutcome, RunRequest
 from models.clock import Clock
-from models.collections import JOB_EXECUTIONS, SYNC_JOBS
-from models.execution import (
-    RETRYABLE_STATUSES,
-    ExecutionStatus,
-    Trigger,
-    finished_fields,
-    new_execution_document,
-)
-from models.schedule import next_fire_time
+from models.collections import SYNC_JOBS
+from models.cron import next_fire_time
+from models.execution import RETRYABLE_STATUSES, ExecutionStatus, Trigger, finished_fields
+from models.execution_store import ExecutionStore
 from models.settings import Settings
-from models.sync_job import OverlapPolicy
-from worker.job_lock import JobLocks
-from worker.job_status import JobStatusWriter
-from worker.leader_lock import LeaderLock
+from models.sync_job import OverlapPolicy, RetryPolicy, SyncJobSpec
+from worker.job_status import Commit, JobStatusWriter
+from worker.naps import nap
 from worker.retry import retry_delay
 
 log = structlog.get_logger("syncjobs.worker")
+MISFIRE_GRACE_DEFAULT = SyncJobSpec.model_fields["misfire_grace_seconds"].default
+SHUTDOWN = "shutdown"
+# How loud an ended run is in the log: a failure is worth a look, an abandoned run is an incident.
+FINISHED_LEVEL = {
+    ExecutionStatus.FAILED: "warning",
+    ExecutionStatus.TIMED_OUT: "warning",
+    ExecutionStatus.ABANDONED: "error",
+}
+
+
+def log_finished(status: ExecutionStatus, **fields: Any) -> None:
+    getattr(log, FINISHED_LEVEL.get(status, "info"))("execution_finished", status=status.value, **fields)
+
+
+@dataclass(frozen=True)
+class Busy:
+    """Another execution holds the job's lock until `until` (renewed while it runs): wait, then try again."""
+
+    until: datetime | None
 
 
 @dataclass
@@ -61,17 +74,17 @@ class Launcher:
         self,
         db,
         *,
+        store: ExecutionStore,
         runner: Runner,
         clock: Clock,
         settings: Settings,
-        job_locks: JobLocks,
-        leader_lock: LeaderLock,
+        worker_id: str,
         rng: random.Random | None = None,
         max_concurrent: int | None = None,
-        may_launch=lambda: True,
-        on_freed=lambda: None,
+        may_launch=lambda term: True,
+        on_retry=lambda run_after: None,
     ):
-        self._executions = db[JOB_EXECUTIONS]
+        self._store = store
         # Asked again right before each start: a run that waited for a slot must not start once this
         # worker has stopped leading; it stays queued for the next leader.
         self._may_launch = may_launch
@@ -79,16 +92,20 @@ class Launcher:
         self._runner = runner
         self._clock = clock
         self._settings = settings
-        self._job_locks = job_locks
-        self._leader_lock = leader_lock
+        # A run's lease on its job, renewed at a third of it while the sync goes.
+        self._lease = timedelta(seconds=settings.job_lock_ttl_seconds)
+        self._worker_id = worker_id
         self._status = JobStatusWriter(db)
         self._rng = rng or random.Random()
         limit = max_concurrent if max_concurrent is not None else settings.max_concurrent_runs
         self._slots = asyncio.Semaphore(limit) if limit > 0 else None
         self.running: dict[ObjectId, Running] = {}
         self._tasks: dict[ObjectId, asyncio.Task] = {}
-        # Called whenever a run ends: a queued run of the same job may go now.
-        self._on_freed = on_freed
+        # Set when this worker releases a job's lock: runs of that job waiting for it try again at once.
+        self._lock_freed: dict[ObjectId, asyncio.Event] = {}
+        self._pids: dict[ObjectId, int] = {}
+        # Called with the moment a retry this worker queued comes due.
+        self._on_retry = on_retry
 
     @property
     def in_flight(self) -> set[ObjectId]:
@@ -106,7 +123,12 @@ class Launcher:
 
     def _done(self, execution_id: ObjectId) -> None:
         self._tasks.pop(execution_id, None)
-        self._on_freed()
+
+    def wake_waiters(self) -> None:
+        """Leadership ended: runs waiting for a job lock look again (and stop, since they may not launch)."""
+        for event in self._lock_freed.values():
+            event.set()
+        self._lock_freed.clear()
 
     def cancel(self, execution_id: ObjectId, reason: str) -> None:
         running = self.running.get(execution_id)
@@ -114,10 +136,19 @@ class Launcher:
             running.cancel(reason)
 
     async def drain(self, grace_seconds: float) -> None:
-        """Let running executions finish for up to `grace_seconds`, then cancel what is left and wait."""
+        """Let running syncs finish for up to `grace_seconds`, then cancel what is left and wait. Says once
+        what it waits for, and once per sync how it ended."""
         tasks = list(self._tasks.values())
         if not tasks:
             return
+        running = dict(self.running)
+        if running:
+            log.info(
+                "shutdown_waiting_for_syncs",
+                count=len(running),
+                execution_ids=[str(execution_id) for execution_id in running],
+                grace_seconds=grace_seconds,
+            )
         grace = asyncio.ensure_future(self._clock.sleep(grace_seconds))
         try:
             await asyncio.wait([*tasks, grace], return_when=asyncio.FIRST_COMPLETED)
@@ -129,9 +160,8 @@ class Launcher:
             grace.cancel()
         pending = [task for task in tasks if not task.done()]
         if pending:
-            log.warning("shutdown_grace_expired", canceling=len(pending))
-            for running in list(self.running.values()):
-                running.cancel("worker shutting down")
+            for run in list(self.running.values()):
+                run.cancel(SHUTDOWN)
             # The runner kills its child within the kill grace; this bound only guards against a stuck runner.
             await asyncio.wait(pending, timeout=self._settings.kill_grace_seconds + 5)
 
@@ -142,56 +172,83 @@ class Launcher:
             execution_id=str(execution["_id"]),
         ):
             try:
-                if self._slots is None:
-                    await self._run(execution, term)
-                else:
-                    async with self._slots:
-                        await self._run(execution, term)
+                while True:
+                    if self._slots is None:
+                        busy = await self._run(execution, term)
+                    else:
+                        async with self._slots:
+                            busy = await self._run(execution, term)
+                    if busy is None:
+                        return
+                    # Waiting holds no run slot, and wakes on the lock's release here or at its lease's end
+                    # (a run of another worker, or a dead one): never a retry loop.
+                    await self._wait_for_lock(execution["jobId"], busy)
             except asyncio.CancelledError:
                 raise
             except Exception as error:
                 log.exception("execution_launch_failed")
-                await self._fail_unexpectedly(execution["_id"], error)
+                try:
+                    await self._store.fail_to_launch(
+                        execution["_id"],
+                        owner=self._worker_id,
+                        error=f"the worker failed to run it: {error!r}",
+                        now=self._clock.now(),
+                    )
+                except PyMongoError:
+                    pass  # the database is what failed; recovery ends a stuck run once its lock lapses
 
-    async def _run(self, execution: dict[str, Any], term: int) -> None:
+    async def _wait_for_lock(self, job_id: ObjectId, busy: Busy) -> None:
+        freed = self._lock_freed.setdefault(job_id, asyncio.Event())
+        seconds = (busy.until - self._clock.now()).total_seconds() if busy.until else 0.0
+        if seconds > 0:
+            await nap(self._clock, freed, seconds, consume=False)
+        else:
+            await asyncio.sleep(0)  # the holder's lease just ran out: the next try takes the lock
+
+    async def _run(self, execution: dict[str, Any], term: int) -> Busy | None:
+        """Run the execution if its job's lock is free; Busy when it must wait for the lock."""
         execution_id, job_id = execution["_id"], execution["jobId"]
-        if not self._may_launch():
-            return
+        if not self._may_launch(term):
+            return None
         job = await self._jobs.find_one({"_id": job_id})
         if job is None:
-            await self._finish_unstarted(execution_id, ExecutionStatus.CANCELED, "the job was deleted")
-            return
+            await self._end_unstarted(execution_id, ExecutionStatus.CANCELED, "the job was deleted")
+            return None
         if execution["trigger"] == Trigger.SCHEDULE.value:
-            # The schedule fires from memory; the job as stored now has the last word on this slot.
-            stale = schedule_no_longer_fires(job, execution["scheduledFor"])
-            if stale:
-                await self._finish_unstarted(execution_id, ExecutionStatus.SKIPPED, stale)
-                return
-        if not await self._job_locks.acquire(job_id, execution_id, term):
-            await self._on_busy(execution, job)
-            return
-        try:
-            now = self._clock.now()
-            claimed = await self._executions.find_one_and_update(
-                {"_id": execution_id, "status": ExecutionStatus.QUEUED.value, "cancelRequestedAt": None},
-                {
-                    "$set": {
-                        "status": ExecutionStatus.RUNNING.value,
-                        "startedAt": now,
-                        "workerId": self._leader_lock.worker_id,
-                        "lockTerm": term,
-                    }
-                },
-                return_document=ReturnDocument.AFTER,
+            # The timetable fires from memory; the job as stored now has the last word on this slot.
+            stale = schedule_no_longer_fires(job, execution["scheduledFor"]) or self._too_late(
+                execution, job, term
             )
-            if claimed is None:
-                return  # canceled before it started, or already taken
-            log.info("execution_started", trigger=claimed["trigger"], attempt=claimed["attempt"])
-            outcome, reason = await self._execute(claimed, job)
-            # Recorded while the lock is still held: recovery must never find this run `running` without it.
-            await self._finish(claimed, job, outcome, reason, term)
+            if stale:
+                await self._end_unstarted(execution_id, ExecutionStatus.SKIPPED, stale)
+                return None
+        free, started = await self._store.claim(
+            execution_id, owner=self._worker_id, term=term, now=self._clock.now(), ttl=self._lease
+        )
+        if not free:
+            return await self._on_busy(execution, job)
+        if started is None:
+            return None  # canceled before it started, or claimed by another worker
+        try:
+            log.info("execution_started", trigger=started["trigger"], attempt=started["attempt"])
+            outcome, reason = await self._execute(started, job)
+            await self._finish(started, job, outcome, reason, term)
         finally:
-            await self._job_locks.release(job_id, execution_id)
+            # The run no longer holds its job (its record left `running`): a run waiting for it goes now.
+            freed = self._lock_freed.pop(job_id, None)
+            if freed is not None:
+                freed.set()
+        return None
+
+    def _too_late(self, execution: dict[str, Any], job: dict[str, Any], term: int) -> str | None:
+        """A slot fired by an earlier leader and never started is held to the job's misfire grace, like a
+        slot nobody fired. A slot of this term that waited its turn (the `queue` policy) is not."""
+        if execution.get("firedTerm") == term:
+            return None
+        late = (self._clock.now() - execution["scheduledFor"]).total_seconds()
+        if late <= job.get("misfireGraceSeconds", MISFIRE_GRACE_DEFAULT):
+            return None
+        return "missed"
 
     async def _execute(self, execution: dict[str, Any], job: dict[str, Any]) -> tuple[RunOutcome, str | None]:
         execution_id = execution["_id"]
@@ -200,10 +257,10 @@ class Launcher:
             job=job,
             timeout_seconds=job.get("timeoutSeconds") or self._settings.default_timeout_seconds,
             progress=lambda stats, lines: self._progress(execution_id, stats, lines),
-            started=lambda pid: self._executions.update_one({"_id": execution_id}, {"$set": {"pid": pid}}),
+            started=lambda pid: self._started(execution_id, pid),
         )
         running = self.running[execution_id] = Running(request)
-        keeper = asyncio.create_task(self._keep_job_lock(execution["jobId"], execution_id, running))
+        keeper = asyncio.create_task(self._keep_job_lock(execution_id, running))
         try:
             outcome = await self._runner.run(request)
         except asyncio.CancelledError:
@@ -216,24 +273,33 @@ class Launcher:
             self.running.pop(execution_id, None)
         return outcome, running.cancel_reason
 
-    async def _keep_job_lock(self, job_id: ObjectId, execution_id: ObjectId, running: Running) -> None:
-        # Renewed at a third of its TTL so one slow renewal does not let another worker in.
-        interval = self._job_locks.ttl.total_seconds() / 3
+    async def _started(self, execution_id: ObjectId, pid: int) -> None:
+        # Written with the first progress report (within a second) instead of a write of its own.
+        self._pids[execution_id] = pid
+
+    async def _progress(self, execution_id: ObjectId, stats: dict[str, Any], lines: list[str]) -> None:
+        await self._store.progress(
+            execution_id,
+            stats=stats,
+            lines=lines,
+            max_lines=MAX_LINES,
+            pid=self._pids.pop(execution_id, None),
+        )
+
+    async def _keep_job_lock(self, execution_id: ObjectId, running: Running) -> None:
+        # Renewed at a third of its lease so one slow renewal does not let another worker in.
+        interval = self._lease.total_seconds() / 3
         while True:
             await self._clock.sleep(interval)
             try:
-                if not await self._job_locks.renew(job_id, execution_id):
+                if not await self._store.renew_lock(
+                    execution_id, owner=self._worker_id, now=self._clock.now(), ttl=self._lease
+                ):
                     log.warning("job_lock_lost")
                     running.cancel("the job lock was lost")
                     return
             except PyMongoError as error:
                 log.warning("job_lock_renewal_failed", error=str(error))
-
-    async def _progress(self, execution_id: ObjectId, stats: dict[str, Any], lines: list[str]) -> None:
-        update: dict[str, Any] = {"$set": {"stats": stats}}
-        if lines:
-            update["$push"] = {"logTail": {"$each": lines, "$slice": -MAX_LINES}}
-        await self._executions.update_one({"_id": execution_id}, update)
 
     async def _finish(
         self,
@@ -244,49 +310,60 @@ class Launcher:
         term: int,
     ) -> None:
         now = self._clock.now()
-        started = execution["startedAt"]
-        duration_ms = int((now - started).total_seconds() * 1000)
-        fields = {
-            **finished_fields(outcome.status, now, self._settings.execution_retention_days),
+        duration_ms = int((now - execution["startedAt"]).total_seconds() * 1000)
+        fields: dict[str, Any] = {
             "durationMs": duration_ms,
             "exitCode": outcome.exit_code,
             "pid": outcome.pid,
             "error": outcome.error,
             "reason": outcome.reason or reason,
             "stats": outcome.stats,
-            # Whether the job's status and a retry were written for it: a new leader finishes what a
-            # deposed one could not.
-            "outcomeCommitted": False,
         }
-        update: dict[str, Any] = {"$set": fields}
         if outcome.log_tail:
             # The runner's tail is capped in bytes too; the one flushed while it ran, in lines only.
             fields["logTail"] = outcome.log_tail
-        await self._executions.update_one(
-            {"_id": execution["_id"], "status": ExecutionStatus.RUNNING.value}, update
-        )
-        log.info(
-            "execution_finished", status=outcome.status.value, duration_ms=duration_ms, error=outcome.error
-        )
+        log_finished(outcome.status, duration_ms=duration_ms, error=outcome.error, reason=fields["reason"])
+        self._pids.pop(execution["_id"], None)
         # What outlives the run (the job's status, its cursors, a retry) is written only under a live term:
-        # a deposed leader's late result must not overwrite the new leader's. The new leader commits it
-        # later instead, cursors aside (see Scheduler.recover_abandoned).
-        if not await self._leader_lock.is_current(term):
+        # a deposed leader's late result must not overwrite the new leader's. The lease is checked here
+        # and the term again in the job write itself (its fence). The job is written first and the
+        # execution's end says whether that happened, so a run costs one write less; the new leader
+        # commits what is left, cursors aside (see worker.recovery).
+        committed = False
+        if self._may_launch(term):
+            ended = {**execution, **finished_fields(outcome.status, now, 0), **fields}
+            commit = await self.commit_outcome(
+                ended,
+                job,
+                term=term,
+                error=outcome.error or fields["reason"],
+                cursors=outcome.cursors,
+                mark=False,
+            )
+            committed = commit is not Commit.FENCED
+        else:
             log.warning("outcome_not_committed_term_lost", term=term)
-            return
-        await self.commit_outcome(
-            {**execution, **fields}, job, error=outcome.error or fields["reason"], cursors=outcome.cursors
-        )
+        await self._store.finish(execution["_id"], outcome.status, now, committed=committed, **fields)
 
     async def commit_outcome(
-        self, execution: dict[str, Any], job: dict[str, Any], *, error: str | None, cursors: dict[str, Any]
-    ) -> None:
-        """Write a finished execution's consequences: the job's status fields (and cursors), and a retry if
-        the job allows one; then mark the execution as committed."""
+        self,
+        execution: dict[str, Any],
+        job: dict[str, Any],
+        *,
+        term: int,
+        error: str | None,
+        cursors: dict[str, Any],
+        mark: bool = True,
+    ) -> Commit:
+        """Write a finished execution's consequences: the job's status fields (and cursors), fenced by
+        `term`, and a retry if the job allows one; with `mark`, then mark the execution committed (a run
+        ending here says so in its own end instead)."""
         status = ExecutionStatus(execution["status"])
         finished = execution["finishedAt"]
-        await self._status.record_outcome(
-            job["_id"],
+        commit = await self._status.record_outcome(
+            job,
+            term=term,
+            execution_id=execution["_id"],
             status=status,
             started_at=execution.get("startedAt"),
             finished_at=finished,
@@ -294,102 +371,75 @@ class Launcher:
             error=error,
             cursors=cursors,
         )
-        await self.queue_retry_if_allowed(execution, job, status, finished)
-        await self._executions.update_one({"_id": execution["_id"]}, {"$set": {"outcomeCommitted": True}})
+        if commit is Commit.FENCED:
+            log.warning("outcome_not_committed_term_lost", term=term)
+            return commit
+        if commit is not Commit.JOB_GONE:
+            await self.queue_retry_if_allowed(execution, job, status, finished)
+        if mark:
+            await self._store.mark_committed(execution["_id"])
+        return commit
 
     async def queue_retry_if_allowed(
         self, execution: dict[str, Any], job: dict[str, Any], status: ExecutionStatus, now: datetime
     ) -> dict[str, Any] | None:
-        policy = job.get("retry") or {}
         attempt = execution["attempt"]
-        if status not in RETRYABLE_STATUSES or attempt >= policy.get("maxAttempts", 1):
-            return None
-        delay = retry_delay(
-            attempt,
-            base=policy.get("backoffSeconds", 30),
-            multiplier=policy.get("backoffMultiplier", 2),
-            cap=policy.get("maxBackoffSeconds", 3600),
-            rng=self._rng,
+        if status == ExecutionStatus.CANCELED and execution.get("reason") == SHUTDOWN:
+            # The job did not fail: this worker stopped. The next leader runs it again at once, whatever
+            # the retry policy says.
+            delay = 0.0
+        else:
+            # The model's defaults, the ones the API shows: a job stored without a policy retries as
+            # documented.
+            policy = RetryPolicy.model_validate(job.get("retry") or {})
+            if status not in RETRYABLE_STATUSES or attempt >= policy.max_attempts:
+                return None
+            delay = retry_delay(
+                attempt,
+                base=policy.backoff_seconds,
+                multiplier=policy.backoff_multiplier,
+                cap=policy.max_backoff_seconds,
+                rng=self._rng,
+            )
+        retry = await self._store.queue_retry(
+            execution, job, now=now, run_after=now + timedelta(seconds=delay)
         )
-        retry = new_execution_document(
-            job=job,
-            trigger=Trigger.RETRY,
-            scheduled_for=execution["scheduledFor"],
-            now=now,
-            attempt=attempt + 1,
-            run_after=now + timedelta(seconds=delay),
-        )
-        retry["retryOf"] = execution["_id"]
-        try:
-            await self._executions.insert_one(retry)
-        except DuplicateKeyError:
-            return None  # already queued by whoever finished this attempt first
-        log.info("retry_queued", attempt=attempt + 1, delay_seconds=round(delay, 1))
+        if retry is not None:
+            log.info("retry_queued", attempt=attempt + 1, delay_seconds=round(delay, 1))
+            self._on_retry(retry["runAfter"])
         return retry
 
-    async def _on_busy(self, execution: dict[str, Any], job: dict[str, Any]) -> None:
-        """Another execution of the job holds its lock: apply the job's overlap policy."""
+    async def _on_busy(self, execution: dict[str, Any], job: dict[str, Any]) -> Busy | None:
+        """Another execution of the job holds its lock: apply the job's overlap policy. Manual runs and
+        retries wait their turn (the API applied the policy to a manual run when it was asked for)."""
+        holder = await self._store.lock_holder(job["_id"])
+        now = self._clock.now()
+        if holder is not None and holder["lockExpiresAt"] <= now and holder["_id"] not in self.running:
+            # Its worker died or was cut off: end it now rather than wait for recovery's round.
+            if await self._store.abandon(holder["_id"], now):
+                log_finished(ExecutionStatus.ABANDONED, abandoned_id=str(holder["_id"]))
+            return Busy(None)
+        busy = Busy(holder["lockExpiresAt"] if holder else None)
         if execution["trigger"] != Trigger.SCHEDULE.value:
-            return  # manual runs and retries wait their turn
+            return busy
         policy = job.get("overlapPolicy", OverlapPolicy.SKIP.value)
-        holder = await self._job_locks.holder(job["_id"])
         if policy == OverlapPolicy.SKIP.value:
-            await self._finish_unstarted(
+            await self._end_unstarted(
                 execution["_id"],
                 ExecutionStatus.SKIPPED,
                 "overlap: the previous run was still going",
-                blockedBy=holder["executionId"] if holder else None,
+                blockedBy=holder["_id"] if holder else None,
             )
             log.info("execution_skipped_overlap")
-        elif policy == OverlapPolicy.CANCEL_RUNNING.value and holder is not None:
-            await self._executions.update_one(
-                {
-                    "_id": holder["executionId"],
-                    "status": ExecutionStatus.RUNNING.value,
-                    "cancelRequestedAt": None,
-                },
-                {
-                    "$set": {
-                        "cancelRequestedAt": self._clock.now(),
-                        "reason": "replaced by a newer scheduled run",
-                    }
-                },
-            )
-            self.cancel(holder["executionId"], "replaced by a newer scheduled run")
-        # queue (and cancel_running): stays queued; the dispatcher tries again when the lock frees.
+            return None
+        if policy == OverlapPolicy.CANCEL_RUNNING.value and holder is not None:
+            reason = "replaced by a newer scheduled run"
+            await self._store.cancel(holder["_id"], now, reason)
+            self.cancel(holder["_id"], reason)
+        # queue (and cancel_running): waits for the lock.
+        return busy
 
-    async def _fail_unexpectedly(self, execution_id: ObjectId, error: Exception) -> None:
-        """A bug or a database error in the launch itself: end the execution as failed rather than leave it
-        queued (retried at every poll) or running (until recovery)."""
-        try:
-            await self._executions.update_one(
-                {
-                    "_id": execution_id,
-                    "status": {"$in": [ExecutionStatus.QUEUED.value, ExecutionStatus.RUNNING.value]},
-                    "$or": [{"workerId": None}, {"workerId": self._leader_lock.worker_id}],
-                },
-                {
-                    "$set": {
-                        **finished_fields(
-                            ExecutionStatus.FAILED, self._clock.now(), self._settings.execution_retention_days
-                        ),
-                        "error": f"the worker failed to run it: {error!r}",
-                    }
-                },
-            )
-        except PyMongoError:
-            pass  # the database is what failed; recovery ends a stuck run once its lock lapses
-
-    async def _finish_unstarted(
+    async def _end_unstarted(
         self, execution_id: ObjectId, status: ExecutionStatus, reason: str, **extra
     ) -> None:
-        await self._executions.update_one(
-            {"_id": execution_id, "status": ExecutionStatus.QUEUED.value},
-            {
-                "$set": {
-                    **finished_fields(status, self._clock.now(), self._settings.execution_retention_days),
-                    "reason": reason,
-                    **extra,
-                }
-            },
-        )
+        await self._store.end_unstarted(execution_id, status, reason, self._clock.now(), **extra)

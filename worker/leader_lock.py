@@ -84,11 +84,17 @@ class LeaderLock:
             pass  # the lease runs out by itself
 
     async def is_current(self, term: int) -> bool:
-        """Whether `term` is still the live term of this worker: checked before writes that outlive a run."""
+        """Whether `term` is still the live term of this worker, with the same clock-skew margin the leader
+        acts by: a lease that another worker's clock may already see expired is not current."""
         doc = await self._locks.find_one({"_id": LOCK_ID})
         return (
             doc is not None
             and doc["term"] == term
             and doc["owner"] == self.worker_id
-            and doc["expiresAt"] > self._clock.now()
+            and doc["expiresAt"] - self._skew > self._clock.now()
         )
+
+    async def expires_at(self) -> datetime | None:
+        """When the recorded lease runs out: a standby sleeps until then instead of polling."""
+        doc = await self._locks.find_one({"_id": LOCK_ID}, {"expiresAt": 1})
+        return doc["expiresAt"] if doc else None

@@ -12,11 +12,11 @@ from api.bodies import to_json
 from api.keys import CLOCK, DB, GRANT, JOBS, SETTINGS
 from api.ui.keys import STREAMS_STOP
 from api.ui.schedule_words import schedule_in_words
+from models.cron import cron_problem, next_fire_time, next_fire_times, timezone_problem
 from models.errors import Unauthenticated, ValidationFailed
 from models.execution import ExecutionStatus
 from models.job_activity import JobActivity
 from models.pagination import MAX_LIMIT, parse_limit
-from models.schedule import cron_problem, next_fire_time, next_fire_times, timezone_problem
 from models.sync_job import SyncJobView
 
 RECENT_RUNS = 20

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.schedule import next_fire_times, upcoming_fire_times
+from models.cron import next_fire_times, upcoming_fire_times
 
 START = datetime(2030, 3, 8, tzinfo=UTC)  # spans the US and EU spring-forward
 SCHEDULES = [("*/7 * * * *", "UTC"), ("30 2 * * *", "America/New_York"), ("0 1 * * 0", "Europe/Berlin")]

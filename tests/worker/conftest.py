@@ -169,6 +169,17 @@ def at(clock, moment: datetime) -> None:
     clock.set(moment)
 
 
+async def depose(db, owner: str = "other:1:y") -> int:
+    """Another worker takes the lock under a new term, as a leader does: its first act raises the fence."""
+    from worker.job_status import JobStatusWriter
+
+    lock = await db.worker_locks.find_one_and_update(
+        {"_id": "sync-worker"}, {"$set": {"owner": owner}, "$inc": {"term": 1}}, return_document=True
+    )
+    await JobStatusWriter(db).raise_fence(lock["term"])
+    return lock["term"]
+
+
 async def lose_and_regain(workers: Workers, scheduler: Scheduler) -> None:
     """Cut a leader off from the database until its lease lapses, then let it back in to lead again."""
     from pymongo.errors import AutoReconnect
@@ -179,8 +190,39 @@ async def lose_and_regain(workers: Workers, scheduler: Scheduler) -> None:
         raise AutoReconnect("cut off")
 
     scheduler.leader_lock.renew = unreachable
-    await workers.clock.advance(30)
+    for _ in range(30):
+        await workers.clock.advance(1)
+        if not scheduler.leading.is_set():
+            break
     assert not scheduler.leading.is_set()
     scheduler.leader_lock.renew = renew
     await workers.clock.advance(15)
     assert scheduler.leading.is_set()
+
+
+class Frozen(Exception):
+    """The event loop did not come back within the watchdog's limit."""
+
+
+@pytest.fixture
+def freeze_alarm():
+    """Turns a frozen event loop into a failing test instead of a hung one: SIGALRM interrupts whatever
+    spins. `fired` says whether it had to."""
+    import signal
+
+    class Alarm:
+        fired = False
+
+        def arm(self, seconds: float) -> None:
+            signal.setitimer(signal.ITIMER_REAL, seconds)
+
+    alarm = Alarm()
+
+    def interrupt(signum, frame):
+        alarm.fired = True
+        raise Frozen("the event loop did not yield")
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    yield alarm
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, previous)

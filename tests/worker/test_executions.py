@@ -2,13 +2,13 @@
 
 from datetime import timedelta
 
-from bson import ObjectId
+from structlog.testing import capture_logs
 
 from executor.outcome import RunOutcome
 from models.execution import ExecutionStatus
 from models.execution_store import ExecutionStore
 from tests.fakes import eventually
-from tests.worker.conftest import executions_of, wait_for_status
+from tests.worker.conftest import depose, executions_of, wait_for_status
 
 
 async def start_run(db, clock, job) -> dict:
@@ -22,14 +22,14 @@ async def test_cancel_request_stops_the_running_sync(workers, db, clock, runner,
     execution = await start_run(db, clock, job)
     await clock.advance(2)
     await wait_for_status(db, execution["_id"], "running")
-    assert await db.job_execution_locks.find_one({"_id": job["_id"]}) is not None
+    assert (await db.job_executions.find_one({"_id": execution["_id"]}))["lockExpiresAt"] > clock.now()
     await ExecutionStore(db, retention_days=30).request_cancel(
         "ws-a", job["_id"], execution["_id"], clock.now()
     )
     await clock.advance(2)
     done = await wait_for_status(db, execution["_id"], "canceled")
     assert done["reason"] == "cancel requested" and done["finishedAt"] is not None
-    assert await db.job_execution_locks.count_documents({}) == 0
+    assert await db.job_executions.count_documents({"status": "running"}) == 0
     stored = await db.syncjobs.find_one({"_id": job["_id"]})
     assert stored["lastRunStatus"] == "canceled"
     assert await db.job_executions.count_documents({"retryOf": execution["_id"]}) == 0
@@ -106,18 +106,18 @@ async def test_failed_runs_are_retried_with_backoff_until_attempts_run_out(
 async def test_abandoned_runs_of_a_dead_worker_are_recovered_and_retried(workers, db, clock, add_job):
     job = await add_job(schedule={"cron": "0 0 1 1 *", "timezone": "UTC"})
     stuck = await start_run(db, clock, job)
+    # Its lease on the job expired: the worker that held it stopped renewing.
     await db.job_executions.update_one(
         {"_id": stuck["_id"]},
-        {"$set": {"status": "running", "lockTerm": 0, "workerId": "dead:1:x", "startedAt": clock.now()}},
-    )
-    # Its job lock expired: the worker that held it stopped renewing.
-    await db.job_execution_locks.insert_one(
         {
-            "_id": job["_id"],
-            "owner": "dead:1:x",
-            "executionId": stuck["_id"],
-            "expiresAt": clock.now() - timedelta(seconds=1),
-        }
+            "$set": {
+                "status": "running",
+                "lockTerm": 0,
+                "workerId": "dead:1:x",
+                "startedAt": clock.now(),
+                "lockExpiresAt": clock.now() - timedelta(seconds=1),
+            }
+        },
     )
     await workers.start()
     recovered = await wait_for_status(db, stuck["_id"], "abandoned")
@@ -129,14 +129,16 @@ async def test_abandoned_runs_of_a_dead_worker_are_recovered_and_retried(workers
 async def test_a_run_whose_job_lock_is_still_live_is_not_abandoned(workers, db, clock, add_job):
     job = await add_job(schedule={"cron": "0 0 1 1 *", "timezone": "UTC"})
     alive = await start_run(db, clock, job)
-    await db.job_executions.update_one({"_id": alive["_id"]}, {"$set": {"status": "running", "lockTerm": 0}})
-    await db.job_execution_locks.insert_one(
+    await db.job_executions.update_one(
+        {"_id": alive["_id"]},
         {
-            "_id": job["_id"],
-            "owner": "other:1:x",
-            "executionId": alive["_id"],
-            "expiresAt": clock.now() + timedelta(seconds=60),
-        }
+            "$set": {
+                "status": "running",
+                "lockTerm": 0,
+                "workerId": "other:1:x",
+                "lockExpiresAt": clock.now() + timedelta(seconds=60),
+            }
+        },
     )
     await workers.start()
     await clock.advance(5)
@@ -178,21 +180,33 @@ async def test_at_most_max_concurrent_runs_at_once_the_rest_wait_in_order(
     assert runner.peak == 4
 
 
-async def test_shutdown_waits_for_runs_then_cancels_them_and_releases_locks(
+async def test_shutdown_waits_for_runs_then_cancels_them_and_the_next_leader_runs_them_again(
     workers, db, clock, runner, add_job
 ):
     runner.hold = True
-    job = await add_job(schedule={"cron": "0 0 1 1 *", "timezone": "UTC"})
-    leader = await workers.start()
+    job = await add_job(schedule={"cron": "0 0 1 1 *", "timezone": "UTC"}, retry={"maxAttempts": 1})
+    leader = await workers.start("w1")
     execution = await start_run(db, clock, job)
     await clock.advance(2)
     await wait_for_status(db, execution["_id"], "running")
-    await workers.stop(leader)
+    with capture_logs() as logs:
+        await workers.stop(leader)
     done = await db.job_executions.find_one({"_id": execution["_id"]})
-    assert done["status"] == "canceled" and done["reason"] == "worker shutting down"
-    assert await db.job_execution_locks.count_documents({}) == 0
+    assert done["status"] == "canceled" and done["reason"] == "shutdown"
+    assert await db.job_executions.count_documents({"status": "running"}) == 0
     lock = await db.worker_locks.find_one({"_id": "sync-worker"})
     assert lock["expiresAt"] <= clock.now()
+    waiting = [entry for entry in logs if entry["event"] == "shutdown_waiting_for_syncs"]
+    assert [(entry["count"], entry["execution_ids"]) for entry in waiting] == [(1, [str(execution["_id"])])]
+    finished = [entry for entry in logs if entry["event"] == "execution_finished"]
+    assert [(entry["status"], entry["reason"]) for entry in finished] == [("canceled", "shutdown")]
+    # Not the job's failure: it runs again under the next leader, whatever its retry policy.
+    runner.hold = False
+    await workers.start("w2")
+    retry = await db.job_executions.find_one({"retryOf": execution["_id"]})
+    assert retry["attempt"] == 2
+    await clock.advance(2)
+    await wait_for_status(db, retry["_id"], "succeeded")
 
 
 async def test_a_deposed_leaders_late_result_does_not_touch_the_job(workers, db, clock, runner, add_job):
@@ -203,9 +217,7 @@ async def test_a_deposed_leaders_late_result_does_not_touch_the_job(workers, db,
     await clock.advance(2)
     await wait_for_status(db, execution["_id"], "running")
     # Another worker took the lock (say this one was cut off): a new term begins.
-    await db.worker_locks.update_one(
-        {"_id": "sync-worker"}, {"$set": {"owner": "other:1:y"}, "$inc": {"term": 1}}
-    )
+    await depose(db, "other:1:y")
     runner.outcomes.append(RunOutcome(ExecutionStatus.SUCCEEDED, cursors={"customers": "2030-01-01"}))
     runner.hold = False
     runner.release.set()
@@ -226,7 +238,6 @@ async def test_cursors_are_saved_when_the_run_succeeds_under_a_live_term(workers
     await wait_for_status(db, execution["_id"], "succeeded")
     stored = await db.syncjobs.find_one({"_id": job["_id"]})
     assert stored["cursors"] == {"customers": "2030-01-01"}
-    assert ObjectId.is_valid(str(stored["_id"]))
 
 
 async def test_runs_waiting_for_a_slot_do_not_start_after_leadership_is_lost(
@@ -242,9 +253,7 @@ async def test_runs_waiting_for_a_slot_do_not_start_after_leadership_is_lost(
     second = await start_run(db, clock, second_job)
     await clock.advance(2)
     await wait_for_status(db, first["_id"], "running")
-    await db.worker_locks.update_one(
-        {"_id": "sync-worker"}, {"$set": {"owner": "other:1:y"}, "$inc": {"term": 1}}
-    )
+    await depose(db, "other:1:y")
     await clock.advance(11)
     assert not leader.leading.is_set()
     runner.hold = False
@@ -292,9 +301,7 @@ async def test_the_next_leader_commits_what_a_deposed_leader_could_not(workers, 
     execution = await start_run(db, clock, job)
     await clock.advance(2)
     await wait_for_status(db, execution["_id"], "running")
-    await db.worker_locks.update_one(
-        {"_id": "sync-worker"}, {"$set": {"owner": "gone:1:z"}, "$inc": {"term": 1}}
-    )
+    await depose(db, "gone:1:z")
     runner.outcomes.append(RunOutcome(ExecutionStatus.FAILED, error="boom", cursors={"customers": "x"}))
     runner.release.set()
     done = await wait_for_status(db, execution["_id"], "failed")
@@ -311,3 +318,25 @@ async def test_the_next_leader_commits_what_a_deposed_leader_could_not(workers, 
     assert (await db.job_executions.find_one({"_id": execution["_id"]}))["outcomeCommitted"] is True
     retry = await db.job_executions.find_one({"retryOf": execution["_id"]})
     assert retry is not None and retry["attempt"] == 2
+
+
+async def test_failed_runs_are_logged_as_warnings_and_abandoned_ones_as_errors(
+    workers, db, clock, runner, add_job
+):
+    runner.outcomes.append(RunOutcome(ExecutionStatus.FAILED, error="boom", exit_code=1))
+    failing = await add_job(
+        name="failing", schedule={"cron": "0 0 1 1 *", "timezone": "UTC"}, retry={"maxAttempts": 1}
+    )
+    dead = await add_job(name="dead", schedule={"cron": "0 0 1 1 *", "timezone": "UTC"})
+    stuck = await start_run(db, clock, dead)
+    await db.job_executions.update_one(
+        {"_id": stuck["_id"]},
+        {"$set": {"status": "running", "workerId": "dead:1:x", "lockTerm": 0, "lockExpiresAt": clock.now()}},
+    )
+    with capture_logs() as logs:
+        await workers.start()
+        execution = await start_run(db, clock, failing)
+        await clock.advance(2)
+        await wait_for_status(db, execution["_id"], "failed")
+    levels = {entry["status"]: entry["log_level"] for entry in logs if entry["event"] == "execution_finished"}
+    assert levels["failed"] == "warning" and levels["abandoned"] == "error"

@@ -26,7 +26,7 @@ async def test_due_slot_runs_once_and_the_job_status_is_recorded(workers, db, ad
     # The worker's writes leave version and updatedAt alone.
     assert stored["version"] == 1 and stored["updatedAt"] == job["updatedAt"]
     assert stored["scheduleAppliedVersion"] == 1
-    assert await db.job_execution_locks.count_documents({}) == 0
+    assert run["lockExpiresAt"] > run["startedAt"]
 
 
 async def test_every_slot_fires_in_its_own_timezone(workers, db, add_job):
@@ -113,17 +113,17 @@ async def test_hundreds_of_jobs_sharing_a_schedule_fire_in_one_batch(workers, db
     jobs = [await add_job(name=f"j{i}") for i in range(100)]
     leader = await workers.start()
     inserts = []
-    original = leader._executions.insert_many
+    original = leader.store.queue
 
-    async def counting(docs, **kwargs):
+    async def counting(docs):
         inserts.append(len(docs))
-        return await original(docs, **kwargs)
+        return await original(docs)
 
-    monkeypatch.setattr(leader._executions, "insert_many", counting)
+    monkeypatch.setattr(leader.store, "queue", counting)
     await workers.clock.advance(60)
     await eventually(lambda: workers.runner.requests and len(workers.runner.requests) == 100, timeout=20)
     assert inserts == [100]
-    assert len(leader.schedule) == len(jobs)
+    assert len(leader.timetable) == len(jobs)
     assert await db.job_executions.count_documents({"status": "succeeded"}) == 100
 
 
@@ -134,7 +134,7 @@ async def test_a_job_document_broken_by_hand_stops_only_that_job(workers, db, ad
     with capture_logs() as logs:
         leader = await workers.start()
         await workers.clock.advance(61)
-    assert broken["_id"] not in leader.schedule and leader.leading.is_set()
+    assert broken["_id"] not in leader.timetable and leader.leading.is_set()
     assert len(await executions_of(db, healthy["_id"])) == 1
     assert await executions_of(db, broken["_id"]) == []
     assert any(entry["event"] == "job_schedule_invalid" for entry in logs)
@@ -149,7 +149,7 @@ async def test_an_unexpected_launch_error_fails_the_execution_instead_of_leaving
     async def broken_acquire(*args, **kwargs):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(leader.job_locks, "acquire", broken_acquire)
+    monkeypatch.setattr(leader.store, "claim", broken_acquire)
     await workers.clock.advance(61)
     runs = await executions_of(db, job["_id"])
     assert [(run["status"], run["error"]) for run in runs] == [
@@ -173,7 +173,7 @@ async def test_load_confirmations_written_after_a_fire_do_not_move_next_run_back
     await asyncio.sleep(0)  # the confirmations plan both writes, make the first, and yield
     clock.set(datetime(2030, 1, 7, 12, 1, 0, tzinfo=UTC))
     assert await scheduler.fire_due(term=1) == 1  # a fire slips in and records 12:02
-    await scheduler._bookkeeping
+    await scheduler.firing.confirming
     stored = await db.syncjobs.find_one({"_id": job["_id"]})
     assert stored["nextRunAt"] == datetime(2030, 1, 7, 12, 2, tzinfo=UTC)
     assert stored["scheduleAppliedVersion"] == 1

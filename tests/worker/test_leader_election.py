@@ -91,10 +91,10 @@ async def test_regaining_leadership_starts_exactly_one_set_of_loops(workers, db)
 async def test_an_error_that_ends_leadership_releases_the_lock_at_once(workers, db, monkeypatch):
     leader = await workers.start("w1")
 
-    async def broken_resync():
+    async def broken_resync(term):
         raise RuntimeError("bug in the resync")
 
-    monkeypatch.setattr(leader, "resync", broken_resync)
+    monkeypatch.setattr(leader.firing, "resync", broken_resync)
     await workers.clock.advance(61)  # the first resync comes at 60 s
     assert not leader.leading.is_set()
     lock = await db.worker_locks.find_one({"_id": "sync-worker"})

@@ -6,7 +6,7 @@ from bson import ObjectId
 
 from worker.misfires import classify_missed
 from worker.retry import retry_delay
-from worker.schedule import Schedule
+from worker.timetable import Timetable
 
 
 def utc(*args) -> datetime:
@@ -14,39 +14,39 @@ def utc(*args) -> datetime:
 
 
 def test_jobs_sharing_a_cron_and_zone_share_one_group():
-    schedule = Schedule()
+    timetable = Timetable()
     now = utc(2030, 1, 1, 12, 0, 30)
     ids = [ObjectId() for _ in range(3)]
     for job_id in ids:
-        schedule.put(job_id, "* * * * *", "UTC", now)
+        timetable.put(job_id, "* * * * *", "UTC", now)
     other = ObjectId()
-    schedule.put(other, "*/5 * * * *", "UTC", now)
-    assert schedule.next_fire() == utc(2030, 1, 1, 12, 1)
-    due = list(schedule.pop_due(utc(2030, 1, 1, 12, 1)))
+    timetable.put(other, "*/5 * * * *", "UTC", now)
+    assert timetable.next_fire() == utc(2030, 1, 1, 12, 1)
+    due = list(timetable.pop_due(utc(2030, 1, 1, 12, 1)))
     assert len(due) == 1 and set(due[0][2]) == set(ids)
-    assert schedule.next_fire() == utc(2030, 1, 1, 12, 2)
-    assert schedule.next_fire_of(other) == utc(2030, 1, 1, 12, 5)
+    assert timetable.next_fire() == utc(2030, 1, 1, 12, 2)
+    assert timetable.next_fire_of(other) == utc(2030, 1, 1, 12, 5)
 
 
 def test_moving_and_removing_jobs_leaves_no_stale_fire():
-    schedule = Schedule()
+    timetable = Timetable()
     now = utc(2030, 1, 1, 12, 0)
     job = ObjectId()
-    schedule.put(job, "* * * * *", "UTC", now)
-    schedule.put(job, "0 * * * *", "UTC", now)
-    assert schedule.next_fire() == utc(2030, 1, 1, 13, 0)
-    schedule.remove(job)
-    assert schedule.next_fire() is None and len(schedule) == 0
-    assert list(schedule.pop_due(utc(2031, 1, 1))) == []
+    timetable.put(job, "* * * * *", "UTC", now)
+    timetable.put(job, "0 * * * *", "UTC", now)
+    assert timetable.next_fire() == utc(2030, 1, 1, 13, 0)
+    timetable.remove(job)
+    assert timetable.next_fire() is None and len(timetable) == 0
+    assert list(timetable.pop_due(utc(2031, 1, 1))) == []
 
 
 def test_an_overdue_group_fires_once_and_moves_past_now():
-    schedule = Schedule()
+    timetable = Timetable()
     job = ObjectId()
-    schedule.put(job, "* * * * *", "UTC", utc(2030, 1, 1, 12, 0))
-    due = list(schedule.pop_due(utc(2030, 1, 1, 12, 5, 30)))
+    timetable.put(job, "* * * * *", "UTC", utc(2030, 1, 1, 12, 0))
+    due = list(timetable.pop_due(utc(2030, 1, 1, 12, 5, 30)))
     assert [slot for slot, _, _ in due] == [utc(2030, 1, 1, 12, 1)]
-    assert schedule.next_fire() == utc(2030, 1, 1, 12, 6)
+    assert timetable.next_fire() == utc(2030, 1, 1, 12, 6)
 
 
 @pytest.mark.parametrize(
@@ -78,11 +78,11 @@ def test_retry_delay_doubles_with_jitter_and_is_capped(attempt, low, high):
     assert max(delays) - min(delays) > (high - low) / 2, "jitter spreads retries out"
 
 
-def test_schedule_of_ten_thousand_jobs_in_a_hundred_groups_has_a_hundred_timers():
-    schedule = Schedule()
+def test_a_timetable_of_ten_thousand_jobs_in_a_hundred_groups_has_a_hundred_timers():
+    timetable = Timetable()
     now = utc(2030, 1, 1, 12, 0)
     for i in range(10_000):
-        schedule.put(ObjectId(), f"{i % 100 % 60} * * * *", "UTC" if i % 100 < 60 else "Europe/Berlin", now)
-    assert len(schedule) == 10_000
-    assert len(schedule._heap) == 100
-    assert schedule.next_fire() == now + timedelta(minutes=1)
+        timetable.put(ObjectId(), f"{i % 100 % 60} * * * *", "UTC" if i % 100 < 60 else "Europe/Berlin", now)
+    assert len(timetable) == 10_000
+    assert len(timetable._heap) == 100
+    assert timetable.next_fire() == now + timedelta(minutes=1)

@@ -2,8 +2,6 @@
 
 from datetime import UTC, datetime
 
-from bson import ObjectId
-
 from models.execution_store import ExecutionStore
 from models.sync_job import SyncJobSpec
 from models.sync_job_store import SyncJobStore
@@ -25,7 +23,7 @@ async def test_a_job_created_after_start_is_scheduled_and_confirmed(workers, db,
     leader = await workers.start()
     job = await SyncJobStore(db).create("ws-a", spec(), clock.now())
     await clock.advance(3)
-    assert job["_id"] in leader.schedule
+    assert job["_id"] in leader.timetable
     stored = await db.syncjobs.find_one({"_id": job["_id"]})
     assert stored["scheduleAppliedVersion"] == 1 and stored["scheduleAppliedAt"] is not None
     assert stored["nextRunAt"] == datetime(2030, 1, 7, 13, 0, tzinfo=UTC)
@@ -43,7 +41,7 @@ async def test_cron_change_reschedules_without_restart(workers, db, clock):
         expected_version=1,
     )
     await clock.advance(3)
-    assert leader.schedule.next_fire_of(job["_id"]) == datetime(2030, 1, 7, 12, 5, tzinfo=UTC)
+    assert leader.timetable.next_fire_of(job["_id"]) == datetime(2030, 1, 7, 12, 5, tzinfo=UTC)
     stored = await db.syncjobs.find_one({"_id": job["_id"]})
     assert stored["version"] == 2 and stored["scheduleAppliedVersion"] == 2
     await clock.advance(300)
@@ -57,7 +55,7 @@ async def test_toggle_off_stops_firing_and_toggle_on_resumes(workers, db, clock)
     leader = await workers.start()
     await store.update("ws-a", job["_id"], {"enabled": False}, clock.now(), expected_version=None)
     await clock.advance(3)
-    assert job["_id"] not in leader.schedule
+    assert job["_id"] not in leader.timetable
     await clock.advance(120)
     assert await executions_of(db, job["_id"]) == []
     await store.update("ws-a", job["_id"], {"enabled": True}, clock.now(), expected_version=None)
@@ -115,7 +113,7 @@ async def test_resync_drops_deleted_jobs(workers, db, clock):
     leader = await workers.start()
     await db.syncjobs.delete_one({"_id": job["_id"]})
     await clock.advance(61)
-    assert job["_id"] not in leader.schedule
+    assert job["_id"] not in leader.timetable
 
 
 async def test_the_workers_own_writes_do_not_reschedule(workers, db, clock):
@@ -147,4 +145,3 @@ async def test_a_queued_run_of_a_deleted_job_is_canceled(workers, db, clock):
     await clock.advance(3)
     done = await db.job_executions.find_one({"_id": execution["_id"]})
     assert done["status"] == "canceled" and done["reason"] == "the job was deleted"
-    assert ObjectId.is_valid(str(done["_id"]))

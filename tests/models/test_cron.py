@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.schedule import cron_problem, next_fire_time, next_fire_times, schedule_problem, timezone_problem
+from models.cron import cron_problem, next_fire_time, next_fire_times, schedule_problem, timezone_problem
 
 
 def utc(*args) -> datetime:
@@ -104,7 +104,7 @@ def test_fire_times_are_strictly_increasing_and_after_the_start(minute, hour, tz
 
 
 def test_iterators_of_one_expression_do_not_share_their_position():
-    from models.schedule import fire_times
+    from models.cron import fire_times
 
     early = fire_times("0 * * * *", utc(2030, 1, 1, 0, 30), "UTC")
     late = fire_times("0 * * * *", utc(2030, 6, 1, 0, 30), "UTC")

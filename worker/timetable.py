@@ -1,4 +1,4 @@
-"""The in-memory schedule: jobs grouped by (cron, time zone), one heap entry per group.
+"""The in-memory timetable: jobs grouped by (cron, time zone), one heap entry per group.
 
 Jobs that share a cron and a zone share their fire times, so each group costs one croniter call per
 fire however many jobs it holds, and the scheduler needs one timer for the nearest group only.
@@ -12,9 +12,12 @@ from datetime import datetime
 
 from bson import ObjectId
 
-from models.schedule import next_fire_time
+from models.cron import next_fire_time
 
 GroupKey = tuple[str, str]
+# Moving or removing a group leaves its old heap entry behind until it is popped; past this many spare
+# entries the heap is rebuilt from the live groups, so a job edited 100,000 times costs no memory.
+SPARE_ENTRIES = 1024
 
 
 @dataclass
@@ -25,7 +28,9 @@ class Group:
     entry: int = 0  # the heap entry that is live for this group; older ones are skipped when popped
 
 
-class Schedule:
+class Timetable:
+    """Every enabled job of the leader, by group, and the heap of the groups' next fire times."""
+
     def __init__(self) -> None:
         self._groups: dict[GroupKey, Group] = {}
         self._group_of: dict[ObjectId, GroupKey] = {}
@@ -60,9 +65,6 @@ class Schedule:
         if not group.job_ids:
             del self._groups[key]  # its heap entry goes stale and is dropped when reached
 
-    def job_ids(self) -> set[ObjectId]:
-        return set(self._group_of)
-
     def next_fire(self) -> datetime | None:
         """The nearest fire time of any job."""
         while self._heap:
@@ -95,3 +97,10 @@ class Schedule:
         group.entry = next(self._entries)
         if moment is not None:
             heapq.heappush(self._heap, (moment, group.entry, group.key))
+        if len(self._heap) > 2 * len(self._groups) + SPARE_ENTRIES:
+            self._heap = [
+                (live.next_fire, live.entry, live.key)
+                for live in self._groups.values()
+                if live.next_fire is not None
+            ]
+            heapq.heapify(self._heap)

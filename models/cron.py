@@ -29,10 +29,6 @@ HORIZON = timedelta(days=3653)
 NOT_ZONES = frozenset({"Factory", "localtime", "posixrules"})
 
 
-class InvalidCron(ValueError):
-    pass
-
-
 @lru_cache(maxsize=4096)
 def cron_problem(expression: str) -> str | None:
     """Why a cron expression is invalid, naming the bad field; None when it is valid. Cached: checking costs

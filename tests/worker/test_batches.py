@@ -1,0 +1,157 @@
+"""Bounded batches and event-driven dispatch (issue 11): firing in chunks, changes applied with one read,
+retries dispatched when they come due, and no re-reading of the queue after each run."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pymongo.errors import AutoReconnect
+from structlog.testing import capture_logs
+
+from executor.outcome import RunOutcome
+from models.execution import ExecutionStatus
+from models.execution_store import ExecutionStore
+from models.sync_job import SyncJobSpec, new_job_document
+from tests.fakes import eventually
+from tests.worker.conftest import Workers, wait_for_status
+from worker.change_feed import Change
+
+
+@pytest.fixture
+async def unindexed_db():
+    # mongomock checks unique indexes by scanning the collection for every inserted document (seconds per
+    # 1,000 inserts); these tests count calls and order events, which the indexes do not change.
+    from mongomock_motor import AsyncMongoMockClient
+
+    return AsyncMongoMockClient(tz_aware=True)["syncjobs_batches"]
+
+
+async def minutely_jobs(db, clock, count: int) -> None:
+    spec = SyncJobSpec.model_validate(
+        {
+            "name": "minutely",
+            "dataSourceId": "a" * 24,
+            "destinationDatabaseId": "b" * 24,
+            "schedule": {"cron": "* * * * *", "timezone": "UTC"},
+        }
+    )
+    await db.syncjobs.insert_many([new_job_document("ws-a", spec, clock.now()) for _ in range(count)])
+
+
+async def test_twelve_hundred_due_slots_are_written_in_chunks_and_runs_start_before_the_last_chunk(
+    unindexed_db, clock, worker_settings, runner
+):
+    db = unindexed_db
+    clock.set(datetime(2030, 1, 7, 12, 0, 30, tzinfo=UTC))
+    await minutely_jobs(db, clock, 1200)
+    runner.hold = True
+    group = Workers(db, clock, worker_settings, runner)
+    events = []
+    try:
+        leader = await group.start(max_concurrent=1)
+        queue = leader.store.queue
+
+        async def recorded(docs):
+            events.append(("insert", len(docs), len(runner.requests)))
+            return await queue(docs)
+
+        leader.store.queue = recorded
+        await clock.advance(30)
+        assert [size for _, size, _ in events] == [500, 500, 200]
+        assert events[-1][2] >= 1, "a run of the first chunk started before the last chunk was written"
+        assert (
+            await db.job_executions.count_documents({"scheduledFor": datetime(2030, 1, 7, 12, 1, tzinfo=UTC)})
+            == 1200
+        )
+    finally:
+        await group.close()
+
+
+async def test_a_failed_chunk_is_retried_with_backoff_and_the_leader_keeps_its_lease(
+    workers, db, clock, add_job
+):
+    clock.set(datetime(2030, 1, 7, 12, 0, 30, tzinfo=UTC))
+    jobs = [await add_job(name=f"j{i}") for i in range(3)]
+    leader = await workers.start()
+    queue = leader.store.queue
+    failures = []
+
+    async def flaky(docs):
+        if not failures:
+            failures.append(len(docs))
+            await db.job_executions.insert_many(docs[:1])  # part of it landed before the error
+            raise AutoReconnect("primary stepped down")
+        return await queue(docs)
+
+    leader.store.queue = flaky
+    with capture_logs() as logs:
+        await clock.advance(32)
+    assert failures == [3] and leader.leading.is_set()
+    assert any(entry["event"] == "executions_insert_failed" for entry in logs)
+    for job in jobs:
+        assert await db.job_executions.count_documents({"jobId": job["_id"]}) == 1
+
+
+async def test_changes_to_many_jobs_are_applied_with_one_read(db, clock, worker_settings, runner, add_job):
+    from worker.leader_lock import Lease
+    from worker.scheduler import Scheduler
+
+    jobs = [await add_job(name=f"j{i}") for i in range(50)]
+    scheduler = Scheduler(db=db, runner=runner, clock=clock, settings=worker_settings, worker_id="host:1:w1")
+    scheduler.lease = Lease(term=1, acts_until=clock.now() + timedelta(hours=1))
+    reads = []
+    find = scheduler.firing._jobs.find
+
+    def counted(*args, **kwargs):
+        reads.append(args)
+        return find(*args, **kwargs)
+
+    scheduler.firing._jobs.find = counted
+    await scheduler.firing.apply_changes([Change("job", job["_id"]) for job in jobs], term=1)
+    assert len(reads) == 1 and len(scheduler.timetable) == 50
+
+
+async def test_a_retry_is_dispatched_when_it_comes_due_not_a_poll_later(workers, db, clock, runner, add_job):
+    workers.settings = workers.settings.model_copy(update={"poll_interval_seconds": 600})
+    runner.outcomes.append(RunOutcome(ExecutionStatus.FAILED, error="boom"))
+    job = await add_job(
+        schedule={"cron": "* * * * *", "timezone": "UTC"},
+        retry={"maxAttempts": 2, "backoffSeconds": 10, "backoffMultiplier": 2, "maxBackoffSeconds": 60},
+    )
+    clock.set(datetime(2030, 1, 7, 12, 0, 59, tzinfo=UTC))
+    await workers.start()
+    await clock.advance(1)
+    first = await db.job_executions.find_one({"jobId": job["_id"]})
+    await wait_for_status(db, first["_id"], "failed")
+    retry = await db.job_executions.find_one({"retryOf": first["_id"]})
+    await clock.advance((retry["runAfter"] - clock.now()).total_seconds() + 0.5, step=0.5)
+    await wait_for_status(db, retry["_id"], "succeeded")
+
+
+async def test_runs_ending_do_not_make_the_dispatcher_read_the_queue_again(
+    workers, db, clock, runner, add_job
+):
+    runner.hold = True
+    jobs = [await add_job(name=f"j{i}", schedule={"cron": "0 0 1 1 *", "timezone": "UTC"}) for i in range(6)]
+    leader = await workers.start()
+    store = ExecutionStore(db, retention_days=30)
+    for job in jobs:
+        await store.queue_manual_run(job, clock.now())
+    await clock.advance(2)
+    await eventually(lambda: runner.active == 4)
+    reads = []
+    due_queued = leader.store.due_queued
+
+    async def counted(*args, **kwargs):
+        reads.append(args)
+        return await due_queued(*args, **kwargs)
+
+    leader.store.due_queued = counted
+    runner.hold = False
+    runner.release.set()
+    await eventually(lambda: len(runner.requests) == 6)
+    await eventually(lambda: _all_succeeded(db))
+    assert reads == []  # the two that waited for a run slot were the launcher's already
+
+
+async def _all_succeeded(db) -> bool:
+    return await db.job_executions.count_documents({"status": "succeeded"}) == 6

@@ -1,0 +1,147 @@
+"""Putting right what happened while no one (or a dead leader) acted: slots no leader fired, runs whose
+worker died, and outcomes a deposed leader recorded but could not commit."""
+
+import asyncio
+import bisect
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from bson import ObjectId
+
+from models.clock import Clock
+from models.collections import SYNC_JOBS
+from models.execution import ExecutionStatus, Trigger, new_execution_document
+from models.execution_store import ExecutionStore
+from worker.firing import INSERT_CHUNK, Missed, chunks
+from worker.launcher import MISFIRE_GRACE_DEFAULT, Launcher, log_finished
+from worker.leader_lock import LeaderLock
+from worker.misfires import classify, missed_slots
+
+log = structlog.get_logger("syncjobs.worker")
+
+
+class Recovery:
+    def __init__(
+        self,
+        db,
+        *,
+        clock: Clock,
+        store: ExecutionStore,
+        launcher: Launcher,
+        leader_lock: LeaderLock,
+    ):
+        self._jobs = db[SYNC_JOBS]
+        self._clock = clock
+        self._store = store
+        self._launcher = launcher
+        self._leader_lock = leader_lock
+
+    async def catch_up(self, missed: Missed, term: int, now: datetime) -> None:
+        """Slots that came due while no leader fired them, up to `now` (when this term loaded): per job, the
+        newest runs once if within grace; older ones are recorded as one skipped execution, so every slot's
+        fate can be read back. Fire times are walked once per (cron, zone) group, in slices that yield.
+
+        A slot the last leader wrote but never started (it died between its insert and moving `nextRunAt`)
+        keeps its record and counts as one of the missed slots: it runs only if it is the newest and within
+        grace, and the missed range starts after it, so the two records never collide."""
+        recorded = await self._recorded_since(missed)
+        groups: dict[tuple[str, str], Missed] = {}
+        for doc, first_missed in missed:
+            groups.setdefault((doc["schedule"]["cron"], doc["schedule"]["timezone"]), []).append(
+                (doc, first_missed)
+            )
+        skipped: list[dict[str, Any]] = []
+        to_run: list[dict[str, Any]] = []
+        stale_skipped: list[ObjectId] = []
+        for (cron, zone), members in groups.items():
+            walked = await missed_slots(cron, zone, min(first for _, first in members), now)
+            for doc, first_missed in members:
+                last_recorded, stale = recorded.get(doc["_id"], (None, []))
+                slots = walked[bisect.bisect_left(walked, first_missed) :]
+                if last_recorded is not None:
+                    slots = slots[bisect.bisect_right(slots, last_recorded) :]
+                grace = doc.get("misfireGraceSeconds", MISFIRE_GRACE_DEFAULT)
+                newest_stale = max(stale, key=lambda execution: execution["scheduledFor"], default=None)
+                run_slot = None
+                if newest_stale is not None and (not slots or slots[-1] < newest_stale["scheduledFor"]):
+                    # The stale slot is the newest: it stays queued (the dispatcher starts it) if in grace.
+                    if now - newest_stale["scheduledFor"] <= timedelta(seconds=grace):
+                        stale = [execution for execution in stale if execution is not newest_stale]
+                    misfire = classify(slots, now, 0)
+                else:
+                    misfire = classify(slots, now, grace)
+                    run_slot = misfire.run_slot if misfire else None
+                stale_skipped.extend(execution["_id"] for execution in stale)
+                if misfire is not None and misfire.skipped_count:
+                    skipped.append(
+                        self._store.missed_record(
+                            doc,
+                            count=misfire.skipped_count,
+                            first=misfire.first_skipped,
+                            last=misfire.last_skipped,
+                            now=now,
+                        )
+                    )
+                    log.info("slots_missed", job_id=str(doc["_id"]), count=misfire.skipped_count)
+                if run_slot is not None:
+                    execution = new_execution_document(
+                        job=doc, trigger=Trigger.SCHEDULE, scheduled_for=run_slot, now=now
+                    )
+                    execution["firedTerm"] = term
+                    to_run.append(execution)
+        await self._store.skip_missed(stale_skipped, now)
+        for chunk in chunks(skipped, INSERT_CHUNK):
+            await self._store.queue(chunk)
+            await asyncio.sleep(0)
+        for chunk in chunks(to_run, INSERT_CHUNK):
+            for execution in await self._store.queue(chunk):
+                self._launcher.submit(execution, term)
+            await asyncio.sleep(0)
+
+    async def _recorded_since(self, missed: Missed) -> dict[ObjectId, tuple[datetime | None, list[dict]]]:
+        """Per job, the last slot already recorded at or after its first missed one, and the executions of
+        those slots still queued: one read for every job that missed slots."""
+        docs = await self._store.scheduled_since({doc["_id"]: first for doc, first in missed})
+        recorded: dict[ObjectId, tuple[datetime | None, list[dict]]] = {}
+        for execution in docs:
+            last = (execution.get("missed") or {}).get("lastSlot") or execution["scheduledFor"]
+            last = max(last, execution["scheduledFor"])
+            previous, stale = recorded.get(execution["jobId"], (None, []))
+            if execution["status"] == ExecutionStatus.QUEUED.value:
+                stale = [*stale, execution]
+            recorded[execution["jobId"]] = (max(last, previous) if previous else last, stale)
+        return recorded
+
+    async def recover_abandoned(self, term: int) -> int:
+        """Executions left `running` whose lease on their job has lapsed and that this worker is not
+        running: their worker died (or a run of ours failed to record its end). They become `abandoned`
+        (and are retried if the job allows), so nothing stays running forever. Then the outcomes a deposed
+        leader recorded but could not commit. Returns how many executions were recovered."""
+        now = self._clock.now()
+        recovered = 0
+        for execution in await self._store.lapsed_running(now):
+            if execution["_id"] in self._launcher.running:
+                continue  # ours, and going: its renewal is late, not its worker dead
+            if await self._store.abandon(execution["_id"], now):
+                recovered += 1
+                with structlog.contextvars.bound_contextvars(
+                    workspace_id=execution["workspaceId"],
+                    job_id=str(execution["jobId"]),
+                    execution_id=str(execution["_id"]),
+                ):
+                    log_finished(ExecutionStatus.ABANDONED, worker=execution.get("workerId"))
+        uncommitted = await self._store.uncommitted(term)
+        # Committing another term's outcome is only for a leader whose own lease is beyond doubt.
+        if uncommitted and not await self._leader_lock.is_current(term):
+            return recovered
+        for execution in uncommitted:
+            job = await self._jobs.find_one({"_id": execution["jobId"]})
+            if job is None:
+                await self._store.mark_committed(execution["_id"])
+                continue
+            # A deposed leader's cursors are not trusted: the next incremental run reads those records again.
+            await self._launcher.commit_outcome(
+                execution, job, term=term, error=execution.get("error"), cursors={}
+            )
+        return recovered
