@@ -7,6 +7,7 @@ from aiohttp import web
 
 from api.auth import auth_middleware
 from api.errors import error_middleware
+from api.health import metrics_middleware
 from api.keys import CLOCK, DB, EXECUTIONS, JOBS, SECRETS, SETTINGS, TOKENS
 from api.request_log import request_log_middleware
 from api.routes import add_routes
@@ -28,7 +29,7 @@ def create_app(
     """The API. With `db` given (tests, the in-memory demo) it is used as is and never closed here;
     otherwise the app opens MONGODB_URL at start-up and closes it at cleanup."""
     app = web.Application(
-        middlewares=[request_log_middleware, error_middleware, auth_middleware],
+        middlewares=[metrics_middleware, request_log_middleware, error_middleware, auth_middleware],
         client_max_size=settings.api_max_body_bytes,
     )
     app[SETTINGS] = settings
@@ -53,7 +54,8 @@ def _attach(app: web.Application, db) -> None:
 async def _prepare(app: web.Application) -> None:
     await ensure_indexes(app[DB])
     bootstrap = app[SETTINGS].syncjobs_bootstrap_token
-    if bootstrap is not None:
+    # An empty value (compose's `${SYNCJOBS_BOOTSTRAP_TOKEN:-}`) installs nothing and says nothing.
+    if bootstrap is not None and bootstrap.get_secret_value().strip():
         await app[TOKENS].install(bootstrap.get_secret_value(), name="bootstrap", now=app[CLOCK].now())
         log.info("bootstrap_token_installed")
 

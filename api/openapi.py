@@ -41,9 +41,9 @@ def _cached(routes: tuple) -> dict[str, Any]:
     for route in routes:
         operation: dict[str, Any] = {
             "summary": route.summary,
-            "operationId": re.sub(r"[^A-Za-z]+", "_", f"{route.method.lower()}{route.path[len(WS) :]}").strip(
-                "_"
-            ),
+            "operationId": re.sub(
+                r"[^A-Za-z]+", "_", f"{route.method.lower()}{route.path.removeprefix(WS)}"
+            ).strip("_"),
             "parameters": [
                 {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
                 for name in re.findall(r"{(\w+)}", route.path)

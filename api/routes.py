@@ -5,17 +5,21 @@ from typing import Any
 
 from aiohttp import web
 
-from api import executions, sync_jobs, tokens
+from api import executions, health, scheduler_control, statistics, sync_jobs, tokens, webhooks
 from api.resources import ResourceHandlers
 from api.tokens import TokenRequest
 from models.execution import ExecutionView
 from models.resources import DATA_SOURCE, DESTINATION
 from models.sync_job import SyncJobSpec, SyncJobView
 from models.tokens import TokenView
+from models.webhook import DeliveryView, WebhookSpec, WebhookView
 
 WS = "/api/workspaces/{workspaceId}"
 JOBS = f"{WS}/sync-jobs"
 JOB = f"{JOBS}/{{jobId}}"
+ADMIN = "/api/admin"
+HOOKS = f"{WS}/webhooks"
+HOOK = f"{HOOKS}/{{webhookId}}"
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,36 @@ ROUTES: list[Route] = [
     Route("DELETE", f"{WS}/tokens/{{tokenId}}", tokens.revoke_token, "Revoke a token", statuses=(204,)),
     *resource_routes(DATA_SOURCE, ResourceHandlers(DATA_SOURCE)),
     *resource_routes(DESTINATION, ResourceHandlers(DESTINATION)),
+    Route("GET", f"{ADMIN}/scheduler", scheduler_control.get_scheduler, "The scheduler's state (admin)"),
+    Route("POST", f"{ADMIN}/scheduler/pause", scheduler_control.pause_scheduler, "Pause everything (admin)"),
+    Route("POST", f"{ADMIN}/scheduler/resume", scheduler_control.resume_scheduler, "Resume (admin)"),
+    Route("POST", f"{WS}/pause", scheduler_control.pause_workspace, "Pause the workspace's runs"),
+    Route("POST", f"{WS}/resume", scheduler_control.resume_workspace, "Resume the workspace's runs"),
+    Route("GET", f"{WS}/statistics", statistics.workspace_statistics, "Execution statistics over ?days="),
+    Route(
+        "GET", f"{JOB}/statistics", statistics.job_statistics, "The job's execution statistics over ?days="
+    ),
+    Route("GET", HOOKS, webhooks.list_webhooks, "List webhooks", response=WebhookView, list_of=True),
+    Route(
+        "POST",
+        HOOKS,
+        webhooks.create_webhook,
+        "Create a webhook (its secret shown once)",
+        WebhookSpec,
+        WebhookView,
+        statuses=(201,),
+    ),
+    Route("GET", HOOK, webhooks.get_webhook, "Get a webhook", response=WebhookView),
+    Route("PATCH", HOOK, webhooks.patch_webhook, "Merge-patch a webhook", response=WebhookView),
+    Route("DELETE", HOOK, webhooks.delete_webhook, "Delete a webhook", statuses=(204,)),
+    Route(
+        "GET",
+        f"{HOOK}/deliveries",
+        webhooks.list_deliveries,
+        "The webhook's delivery log, newest first",
+        response=DeliveryView,
+        list_of=True,
+    ),
 ]
 
 
@@ -104,10 +138,9 @@ def add_routes(app: web.Application) -> None:
     async def openapi(_request: web.Request) -> web.Response:
         return web.json_response(openapi_document(ROUTES))
 
-    async def health(_request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
-
     app.router.add_get("/api/openapi.json", openapi)
-    app.router.add_get("/healthz", health)
+    app.router.add_get("/healthz", health.healthz)
+    app.router.add_get("/readyz", health.readyz)
+    app.router.add_get("/metrics", health.metrics)
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler)

@@ -15,6 +15,7 @@ from models.execution import ExecutionView
 from models.pagination import parse_limit
 from models.resources import DATA_SOURCE, DESTINATION
 from models.schedule import next_fire_times
+from models.scheduler_control import SchedulerControl
 from models.sync_job import STATUS_FIELDS, SyncJobSpec, SyncJobView
 
 NEXT_FIRE_TIMES = 5
@@ -122,6 +123,7 @@ async def toggle_job(request: web.Request) -> web.Response:
 async def run_job(request: web.Request) -> web.Response:
     workspace_id = request.match_info["workspaceId"]
     job = await request.app[JOBS].get(workspace_id, job_id_of(request))
+    await SchedulerControl(request.app[DB]).refuse_if_paused(workspace_id)
     execution = await request.app[EXECUTIONS].queue_manual_run(job, request.app[CLOCK].now())
     location = f"/api/workspaces/{workspace_id}/sync-jobs/{job['_id']}/executions/{execution['_id']}"
     return web.json_response(

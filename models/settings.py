@@ -37,6 +37,19 @@ class Settings(BaseSettings):
     default_timeout_seconds: int = Field(default=3600, ge=1)
     kill_grace_seconds: float = Field(default=10, ge=0)
 
+    worker_status_port: int | None = Field(
+        default=None, ge=0, le=65535, description="Serve /healthz, /readyz and /metrics of the worker."
+    )
+    worker_status_host: str = "127.0.0.1"
+    syncjobs_allowed_networks: str = Field(
+        default="",
+        description="Comma-separated CIDRs that webhooks may reach although private, loopback or link-local.",
+    )
+    webhook_timeout_seconds: float = Field(default=10, gt=0)
+    webhook_max_attempts: int = Field(default=5, ge=1)
+    webhook_backoff_seconds: float = Field(default=10, gt=0)
+    webhook_max_backoff_seconds: float = Field(default=900, gt=0)
+
     @property
     def renew_seconds(self) -> float:
         # Renewed at a third of the lease so one missed heartbeat does not drop the lock.

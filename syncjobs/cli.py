@@ -21,7 +21,13 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         command.add_argument("--host", default=settings.api_host, help="default: API_HOST or 127.0.0.1")
         command.add_argument("--port", type=int, default=settings.api_port, help="default: API_PORT or 8080")
 
-    commands.add_parser("worker", help="run the scheduler (several replicas may run; one leads)")
+    worker = commands.add_parser("worker", help="run the scheduler (several replicas may run; one leads)")
+    worker.add_argument(
+        "--status-port",
+        type=int,
+        default=settings.worker_status_port,
+        help="serve /healthz, /readyz and /metrics here (default: WORKER_STATUS_PORT, or none)",
+    )
 
     token = commands.add_parser("token", help="manage API tokens")
     token_commands = token.add_subparsers(dest="token_command", required=True)
@@ -64,6 +70,7 @@ def run(argv: list[str] | None) -> int:
     if args.command == "worker":
         from syncjobs.processes import run_worker
 
+        settings = settings.model_copy(update={"worker_status_port": args.status_port})
         return asyncio.run(run_worker(settings))
     if args.command == "dev":
         from syncjobs.processes import run_dev

@@ -15,6 +15,7 @@ from models.database import open_database
 from models.secrets import SecretBox, secret_box_from
 from models.settings import Settings
 from syncjobs.demo import WORKSPACE, add_demo_routes, seed_demo
+from worker.operations import WorkerOperations, run_with_operations
 from worker.scheduler import Scheduler
 
 log = structlog.get_logger("syncjobs")
@@ -36,15 +37,15 @@ async def run_worker(settings: Settings) -> int:
     try:
         await ensure_indexes(database.db)
         clock = SystemClock()
+        secrets = secret_box_from(settings)
         scheduler = Scheduler(
             db=database.db,
-            runner=SubprocessRunner(
-                database.db, secrets=secret_box_from(settings), settings=settings, clock=clock
-            ),
+            runner=SubprocessRunner(database.db, secrets=secrets, settings=settings, clock=clock),
             clock=clock,
             settings=settings,
         )
-        await scheduler.run(stop_on_signals())
+        operations = WorkerOperations(scheduler, database.db, clock=clock, settings=settings, secrets=secrets)
+        await run_with_operations(scheduler, operations, stop_on_signals())
     finally:
         await database.close()
     return 0
@@ -78,7 +79,8 @@ async def run_dev(settings: Settings, *, host: str, port: int) -> int:
             clock=clock,
             settings=settings,
         )
-        await scheduler.run(stop_on_signals())
+        operations = WorkerOperations(scheduler, database.db, clock=clock, settings=settings, secrets=secrets)
+        await run_with_operations(scheduler, operations, stop_on_signals())
     finally:
         await runner.cleanup()
         await database.close()

@@ -25,6 +25,7 @@ from models.execution import (
 from models.schedule import next_fire_time
 from models.settings import Settings
 from models.sync_job import OverlapPolicy
+from worker.control import PauseGate
 from worker.job_lock import JobLocks
 from worker.job_status import JobStatusWriter
 from worker.leader_lock import LeaderLock
@@ -82,6 +83,7 @@ class Launcher:
         self._job_locks = job_locks
         self._leader_lock = leader_lock
         self._status = JobStatusWriter(db)
+        self._pauses = PauseGate(db, clock=clock, settings=settings)
         self._rng = rng or random.Random()
         limit = max_concurrent if max_concurrent is not None else settings.max_concurrent_runs
         self._slots = asyncio.Semaphore(limit) if limit > 0 else None
@@ -156,6 +158,8 @@ class Launcher:
     async def _run(self, execution: dict[str, Any], term: int) -> None:
         execution_id, job_id = execution["_id"], execution["jobId"]
         if not self._may_launch():
+            return
+        if await self._pauses.skipped(execution):
             return
         job = await self._jobs.find_one({"_id": job_id})
         if job is None:

@@ -15,6 +15,7 @@ from models.clock import Clock
 from models.collections import JOB_EXECUTIONS, SYNC_JOBS
 from models.execution import ExecutionStatus, Trigger, finished_fields, new_execution_document
 from models.settings import Settings
+from worker import metrics
 from worker.change_feed import Change, open_feed
 from worker.identity import new_worker_id
 from worker.job_lock import JobLocks
@@ -172,6 +173,7 @@ class Scheduler:
                     timeout=max(0.1, (lease.acts_until - self._clock.now()).total_seconds()),
                 )
             except (PyMongoError, TimeoutError) as error:
+                metrics.LEASE_RENEWAL_FAILURES.inc()
                 log.warning("lock_renewal_failed", error=str(error) or type(error).__name__)
                 continue
             if renewed is None:
@@ -188,6 +190,7 @@ class Scheduler:
             resync_seconds=self._settings.resync_interval_seconds,
             since=None,
         )
+        self.reload_mode = feed.mode  # read by the heartbeat (worker/heartbeat.py)
         if feed.mode == "polling" and not self._said_polling:
             self._said_polling = True  # once per process: every new term would otherwise say it again
             log.info(
