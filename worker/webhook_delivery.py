@@ -200,7 +200,7 @@ class Deliverer:
             "webhook_attempted",
             delivery_id=str(delivery["_id"]),
             webhook_id=str(delivery["webhookId"]),
-            event=delivery["event"],
+            webhook_event=delivery["event"],
             attempt=delivery["attempts"],
             outcome=outcome,
             status_code=status_code,
