@@ -37,3 +37,32 @@ async def test_metrics_give_request_latency_by_route_template_and_status(client,
     assert f'syncjobs_api_request_duration_seconds_count{{method="GET",route="{route}",status="200"}}' in text
     assert f'route="{route}/{{jobId}}",status="404"' in text
     assert "0123456789abcdef01234567" not in text
+
+
+async def test_an_empty_bootstrap_token_installs_nothing_and_says_nothing(
+    settings, db, clock, aiohttp_client
+):
+    from pydantic import SecretStr
+    from structlog.testing import capture_logs
+
+    from api.app import create_app
+
+    with capture_logs() as logs:
+        await aiohttp_client(
+            create_app(
+                settings.model_copy(update={"syncjobs_bootstrap_token": SecretStr("")}), db=db, clock=clock
+            )
+        )
+    assert "bootstrap_token_installed" not in [entry["event"] for entry in logs]
+    assert await db.api_tokens.count_documents({}) == 0
+    with capture_logs() as logs:
+        client = await aiohttp_client(
+            create_app(
+                settings.model_copy(update={"syncjobs_bootstrap_token": SecretStr("sjt_first")}),
+                db=db,
+                clock=clock,
+            )
+        )
+    assert "bootstrap_token_installed" in [entry["event"] for entry in logs]
+    resp = await client.get("/api/admin/scheduler", headers={"Authorization": "Bearer sjt_first"})
+    assert resp.status == 200
