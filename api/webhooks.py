@@ -87,7 +87,8 @@ async def patch_webhook(request: web.Request) -> web.Response:
         )
 
     async def merged(current: dict[str, Any]) -> dict[str, Any]:
-        editable = {key: current[key] for key in WebhookSpec.model_json_schema(by_alias=True)["properties"]}
+        fields = WebhookSpec.model_json_schema(by_alias=True)["properties"]
+        editable = {key: current[key] for key in fields if key in current}
         editable["url"] = request.app[SECRETS].open(current["url"])
         return sealed_fields(request, validate(WebhookSpec, merge_patch(editable, patch)))
 
