@@ -314,3 +314,24 @@ async def test_a_hanging_receiver_never_delays_scheduling(
         receiver.hold.set()
         stop.set()
         await task
+
+
+def test_the_readmes_receiver_snippet_verifies_our_signatures():
+    import re
+    import time
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from worker.webhook_payloads import signed_request
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    [snippet] = [block for block in re.findall(r"```python\n(.*?)```", readme, re.S) if "def verify" in block]
+    namespace: dict = {}
+    exec(snippet, namespace)
+    payload = {"event": "job.failing", "workspaceId": "ws-a"}
+    body, headers = signed_request("json", "d1", payload, "whsec_s", datetime.fromtimestamp(time.time(), UTC))
+    assert namespace["verify"]("whsec_s", headers["X-Syncjobs-Signature"], body)
+    assert not namespace["verify"]("whsec_other", headers["X-Syncjobs-Signature"], body)
+    old = datetime.fromtimestamp(time.time() - 600, UTC)
+    body, headers = signed_request("json", "d1", payload, "whsec_s", old)
+    assert not namespace["verify"]("whsec_s", headers["X-Syncjobs-Signature"], body)
