@@ -2,7 +2,7 @@
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import Field
@@ -18,7 +18,7 @@ Event = Literal[
     "job.recovered",
     "job.duration_anomaly",
 ]
-EVENTS: tuple[str, ...] = Event.__args__  # type: ignore[attr-defined]
+EVENTS: tuple[Event, ...] = get_args(Event)
 DEFAULT_FAILURE_THRESHOLD = 3
 SECRET_PREFIX = "whsec_"
 

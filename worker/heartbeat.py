@@ -58,13 +58,19 @@ class Heartbeat:
             "running": list(scheduler.launcher.running),
         }
 
+    def set_gauges(self) -> None:
+        """The gauges of this worker's own state; also called at every scrape, so they are never stale."""
+        scheduler = self._scheduler
+        leading = scheduler.leading.is_set() and scheduler.lease is not None
+        metrics.LEADER.set(1 if leading else 0)
+        metrics.TERM.set(scheduler.lease.term if leading else 0)
+        metrics.RUNNING.set(len(scheduler.launcher.running))
+
     async def beat(self) -> bool:
         """One heartbeat; False (and logged) when the database did not take it."""
         now = self._clock.now()
         doc = self.document(now)
-        metrics.LEADER.set(1 if doc["leading"] else 0)
-        metrics.TERM.set(doc["term"] or 0)
-        metrics.RUNNING.set(len(doc["running"]))
+        self.set_gauges()
         try:
             await self._workers.update_one({"_id": self._scheduler.worker_id}, {"$set": doc}, upsert=True)
             if doc["leading"]:

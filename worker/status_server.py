@@ -23,6 +23,7 @@ def status_app(scheduler, heartbeat: Heartbeat, clock: Clock) -> web.Application
         return web.json_response({"status": "ready", "role": role})
 
     async def metrics(_request: web.Request) -> web.Response:
+        heartbeat.set_gauges()
         return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     app = web.Application()
