@@ -84,7 +84,7 @@ def cost(calls: Counter, idle: Counter) -> int:
     return sum(count for (collection, _), count in (calls - idle).items() if collection != "worker_locks")
 
 
-async def test_a_scheduled_run_costs_at_most_six_commands_from_its_slot_to_the_jobs_status(
+async def test_a_scheduled_run_costs_at_most_six_commands_and_the_pause_gate_read(
     db, clock, worker_settings, add_job
 ):
     clock.set(datetime(2030, 1, 7, 12, 0, 30, tzinfo=UTC))
@@ -98,7 +98,8 @@ async def test_a_scheduled_run_costs_at_most_six_commands_from_its_slot_to_the_j
         calls = await commands_of(counted, clock, 2)  # 12:00:58 - 12:01:00: the slot fires and runs
         run = await db.job_executions.find_one({"jobId": job["_id"]})
         await wait_for_status(db, run["_id"], "succeeded")
-        assert cost(calls, idle) <= 6, (calls, idle)
+        # Six of its own, and the pause gate's read, which every launch of the same second shares.
+        assert cost(calls, idle) <= 6 + 1, (calls, idle)
         stored = await db.syncjobs.find_one({"_id": job["_id"]})
         assert stored["lastRunStatus"] == "succeeded" and stored["nextRunAt"].minute == 2
         done = await db.job_executions.find_one({"_id": run["_id"]})
