@@ -56,6 +56,7 @@ class Faults:
 
     def __init__(self) -> None:
         self.dead = False
+        self.closed = False  # the example is over: whatever still waits here is cancelled for good
         self.awake = asyncio.Event()
         self.awake.set()
         self.renewals_fail = False
@@ -92,6 +93,8 @@ class Faults:
                 self.disarm()
                 strike()
         while True:
+            if self.closed:
+                raise asyncio.CancelledError
             if self.dead:
                 await asyncio.get_running_loop().create_future()  # never resolved: the process is gone
             if self.awake.is_set():

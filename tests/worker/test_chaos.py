@@ -58,8 +58,9 @@ from tests.worker.chaos_world import (
 )
 from worker.scheduler import Scheduler
 
-SEED = int(os.environ.get("CHAOS_SEED", "20261123"))
-EXAMPLES = int(os.environ.get("CHAOS_EXAMPLES", "12"))
+# The default seed's ten examples meet issue 8's items 1, 2 and 3 on the code before that issue's fixes.
+SEED = int(os.environ.get("CHAOS_SEED", "10"))
+EXAMPLES = int(os.environ.get("CHAOS_EXAMPLES", "10"))
 STEPS = int(os.environ.get("CHAOS_STEPS", "25"))
 WORKERS = 3
 START = datetime.fromisoformat("2030-01-07T11:58:00+00:00")
@@ -99,7 +100,6 @@ ACTIVE_CRONS = ["* * * * *", "*/2 * * * *", "*/5 * * * *"]
 BULK_CRONS = ["0 * * * *", "30 * * * *", "15 */2 * * *"]
 
 
-
 class Broken(Exception):
     """The example's event loop froze or spun: nothing after that point is meaningful."""
 
@@ -126,6 +126,7 @@ class Worker:
 
     def __init__(self, machine: "ChaosMachine", name: str):
         self.faults = Faults()
+        machine.all_faults.append(self.faults)
         self.stop = asyncio.Event()
         self.scheduler = Scheduler(
             db=GatedDatabase(machine.db, self.faults, machine.meter),
@@ -166,6 +167,7 @@ class ChaosMachine(RuleBasedStateMachine):
         self.edited: dict[ObjectId, datetime] = {}
         self.active_ids: list[ObjectId] = []
         self.workers: list[Worker | None] = [None] * WORKERS
+        self.all_faults: list[Faults] = []
         self.generations = itertools.count(1)
         self.healthy_windows: list[list[datetime | None]] = []
         self.leading_windows: list[list[datetime | None]] = []
@@ -575,11 +577,17 @@ class ChaosMachine(RuleBasedStateMachine):
 
     def _close_loop(self) -> None:
         self.watchdog.uninstall()
-        tasks = asyncio.all_tasks(self.loop)
-        for task in tasks:
-            task.cancel()
-        with contextlib.suppress(BaseException):
-            self.loop.run_until_complete(asyncio.wait(tasks, timeout=1) if tasks else asyncio.sleep(0))
+        for faults in self.all_faults:
+            faults.closed = True
+        for _ in range(5):  # cancelling a task may start others (a finally block's own work)
+            tasks = asyncio.all_tasks(self.loop)
+            if not tasks:
+                break
+            for task in tasks:
+                task.cancel()
+            with contextlib.suppress(BaseException):
+                self.loop.run_until_complete(asyncio.wait(tasks, timeout=1))
+        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
         self.loop.close()
 
     async def _read_back(self) -> dict[str, list[str]]:
@@ -778,6 +786,7 @@ def test_no_two_runs_of_a_job_overlap(chaos_findings):
     )
 
 
+@pytest.mark.xfail(strict=True, reason="issue 8 item 3, fixed on branch worker-faults")
 def test_every_slot_has_exactly_one_record(chaos_findings):
     assert "every_slot_has_exactly_one_record" not in chaos_findings, findings_of(
         chaos_findings, "every_slot_has_exactly_one_record"
@@ -796,12 +805,14 @@ def test_every_retry_keeps_to_its_policy(chaos_findings):
     )
 
 
+@pytest.mark.xfail(strict=True, reason="issue 8 item 1, fixed on branch worker-faults")
 def test_no_step_blocks_the_event_loop(chaos_findings):
     assert "no_step_blocks_the_event_loop" not in chaos_findings, findings_of(
         chaos_findings, "no_step_blocks_the_event_loop"
     )
 
 
+@pytest.mark.xfail(strict=True, reason="issue 8 item 2, fixed on branch worker-faults")
 def test_no_loop_spins_while_time_stands_still(chaos_findings):
     assert "no_loop_spins_while_time_stands_still" not in chaos_findings, findings_of(
         chaos_findings, "no_loop_spins_while_time_stands_still"
