@@ -224,10 +224,10 @@ class SyncSession:
         while True:
             if stdout.done() and stdout.exception() is not None:
                 return ExecutionStatus.FAILED, f"writing to the destination failed: {stdout.exception()}"
+            if stdout.done() and process.exited.done():
+                return None, None  # a cancel that came as the run ended does not undo its end
             if canceled.done():
                 return ExecutionStatus.CANCELED, "canceled"
-            if stdout.done() and process.exited.done():
-                return None, None
             now = loop.time()
             if now >= deadline:
                 return ExecutionStatus.TIMED_OUT, f"timed out after {timeout:g} s"

@@ -4,9 +4,13 @@ import asyncio
 import signal
 import sys
 import textwrap
+from types import SimpleNamespace
 
 import pytest
+from bson import ObjectId
 
+import executor.runner as runner_module
+from executor.log_capture import LogTail
 from models.execution import ExecutionStatus
 from tests.executor.helpers import request_for, warehouse
 from tests.fakes import eventually
@@ -153,3 +157,35 @@ async def test_a_worker_killed_mid_run_leaves_no_source_process(tmp_path):
         process.send_signal(signal.SIGKILL)
         await process.wait()
     await eventually(lambda: not running(source_pid, "source.py") and not running(escaped, "51"), timeout=10)
+
+
+async def test_output_held_open_past_the_grace_ends_the_run_by_its_exit(monkeypatch, clock):
+    # Where no supervisor can reap (no PR_SET_CHILD_SUBREAPER), a descendant may keep stdout open after the
+    # source exited: the run still ends by the exit code once the reader has sat idle for the grace.
+    monkeypatch.setattr(runner_module, "OUTPUT_GRACE_SECONDS", 0.05)
+    job = {"_id": ObjectId(), "workspaceId": "ws-a", "timeoutSeconds": 30}
+    session = runner_module.SyncSession(
+        request_for(job, clock),
+        writer=None,
+        spec={},
+        argv=["source"],
+        env={},
+        primary_keys={},
+        entities=[],
+        log_tail=LogTail(),
+        kill_grace=0.5,
+        progress_seconds=1.0,
+    )
+    exited = asyncio.get_running_loop().create_future()
+    exited.set_result(0)
+    held_open = asyncio.create_task(asyncio.sleep(3600))
+    never_canceled = asyncio.create_task(asyncio.Event().wait())
+    session._reading_idle = True
+    try:
+        ended = await asyncio.wait_for(
+            session._await_end(SimpleNamespace(exited=exited), held_open, never_canceled), 5
+        )
+    finally:
+        held_open.cancel()
+        never_canceled.cancel()
+    assert ended == (None, None)
