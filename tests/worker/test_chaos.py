@@ -745,6 +745,11 @@ class ChaosMachine(RuleBasedStateMachine):
         return messages
 
 
+# An example whose loop froze was broken out of by an exception raised wherever the alarm landed, inside
+# asyncio's own bookkeeping as likely as not: some of its tasks cannot be cancelled cleanly afterwards, and
+# complain when they are collected. That noise is the freeze already reported, not a finding of its own.
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
 FINDINGS: dict[str, list[str]] = {}
 EXAMPLES_RUN: list[tuple[int, bool]] = []
 
