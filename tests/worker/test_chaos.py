@@ -577,10 +577,16 @@ class ChaosMachine(RuleBasedStateMachine):
         await self.advance(SETTLE)
         for worker in self.workers:
             worker.stop.set()
-        for _ in range(GRACE * 4):
-            if all(worker.task.done() for worker in self.workers):
-                break
-            await self.advance(1)
+        # SIGTERM: the runs get the grace, then are canceled; the kill grace bounds a runner's answer.
+        limit = GRACE + self.settings.kill_grace_seconds + 10
+        await self.advance(limit, until=lambda: all(worker.task.done() for worker in self.workers))
+        for worker in self.workers:
+            if not worker.task.done():
+                self.ledger.violation(
+                    "every_worker_stops_on_sigterm",
+                    f"{worker.scheduler.worker_id} still running {limit:g} s after SIGTERM",
+                )
+                worker.die(self.ledger)
         self.note_windows()
 
     def _close_loop(self) -> None:
@@ -645,7 +651,7 @@ class ChaosMachine(RuleBasedStateMachine):
         """Every slot of every enabled job, from its start (or from when a leader heard its last edit) to the
         final stop, has exactly one record: fired (whatever became of it), or inside one missed range. Slots
         of outages count too: the next leader records them (README, "Slots missed while no leader ran")."""
-        stopped = self.healthy_windows[-1][1] if self.healthy_windows else self.clock.now()
+        stopped = (self.healthy_windows[-1][1] if self.healthy_windows else None) or self.clock.now()
         messages = []
         fired: dict[tuple[ObjectId, datetime], int] = {}
         ranges: dict[ObjectId, list[tuple[datetime, datetime]]] = {}
@@ -822,6 +828,12 @@ def test_every_retry_keeps_to_its_policy(chaos_findings):
 def test_no_step_blocks_the_event_loop(chaos_findings):
     assert "no_step_blocks_the_event_loop" not in chaos_findings, findings_of(
         chaos_findings, "no_step_blocks_the_event_loop"
+    )
+
+
+def test_every_worker_stops_on_sigterm(chaos_findings):
+    assert "every_worker_stops_on_sigterm" not in chaos_findings, findings_of(
+        chaos_findings, "every_worker_stops_on_sigterm"
     )
 
 
