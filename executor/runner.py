@@ -10,7 +10,7 @@ from typing import Any
 import structlog
 from bson import ObjectId
 
-from executor.child import minimal_environment, start_child, stop_child
+from executor.child import CannotStart, SourceProcess, minimal_environment, start_child
 from executor.destination import DestinationRefused, MongoWriter, RecordRefused, destination_database
 from executor.log_capture import LogTail
 from executor.outcome import RunOutcome, RunRequest
@@ -27,6 +27,8 @@ from models.settings import Settings
 
 log = structlog.get_logger("syncjobs.executor")
 STDERR_TAIL_IN_ERROR = 20
+# After the source exits, how long the output may stay open with nothing coming before the run ends anyway.
+OUTPUT_GRACE_SECONDS = 2.0
 
 
 class SubprocessRunner:
@@ -168,6 +170,9 @@ class SyncSession:
         self._stats: dict[str, dict[str, int]] = {}
         self._cursors: dict[str, Any] = {}
         self._result: Result | None = None
+        # Whether the stdout reader is waiting on the pipe (not writing records), and how many lines it read.
+        self._reading_idle = False
+        self._lines_read = 0
 
     def _entity_stats(self, entity: str) -> dict[str, int]:
         return self._stats.setdefault(entity, {"read": 0, "written": 0, "failed": 0})
@@ -179,11 +184,9 @@ class SyncSession:
 
     async def run(self) -> RunOutcome:
         try:
-            process = await start_child(self._argv, self._env, **self._spawn)
-        except (FileNotFoundError, PermissionError, NotADirectoryError) as error:
-            return RunOutcome(
-                ExecutionStatus.FAILED, error=f"cannot start {self._argv[0]!r}: {error.strerror or error}"
-            )
+            process = await start_child(self._argv, self._env, grace_seconds=self._kill_grace, **self._spawn)
+        except CannotStart as error:
+            return RunOutcome(ExecutionStatus.FAILED, error=f"cannot start {self._argv[0]!r}: {error}")
         log.info("source_started", pid=process.pid, argv0=self._argv[0])
         if self._request.started is not None:
             with contextlib.suppress(Exception):
@@ -195,31 +198,58 @@ class SyncSession:
         reporter = asyncio.create_task(self._report_progress())
         status, error = None, None
         try:
-            done, _ = await asyncio.wait(
-                {stdout, canceled}, timeout=self._request.timeout_seconds, return_when=asyncio.FIRST_COMPLETED
-            )
-            if stdout in done and stdout.exception() is not None:
-                status, error = (
-                    ExecutionStatus.FAILED,
-                    f"writing to the destination failed: {stdout.exception()}",
-                )
-            elif stdout not in done:
-                status = ExecutionStatus.CANCELED if canceled in done else ExecutionStatus.TIMED_OUT
-                error = (
-                    "canceled" if canceled in done else f"timed out after {self._request.timeout_seconds:g} s"
-                )
+            status, error = await self._await_end(process, stdout, canceled)
         finally:
-            # A child that closed its output gets the kill grace to exit, then its group is stopped.
-            if status is None:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(process.wait(), self._kill_grace)
-            exit_code = await stop_child(process, self._kill_grace)
+            # The source's whole tree is gone when either call returns (see executor/supervisor.py).
+            if process.exited.done():
+                exit_code = await process.wait()
+            else:
+                exit_code = await process.stop(self._kill_grace)
             for task in (stdout, canceled, feeder, reporter):
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(stderr, 5)
             await asyncio.gather(stdout, canceled, feeder, reporter, return_exceptions=True)
         return await self._conclude(status, error, exit_code, process.pid)
+
+    async def _await_end(
+        self, process: SourceProcess, stdout: asyncio.Task, canceled: asyncio.Task
+    ) -> tuple[ExecutionStatus | None, str | None]:
+        """Wait for the run to end. Returns a status when the run ended otherwise than by its exit (failed
+        write, cancel, timeout), or (None, None): then its exit code and result message decide.
+
+        A source whose output closed gets the kill grace to exit. A source that exited while its output is
+        still open (a descendant holding it) ends by its exit code as soon as the reader has sat idle on the
+        pipe for the output grace: what it had written is read first, and the job lock is not held for the
+        rest of the timeout."""
+        loop = asyncio.get_running_loop()
+        timeout = self._request.timeout_seconds
+        deadline = loop.time() + timeout
+        closed_at: float | None = None
+        lines_seen = -1
+        while True:
+            if stdout.done() and stdout.exception() is not None:
+                return ExecutionStatus.FAILED, f"writing to the destination failed: {stdout.exception()}"
+            if stdout.done() and process.exited.done():
+                return None, None  # a cancel that came as the run ended does not undo its end
+            if canceled.done():
+                return ExecutionStatus.CANCELED, "canceled"
+            now = loop.time()
+            if now >= deadline:
+                return ExecutionStatus.TIMED_OUT, f"timed out after {timeout:g} s"
+            wait = deadline - now
+            if stdout.done():
+                closed_at = now if closed_at is None else closed_at
+                if now - closed_at >= self._kill_grace:
+                    return None, None  # stopped now; its exit code tells the rest
+                wait = min(wait, closed_at + self._kill_grace - now)
+            elif process.exited.done():
+                if self._reading_idle and self._lines_read == lines_seen:
+                    return None, None
+                lines_seen = self._lines_read
+                wait = min(wait, OUTPUT_GRACE_SECONDS)
+            pending = {task for task in (stdout, canceled, process.exited) if not task.done()}
+            await asyncio.wait(pending, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
 
     async def _conclude(self, status, error, exit_code: int, pid: int) -> RunOutcome:
         if status is None:
@@ -275,29 +305,36 @@ class SyncSession:
 
     async def _read_stdout(self, process) -> None:
         wanted = None if self._entities is None else set(self._entities)
+        self._reading_idle = True
         async for line in self._lines(process.stdout, "stdout"):
-            message = parse_line(line)
-            if isinstance(message, Record):
-                if wanted is not None and message.entity not in wanted:
-                    continue  # the job's entity filter holds even if the source ignores it
-                stats = self._entity_stats(message.entity)
-                stats["read"] += 1
-                try:
-                    await self._writer.add(
-                        message.entity, message.data, self._primary_keys.get(message.entity, "id")
-                    )
-                except RecordRefused as error:
-                    stats["failed"] += 1
-                    if stats["failed"] <= 10:
-                        self._log.add(str(error), stream="executor")
-            elif isinstance(message, State):
-                self._cursors[message.entity] = message.cursor
-            elif isinstance(message, Result):
-                self._result = message
-            elif isinstance(message, Log):
-                self._log.add(message.message, stream="source")
-            else:
-                self._log.add(message.text, stream="stdout")
+            self._reading_idle = False
+            self._lines_read += 1
+            await self._take(line, wanted)
+            self._reading_idle = True
+
+    async def _take(self, line: str, wanted: set[str] | None) -> None:
+        message = parse_line(line)
+        if isinstance(message, Record):
+            if wanted is not None and message.entity not in wanted:
+                return  # the job's entity filter holds even if the source ignores it
+            stats = self._entity_stats(message.entity)
+            stats["read"] += 1
+            try:
+                await self._writer.add(
+                    message.entity, message.data, self._primary_keys.get(message.entity, "id")
+                )
+            except RecordRefused as error:
+                stats["failed"] += 1
+                if stats["failed"] <= 10:
+                    self._log.add(str(error), stream="executor")
+        elif isinstance(message, State):
+            self._cursors[message.entity] = message.cursor
+        elif isinstance(message, Result):
+            self._result = message
+        elif isinstance(message, Log):
+            self._log.add(message.message, stream="source")
+        else:
+            self._log.add(message.text, stream="stdout")
 
     async def _report_progress(self) -> None:
         if self._request.progress is None:

@@ -36,6 +36,12 @@ class FakeClock:
             self._wake()
             await settle()
 
+    def next_deadline(self) -> datetime | None:
+        """When the earliest sleeper that is still waiting wakes; None when nobody sleeps."""
+        while self._sleepers and self._sleepers[0][2].done():
+            heapq.heappop(self._sleepers)
+        return self._sleepers[0][0] if self._sleepers else None
+
     def set(self, moment: datetime) -> None:
         self._now = moment
         self._wake()

@@ -1,0 +1,186 @@
+"""The per-run supervisor: a tiny process between the worker and one source, so no process outlives its run.
+
+Why a supervisor per run, and not the worker itself as the subreaper: an orphan reparents to the nearest
+ancestor marked `PR_SET_CHILD_SUBREAPER`. If that were the worker, the escaped descendants of every run going
+at once would all land on it, with nothing saying which run each belongs to (a grandchild that called
+`setsid` has left its run's process group and session), so ending one run could not kill its leftovers
+without risking another run's live processes; and asyncio's child watcher reaps only the pids it started,
+so the worker would collect zombies. One supervisor per run is the subreaper for that run's tree alone:
+whatever escapes lands on it, and when the source ends it kills everything it has left, whatever group or
+session that is in.
+
+The life of a run:
+- the worker starts `python supervisor.py --status-fd N --grace G -- argv...` in a session of its own, with
+  the source's pipes and environment; the supervisor marks itself subreaper, asks for SIGTERM should the
+  worker die (`PR_SET_PDEATHSIG`), starts the source in a session of its own, and then holds none of the
+  source's pipes, so the worker sees EOF as soon as the source's tree is gone;
+- it reports on the status pipe, one JSON object a line: `{"started": pid}` or `{"cannotStart": message}`,
+  then `{"exited": code}` (negative: killed by that signal) when the source itself ends;
+- SIGTERM (or SIGINT, SIGHUP, or the worker's death) asks for a stop: SIGTERM to the source's group, SIGKILL
+  after the grace;
+- once the source has ended, every process left (its group, and every descendant reparented here) gets
+  SIGKILL and is reaped, round after round until none is left; then the supervisor exits.
+
+Only the standard library: the worker runs this file with `python -I -S`, before any of our packages load.
+Linux gives the full guarantee; elsewhere (no prctl) only the source's process group is stopped.
+"""
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+WATCHED = STOP_SIGNALS | {signal.SIGCHLD}
+
+
+def prctl(option: int, value: int) -> bool:
+    """`prctl(option, value)` through libc; False where there is no such call (not Linux)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.prctl(option, value, 0, 0, 0) == 0
+
+
+def children_of(parent: int) -> list[int]:
+    """Pids whose parent is `parent`, read from /proc (empty where there is no /proc)."""
+    found = []
+    with contextlib.suppress(FileNotFoundError):
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{name}/stat", "rb") as stat:
+                    fields = stat.read().rsplit(b")", 1)[1].split()
+            except (FileNotFoundError, ProcessLookupError, IndexError):
+                continue
+            if int(fields[1]) == parent:
+                found.append(int(name))
+    return found
+
+
+def kill_everything_left(source_pid: int, on_reaped) -> None:
+    """SIGKILL the source's group and every child of ours, reap them, and again for what reparents here."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(source_pid, signal.SIGKILL)
+    while True:
+        left = children_of(os.getpid())
+        if not left:
+            break
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        for _ in left:
+            try:
+                pid, status = os.waitpid(-1, 0)
+            except ChildProcessError:
+                break
+            on_reaped(pid, status)
+    # Reparented children /proc did not show yet, if any.
+    reap_ready(on_reaped)
+
+
+def reap_ready(on_reaped) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        on_reaped(pid, status)
+
+
+class Supervision:
+    def __init__(self, argv: list[str], status_fd: int, grace: float, user: int | None = None, group=None):
+        self.argv = argv
+        # The source's own uid and gid (SOURCE_USER), with no supplementary groups; this supervisor keeps
+        # the worker's, so it can signal and reap the source's whole tree.
+        self.identity = {} if user is None else {"user": user, "group": group, "extra_groups": []}
+        self.grace = grace
+        self.status = os.fdopen(status_fd, "w", buffering=1)
+        self.source_pid = 0
+        self.code: int | None = None
+        self.kill_at: float | None = None
+        self.killed = False
+
+    def report(self, **message) -> None:
+        with contextlib.suppress(BrokenPipeError):
+            self.status.write(json.dumps(message) + "\n")
+
+    def reaped(self, pid: int, status: int) -> None:
+        if pid == self.source_pid and self.code is None:
+            self.code = os.waitstatus_to_exitcode(status)
+
+    def run(self) -> int:
+        parent = os.getppid()
+        prctl(PR_SET_CHILD_SUBREAPER, 1)
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        # Blocked, then taken one at a time with sigtimedwait: no handler runs in the middle of a waitpid.
+        signal.pthread_sigmask(signal.SIG_BLOCK, WATCHED)
+        if os.getppid() != parent:
+            return 1  # the worker died before the death signal was armed: start nothing
+        try:
+            source = subprocess.Popen(
+                self.argv,
+                start_new_session=True,
+                preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_UNBLOCK, WATCHED),
+                **self.identity,
+            )
+        except OSError as error:
+            self.report(cannotStart=f"{error.strerror or error}", errno=error.errno)
+            return 0
+        self.source_pid = source.pid
+        self.report(started=source.pid)
+        # Only the source holds its pipes now: the worker reads EOF when the source's tree is gone.
+        null = os.open(os.devnull, os.O_RDWR)
+        os.dup2(null, 0)
+        os.dup2(null, 1)
+        while self.code is None:
+            reap_ready(self.reaped)
+            if self.code is not None:
+                break
+            self.wait_for_signal()
+        source.returncode = self.code  # reaped here, not by Popen
+        self.report(exited=self.code)
+        kill_everything_left(self.source_pid, self.reaped)
+        return 0
+
+    def wait_for_signal(self) -> None:
+        if self.kill_at is None or self.killed:
+            received = signal.sigwaitinfo(WATCHED)
+        else:
+            received = signal.sigtimedwait(WATCHED, max(0.0, self.kill_at - time.monotonic()))
+        if received is None:  # the grace after SIGTERM is over
+            self.killed = True
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.source_pid, signal.SIGKILL)
+        elif received.si_signo in STOP_SIGNALS and self.kill_at is None:
+            self.kill_at = time.monotonic() + self.grace
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.source_pid, signal.SIGTERM)
+
+
+def main(args: list[str]) -> int:
+    split = args.index("--")
+    options = dict(zip(args[:split:2], args[1:split:2], strict=True))
+    user, group = options.get("--user"), options.get("--group")
+    supervision = Supervision(
+        args[split + 1 :],
+        int(options["--status-fd"]),
+        float(options["--grace"]),
+        user=int(user) if user is not None else None,
+        group=int(group) if group is not None else None,
+    )
+    return supervision.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
