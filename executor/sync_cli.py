@@ -16,6 +16,7 @@ import json
 import sys
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any, TextIO
 from urllib.parse import urljoin
 
@@ -27,6 +28,8 @@ from models.network_policy import AddressRefused, NetworkPolicy, url_origin
 from models.secrets import masked_url
 
 MAX_PAGES = 100_000
+MAX_REDIRECTS = 10
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_BACKOFF_SECONDS = 60.0
 
 
@@ -177,11 +180,23 @@ class HttpSync:
         return url
 
     async def _get(self, session, url: str, params: dict | None) -> tuple[Any, Any]:
+        # Redirects are followed here, not by aiohttp: on another origin it would drop only Authorization
+        # and carry every other header of the source (an API key, say) to wherever the page points.
+        for _ in range(MAX_REDIRECTS + 1):
+            answer = await self._get_once(session, url, params)
+            if not isinstance(answer, Redirect):
+                return answer
+            url, params = self._on_origin(answer.location), None
+        raise SyncFailed(f"{masked_url(url)}: more than {MAX_REDIRECTS} redirects")
+
+    async def _get_once(self, session, url: str, params: dict | None) -> "tuple[Any, Any] | Redirect":
         retries = self._source.get("maxRetries", 5)
         shown = masked_url(url)
         for attempt in range(retries + 1):
             try:
-                async with session.get(url, params=params) as response:
+                async with session.get(url, params=params, allow_redirects=False) as response:
+                    if response.status in REDIRECTS and response.headers.get("Location"):
+                        return Redirect(urljoin(url, response.headers["Location"]))
                     if response.status == 429 or response.status >= 500:
                         if attempt == retries:
                             raise SyncFailed(f"HTTP {response.status} from {shown} after {retries} retries")
@@ -213,6 +228,11 @@ class HttpSync:
                 self.emit(Log(f"{shown}: no answer; retrying in {delay:.1f} s", "warning"))
                 await asyncio.sleep(delay)
         raise SyncFailed(f"{shown}: gave up")
+
+
+@dataclass(frozen=True)
+class Redirect:
+    location: str
 
 
 def run_sync_process(stdin: TextIO, stdout: TextIO) -> int:

@@ -77,9 +77,31 @@ async def test_the_service_loopback_is_refused_without_an_allowance(server, host
 async def test_a_redirect_to_a_refused_address_is_refused(server):
     target = f"http://127.0.0.2:{server.port}/records"
     base = f"http://127.0.0.1:{server.port}/"
-    with pytest.raises(SyncFailed, match="127.0.0.2 is not reachable under the network policy"):
+    with pytest.raises(SyncFailed, match="is not under the source's baseUrl"):
         await sync(spec(base, f"redirect?to={target}", allowed=ONLY_127_0_0_1))
     assert server.hits == ["/redirect"]
+
+
+async def test_a_redirect_to_another_origin_never_carries_the_sources_headers_there(server, aiohttp_server):
+    """aiohttp itself drops only Authorization on a cross-origin redirect; an API key header would follow."""
+    seen: list[dict] = []
+
+    async def collector(request):
+        seen.append(dict(request.headers))
+        return web.json_response([{"id": 2}])
+
+    app = web.Application()
+    app.router.add_get("/steal", collector)
+    elsewhere = await aiohttp_server(app, host="127.0.0.1")
+    base = f"http://127.0.0.1:{server.port}/"
+    attack = spec(base, f"redirect?to=http://127.0.0.1:{elsewhere.port}/steal", allowed=LOOPBACK)
+    attack["source"]["headers"] = {"X-Api-Key": "canary-key-123456"}
+    with pytest.raises(SyncFailed, match="is not under the source's baseUrl"):
+        await sync(attack)
+    assert seen == [] and server.hits == ["/redirect"]
+    # On its own origin a redirect is followed.
+    same = spec(base, f"redirect?to=http://127.0.0.1:{server.port}/records", allowed=LOOPBACK)
+    assert '"id":1' in await sync(same)
 
 
 async def test_names_are_checked_after_dns_and_connected_to_at_the_checked_address(server, monkeypatch):
@@ -115,7 +137,7 @@ async def test_names_are_checked_after_dns_and_connected_to_at_the_checked_addre
         await sync(spec(f"http://rebind.test:{server.port}/", "records", allowed=ONLY_127_0_0_1))
     assert server.hits == ["/records", "/records"]
     target = f"http://inside.test:{server.port}/records"
-    with pytest.raises(SyncFailed, match="inside.test is not reachable"):
+    with pytest.raises(SyncFailed, match="is not under the source's baseUrl"):
         await sync(spec(f"http://shop.test:{server.port}/", f"redirect?to={target}", allowed=ONLY_127_0_0_1))
     assert server.hits == ["/records", "/records", "/redirect"]
 
