@@ -25,6 +25,12 @@ SYSTEM_DATABASES = {"admin", "config", "local"}
 RENAME_REFUSED = (
     "renameCollection sent to the admin database (Collection.rename, full mode's swap) is refused"
 )
+# MongoDB brackets $lt/$lte/$gt/$gte by type (a date bound matches only dates); mongoeco 4.11 orders across
+# types instead, so {finishedAt: {$lt: <date>}} also matches finishedAt: null (the notifier's lookback sweep).
+NULL_BELOW_A_DATE = (
+    "{field: {$lt: <date>}} matches documents whose field is null (no type bracketing), so the notifier's "
+    "sweep of executions finished over a day ago also marks runs still queued or running as notified"
+)
 BACKENDS = ["memory", pytest.param("wire", marks=pytest.mark.wire)]
 
 

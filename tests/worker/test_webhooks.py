@@ -12,8 +12,9 @@ from bson import ObjectId
 from prometheus_client import REGISTRY
 
 from executor.outcome import RunOutcome
-from models.execution import ExecutionStatus
+from models.execution import ExecutionStatus, Trigger, finished_fields, new_execution_document
 from tests.fakes import eventually
+from tests.wire.backend import NULL_BELOW_A_DATE
 from tests.worker.conftest import executions_of, wait_for_status
 from worker.notifier import Notifier
 from worker.operations import WorkerOperations
@@ -146,6 +147,22 @@ async def test_each_failed_outcome_has_its_event(db, clock, hook, receiver, noti
     await finish(db, clock, ObjectId(), status)
     await deliver(notifier, deliverer)
     assert [body["event"] for body in receiver.bodies()] == [f"execution.{status}"]
+
+
+@pytest.mark.wire_differs(reason=NULL_BELOW_A_DATE)
+async def test_a_run_in_flight_during_a_pass_is_notified_once_it_finishes(
+    db, clock, hook, receiver, notifier, deliverer
+):
+    await hook(events=["execution.failed"])
+    job = {"_id": ObjectId(), "workspaceId": "ws-a"}
+    now = clock.now()
+    run = new_execution_document(job=job, trigger=Trigger.SCHEDULE, scheduled_for=now, now=now)
+    await db.job_executions.insert_one(run)
+    await deliver(notifier, deliverer)  # a pass while it is queued: nothing to say yet, nothing marked
+    finished = {**finished_fields(ExecutionStatus.FAILED, now, 30), "outcomeCommitted": True}
+    await db.job_executions.update_one({"_id": run["_id"]}, {"$set": finished})
+    await deliver(notifier, deliverer)
+    assert [body["event"] for body in receiver.bodies()] == ["execution.failed"]
 
 
 async def test_job_failing_fires_once_per_streak_and_recovered_after_it(
@@ -282,6 +299,7 @@ async def test_metrics_count_each_finished_execution_once_across_workers(db, clo
     assert histogram("syncjobs_fire_lag_seconds") == lag_before + 2
 
 
+@pytest.mark.wire_differs(reason=NULL_BELOW_A_DATE)
 async def test_a_hanging_receiver_never_delays_scheduling(
     db, clock, settings, secrets, hook, receiver, workers, runner, add_job
 ):
