@@ -395,7 +395,6 @@ def test_a_viewer_token_sees_no_write_buttons(dev, request):
         assert not page.get_by_role("button", name=name).is_visible()
 
 
-@pytest.mark.xfail(strict=False, reason="needs branch ops (GET /api/admin/scheduler)")
 def test_an_admin_sees_the_workers(dev, request):
     assert dev.call("GET", "/api/admin/scheduler")[0] == 200
     page = request.getfixturevalue("page")  # only once the server has the endpoint
