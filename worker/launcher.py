@@ -18,6 +18,7 @@ from models.collections import SYNC_JOBS
 from models.cron import next_fire_time
 from models.execution import RETRYABLE_STATUSES, ExecutionStatus, Trigger, finished_fields
 from models.execution_store import ExecutionStore
+from models.job_locks import JobLocks
 from models.settings import Settings
 from models.sync_job import OverlapPolicy, RetryPolicy, SyncJobSpec
 from worker.job_status import Commit, JobStatusWriter
@@ -75,6 +76,7 @@ class Launcher:
         db,
         *,
         store: ExecutionStore,
+        locks: JobLocks,
         runner: Runner,
         clock: Clock,
         settings: Settings,
@@ -85,6 +87,7 @@ class Launcher:
         on_retry=lambda run_after: None,
     ):
         self._store = store
+        self._locks = locks
         # Asked again right before each start: a run that waited for a slot must not start once this
         # worker has stopped leading; it stays queued for the next leader.
         self._may_launch = may_launch
@@ -92,8 +95,6 @@ class Launcher:
         self._runner = runner
         self._clock = clock
         self._settings = settings
-        # A run's lease on its job, renewed at a third of it while the sync goes.
-        self._lease = timedelta(seconds=settings.job_lock_ttl_seconds)
         self._worker_id = worker_id
         self._status = JobStatusWriter(db)
         self._rng = rng or random.Random()
@@ -222,23 +223,48 @@ class Launcher:
             if stale:
                 await self._end_unstarted(execution_id, ExecutionStatus.SKIPPED, stale)
                 return None
-        free, started = await self._store.claim(
-            execution_id, owner=self._worker_id, term=term, now=self._clock.now(), ttl=self._lease
-        )
-        if not free:
+        started = await self._claim(execution_id, job_id, term)
+        if isinstance(started, Busy):
             return await self._on_busy(execution, job)
         if started is None:
-            return None  # canceled before it started, or claimed by another worker
+            return None  # canceled before it started, or no longer queued
         try:
             log.info("execution_started", trigger=started["trigger"], attempt=started["attempt"])
             outcome, reason = await self._execute(started, job)
             await self._finish(started, job, outcome, reason, term)
         finally:
-            # The run no longer holds its job (its record left `running`): a run waiting for it goes now.
+            # After the outcome is recorded: the next run of the job may go, on any worker.
+            await self._locks.release(job_id, execution_id)
             freed = self._lock_freed.pop(job_id, None)
             if freed is not None:
                 freed.set()
         return None
+
+    async def _claim(
+        self, execution_id: ObjectId, job_id: ObjectId, term: int
+    ) -> dict[str, Any] | Busy | None:
+        """Take the job's lock for this execution, then move it `queued -> running`. The lock comes first:
+        a crash between the two leaves a queued execution and a lock that lapses, both harmless. Busy while
+        another execution holds the lock; None (the lock let go again) when the execution is no longer
+        queued; else the running execution."""
+        if not await self._locks.acquire(job_id, execution_id, term=term, now=self._clock.now()):
+            return Busy(None)
+        won, started = await self._store.claim(
+            execution_id, owner=self._worker_id, term=term, now=self._clock.now()
+        )
+        if not won:
+            # An execution whose lock lapsed (its worker died) is still recorded running: the lock is ours
+            # now, so it has ended; say so and try once more.
+            stale = await self._store.running_of_job(job_id)
+            if stale is not None and stale["_id"] not in self.running:
+                if await self._store.abandon(stale["_id"], self._clock.now()):
+                    log_finished(ExecutionStatus.ABANDONED, abandoned_id=str(stale["_id"]))
+            won, started = await self._store.claim(
+                execution_id, owner=self._worker_id, term=term, now=self._clock.now()
+            )
+        if started is None:
+            await self._locks.release(job_id, execution_id)
+        return started
 
     def _too_late(self, execution: dict[str, Any], job: dict[str, Any], term: int) -> str | None:
         """A slot fired by an earlier leader and never started is held to the job's misfire grace, like a
@@ -260,7 +286,7 @@ class Launcher:
             started=lambda pid: self._started(execution_id, pid),
         )
         running = self.running[execution_id] = Running(request)
-        keeper = asyncio.create_task(self._keep_job_lock(execution_id, running))
+        keeper = asyncio.create_task(self._keep_job_lock(execution["jobId"], execution_id, running))
         try:
             outcome = await self._runner.run(request)
         except asyncio.CancelledError:
@@ -286,15 +312,13 @@ class Launcher:
             pid=self._pids.pop(execution_id, None),
         )
 
-    async def _keep_job_lock(self, execution_id: ObjectId, running: Running) -> None:
+    async def _keep_job_lock(self, job_id: ObjectId, execution_id: ObjectId, running: Running) -> None:
         # Renewed at a third of its lease so one slow renewal does not let another worker in.
-        interval = self._lease.total_seconds() / 3
+        interval = self._locks.ttl.total_seconds() / 3
         while True:
             await self._clock.sleep(interval)
             try:
-                if not await self._store.renew_lock(
-                    execution_id, owner=self._worker_id, now=self._clock.now(), ttl=self._lease
-                ):
+                if not await self._locks.renew(job_id, execution_id, now=self._clock.now()):
                     log.warning("job_lock_lost")
                     running.cancel("the job lock was lost")
                     return
@@ -412,14 +436,11 @@ class Launcher:
     async def _on_busy(self, execution: dict[str, Any], job: dict[str, Any]) -> Busy | None:
         """Another execution of the job holds its lock: apply the job's overlap policy. Manual runs and
         retries wait their turn (the API applied the policy to a manual run when it was asked for)."""
-        holder = await self._store.lock_holder(job["_id"])
+        holder = await self._locks.holder(job["_id"])
         now = self._clock.now()
-        if holder is not None and holder["lockExpiresAt"] <= now and holder["_id"] not in self.running:
-            # Its worker died or was cut off: end it now rather than wait for recovery's round.
-            if await self._store.abandon(holder["_id"], now):
-                log_finished(ExecutionStatus.ABANDONED, abandoned_id=str(holder["_id"]))
-            return Busy(None)
-        busy = Busy(holder["lockExpiresAt"] if holder else None)
+        if holder is None or holder["expiresAt"] <= now:
+            return Busy(None)  # let go (or lapsed) since the claim: the next try takes it
+        busy = Busy(holder["expiresAt"])
         if execution["trigger"] != Trigger.SCHEDULE.value:
             return busy
         policy = job.get("overlapPolicy", OverlapPolicy.SKIP.value)
@@ -428,14 +449,14 @@ class Launcher:
                 execution["_id"],
                 ExecutionStatus.SKIPPED,
                 "overlap: the previous run was still going",
-                blockedBy=holder["_id"] if holder else None,
+                blockedBy=holder["executionId"],
             )
             log.info("execution_skipped_overlap")
             return None
-        if policy == OverlapPolicy.CANCEL_RUNNING.value and holder is not None:
+        if policy == OverlapPolicy.CANCEL_RUNNING.value:
             reason = "replaced by a newer scheduled run"
-            await self._store.cancel(holder["_id"], now, reason)
-            self.cancel(holder["_id"], reason)
+            await self._store.cancel(holder["executionId"], now, reason)
+            self.cancel(holder["executionId"], reason)
         # queue (and cancel_running): waits for the lock.
         return busy
 

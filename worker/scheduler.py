@@ -15,6 +15,7 @@ import structlog
 from executor.outcome import Runner
 from models.clock import Clock
 from models.execution_store import ExecutionStore
+from models.job_locks import JobLocks
 from models.settings import Settings
 from worker.change_feed import Change, open_feed
 from worker.dispatch import Dispatcher
@@ -62,9 +63,11 @@ class Scheduler:
         self.election = Election(self.leader_lock, clock=clock, settings=settings)
         self.leading = self.election.leading  # for tests and health: set while this worker leads
         self._status = JobStatusWriter(db)
+        self.locks = JobLocks(db, worker_id=self.worker_id, ttl_seconds=settings.job_lock_ttl_seconds)
         self.launcher = Launcher(
             db,
             store=self.store,
+            locks=self.locks,
             runner=runner,
             clock=clock,
             settings=settings,
@@ -87,6 +90,7 @@ class Scheduler:
             db,
             clock=clock,
             store=self.store,
+            locks=self.locks,
             launcher=self.launcher,
             leader_lock=self.leader_lock,
         )
