@@ -240,7 +240,7 @@ class ExecutionStore:
         return {doc["_id"]: doc.get("cancelReason") or "cancel requested" for doc in docs}
 
     async def all_running(self) -> builtins.list[dict[str, Any]]:
-        """Every execution recorded `running` (the `dispatch` index serves it): recovery checks their locks."""
+        """Every execution recorded `running` (the `dispatch` index serves it): recovery checks locks."""
         return await self._executions.find(
             {"status": ExecutionStatus.RUNNING.value},
             {"_id": 1, "jobId": 1, "workspaceId": 1, "workerId": 1},

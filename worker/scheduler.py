@@ -172,6 +172,8 @@ class Scheduler:
         since, loaded_at, missed = await self.firing.load_all(term)
         feed.seen(since)
         await self.recovery.recover_abandoned(term)
+        # Set before the dispatcher's first look: an earlier term's unstarted slots wait for catch-up.
+        self.dispatcher.catching_up(bool(missed))
         tasks = [
             asyncio.create_task(self.firing.fire_loop(term), name="fire"),
             asyncio.create_task(self.dispatcher.loop(term), name="dispatch"),
@@ -181,9 +183,7 @@ class Scheduler:
         ]
         if missed:
             # Beside the fire loop, not before it: the first new slot fires on time however long the outage.
-            tasks.append(
-                asyncio.create_task(self.recovery.catch_up(missed, term, loaded_at), name="catch-up")
-            )
+            tasks.append(asyncio.create_task(self._catch_up(missed, term, loaded_at), name="catch-up"))
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
@@ -192,6 +192,12 @@ class Scheduler:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _catch_up(self, missed, term: int, loaded_at: datetime) -> None:
+        try:
+            await self.recovery.catch_up(missed, term, loaded_at)
+        finally:
+            self.dispatcher.catching_up(False)
 
     def _term_ended(self) -> None:
         self.firing.reset()
