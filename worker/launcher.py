@@ -21,6 +21,7 @@ from models.execution_store import ExecutionStore
 from models.job_locks import JobLocks
 from models.settings import Settings
 from models.sync_job import OverlapPolicy, RetryPolicy, SyncJobSpec
+from worker.fair_slots import FairSlots
 from worker.job_status import Commit, JobStatusWriter
 from worker.naps import nap
 from worker.retry import retry_delay
@@ -69,7 +70,8 @@ def schedule_no_longer_fires(job: dict[str, Any], slot: datetime) -> str | None:
 
 
 class Launcher:
-    """Runs executions handed to it, at most `max_concurrent_runs` at once, in the order they arrive."""
+    """Runs executions handed to it, at most `max_concurrent_runs` at once; when more wait, workspaces take
+    turns (worker.fair_slots)."""
 
     def __init__(
         self,
@@ -99,7 +101,7 @@ class Launcher:
         self._status = JobStatusWriter(db)
         self._rng = rng or random.Random()
         limit = max_concurrent if max_concurrent is not None else settings.max_concurrent_runs
-        self._slots = asyncio.Semaphore(limit) if limit > 0 else None
+        self._slots = FairSlots(limit) if limit > 0 else None
         self.running: dict[ObjectId, Running] = {}
         self._tasks: dict[ObjectId, asyncio.Task] = {}
         # Set when this worker releases a job's lock: runs of that job waiting for it try again at once.
@@ -177,7 +179,7 @@ class Launcher:
                     if self._slots is None:
                         busy = await self._run(execution, term)
                     else:
-                        async with self._slots:
+                        async with self._slots.slot(execution["workspaceId"], execution["scheduledFor"]):
                             busy = await self._run(execution, term)
                     if busy is None:
                         return
