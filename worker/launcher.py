@@ -3,6 +3,8 @@ the execution store; the job's status through the fenced status writer."""
 
 import asyncio
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -104,6 +106,10 @@ class Launcher:
         self._slots = FairSlots(limit) if limit > 0 else None
         self.running: dict[ObjectId, Running] = {}
         self._tasks: dict[ObjectId, asyncio.Task] = {}
+        # Runs waiting for a run slot or for their job's lock: they hold nothing yet, so a drain lets them
+        # go at once (they stay queued for the next worker) instead of starting them.
+        self._waiting: set[ObjectId] = set()
+        self._draining = False
         # Set when this worker releases a job's lock: runs of that job waiting for it try again at once.
         self._lock_freed: dict[ObjectId, asyncio.Event] = {}
         self._pids: dict[ObjectId, int] = {}
@@ -140,7 +146,10 @@ class Launcher:
 
     async def drain(self, grace_seconds: float) -> None:
         """Let running syncs finish for up to `grace_seconds`, then cancel what is left and wait. Says once
-        what it waits for, and once per sync how it ended."""
+        what it waits for, and once per sync how it ended. Claims nothing from the moment it begins."""
+        self._draining = True
+        for execution_id in list(self._waiting):
+            self._tasks[execution_id].cancel()
         tasks = list(self._tasks.values())
         if not tasks:
             return
@@ -175,17 +184,14 @@ class Launcher:
             execution_id=str(execution["_id"]),
         ):
             try:
-                while True:
-                    if self._slots is None:
-                        busy = await self._run(execution, term)
-                    else:
-                        async with self._slots.slot(execution["workspaceId"], execution["scheduledFor"]):
-                            busy = await self._run(execution, term)
+                while not self._draining:
+                    busy = await self._run_in_slot(execution, term)
                     if busy is None:
                         return
                     # Waiting holds no run slot, and wakes on the lock's release here or at its lease's end
                     # (a run of another worker, or a dead one): never a retry loop.
-                    await self._wait_for_lock(execution["jobId"], busy)
+                    with self._waits(execution["_id"]):
+                        await self._wait_for_lock(execution["jobId"], busy)
             except asyncio.CancelledError:
                 raise
             except Exception as error:
@@ -200,6 +206,23 @@ class Launcher:
                 except PyMongoError:
                     pass  # the database is what failed; recovery ends a stuck run once its lock lapses
 
+    async def _run_in_slot(self, execution: dict[str, Any], term: int) -> Busy | None:
+        if self._slots is None:
+            return await self._run(execution, term)
+        with self._waits(execution["_id"]):
+            async with self._slots.slot(execution["workspaceId"], execution["scheduledFor"]):
+                self._waiting.discard(execution["_id"])
+                return await self._run(execution, term)
+
+    @contextmanager
+    def _waits(self, execution_id: ObjectId) -> Iterator[None]:
+        """While in this block, the run holds nothing: a drain may cancel it."""
+        self._waiting.add(execution_id)
+        try:
+            yield
+        finally:
+            self._waiting.discard(execution_id)
+
     async def _wait_for_lock(self, job_id: ObjectId, busy: Busy) -> None:
         freed = self._lock_freed.setdefault(job_id, asyncio.Event())
         seconds = (busy.until - self._clock.now()).total_seconds() if busy.until else 0.0
@@ -211,7 +234,7 @@ class Launcher:
     async def _run(self, execution: dict[str, Any], term: int) -> Busy | None:
         """Run the execution if its job's lock is free; Busy when it must wait for the lock."""
         execution_id, job_id = execution["_id"], execution["jobId"]
-        if not self._may_launch(term):
+        if self._draining or not self._may_launch(term):
             return None
         job = await self._jobs.find_one({"_id": job_id})
         if job is None:

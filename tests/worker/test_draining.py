@@ -1,0 +1,58 @@
+"""A draining worker (SIGTERM) stops claiming at once: runs waiting for a slot or for their job's lock stay
+queued for the next worker, and only the runs it already holds are finished within the grace."""
+
+from tests.fakes import eventually
+from tests.worker.conftest import wait_for_status
+from tests.worker.test_executions import start_run
+
+YEARLY = {"cron": "0 0 1 1 *", "timezone": "UTC"}
+
+
+def sigterm(workers, scheduler) -> None:
+    """Begin the worker's graceful stop without moving the clock: its grace does not run out meanwhile."""
+    for started, stop, _ in workers.started:
+        if started is scheduler:
+            stop.set()
+
+
+async def test_a_draining_worker_starts_no_run_that_waited_for_a_slot(workers, db, clock, runner, add_job):
+    workers.settings = workers.settings.model_copy(update={"max_concurrent_runs": 1})
+    runner.hold = True
+    first_job, second_job = [await add_job(name=name, schedule=YEARLY) for name in ("first", "second")]
+    leader = await workers.start()
+    first = await start_run(db, clock, first_job)
+    await clock.advance(2)
+    await wait_for_status(db, first["_id"], "running")
+    second = await start_run(db, clock, second_job)
+    await clock.advance(2)
+    assert leader.launcher.in_flight == {first["_id"], second["_id"]}  # the second waits for the slot
+    sigterm(workers, leader)
+    await eventually(lambda: leader.launcher.in_flight == {first["_id"]})  # let go at once
+    runner.hold = False
+    runner.release.set()  # the first run ends within the grace and frees its slot
+    await workers.stop(leader)
+    assert (await db.job_executions.find_one({"_id": first["_id"]}))["status"] == "succeeded"
+    assert (await db.job_executions.find_one({"_id": second["_id"]}))["status"] == "queued"
+    assert [request.execution["_id"] for request in runner.requests] == [first["_id"]]
+    assert await db.job_execution_locks.count_documents({}) == 0
+
+
+async def test_a_draining_worker_does_not_wait_for_a_run_waiting_for_its_job_lock(
+    workers, db, clock, runner, add_job
+):
+    runner.hold = True
+    job = await add_job(schedule=YEARLY, overlapPolicy="queue")
+    leader = await workers.start()
+    first = await start_run(db, clock, job)
+    await clock.advance(2)
+    await wait_for_status(db, first["_id"], "running")
+    second = await start_run(db, clock, job)
+    await clock.advance(2)
+    assert leader.launcher.in_flight == {first["_id"], second["_id"]}  # the second waits for the lock
+    sigterm(workers, leader)
+    await eventually(lambda: leader.launcher.in_flight == {first["_id"]})
+    runner.hold = False
+    runner.release.set()
+    await workers.stop(leader)
+    assert (await db.job_executions.find_one({"_id": second["_id"]}))["status"] == "queued"
+    assert len(runner.requests) == 1
