@@ -15,22 +15,31 @@ def sigterm(workers, scheduler) -> None:
             stop.set()
 
 
-async def test_a_draining_worker_starts_no_run_that_waited_for_a_slot(workers, db, clock, runner, add_job):
-    workers.settings = workers.settings.model_copy(update={"max_concurrent_runs": 1})
+async def drain_while_one_runs_and_one_waits(workers, db, clock, runner, first_job, second_job):
+    """Start a run of `first_job`, queue one of `second_job` that waits behind it, SIGTERM the worker, let
+    the first run end within the grace; returns the two executions."""
     runner.hold = True
-    first_job, second_job = [await add_job(name=name, schedule=YEARLY) for name in ("first", "second")]
     leader = await workers.start()
     first = await start_run(db, clock, first_job)
     await clock.advance(2)
     await wait_for_status(db, first["_id"], "running")
     second = await start_run(db, clock, second_job)
     await clock.advance(2)
-    assert leader.launcher.in_flight == {first["_id"], second["_id"]}  # the second waits for the slot
+    assert leader.launcher.in_flight == {first["_id"], second["_id"]}  # the second waits
     sigterm(workers, leader)
     await eventually(lambda: leader.launcher.in_flight == {first["_id"]})  # let go at once
     runner.hold = False
-    runner.release.set()  # the first run ends within the grace and frees its slot
+    runner.release.set()  # the first run ends within the grace
     await workers.stop(leader)
+    return first, second
+
+
+async def test_a_draining_worker_starts_no_run_that_waited_for_a_slot(workers, db, clock, runner, add_job):
+    workers.settings = workers.settings.model_copy(update={"max_concurrent_runs": 1})
+    first_job, second_job = [await add_job(name=name, schedule=YEARLY) for name in ("first", "second")]
+    first, second = await drain_while_one_runs_and_one_waits(
+        workers, db, clock, runner, first_job, second_job
+    )
     assert (await db.job_executions.find_one({"_id": first["_id"]}))["status"] == "succeeded"
     assert (await db.job_executions.find_one({"_id": second["_id"]}))["status"] == "queued"
     assert [request.execution["_id"] for request in runner.requests] == [first["_id"]]
@@ -40,19 +49,8 @@ async def test_a_draining_worker_starts_no_run_that_waited_for_a_slot(workers, d
 async def test_a_draining_worker_does_not_wait_for_a_run_waiting_for_its_job_lock(
     workers, db, clock, runner, add_job
 ):
-    runner.hold = True
     job = await add_job(schedule=YEARLY, overlapPolicy="queue")
-    leader = await workers.start()
-    first = await start_run(db, clock, job)
-    await clock.advance(2)
-    await wait_for_status(db, first["_id"], "running")
-    second = await start_run(db, clock, job)
-    await clock.advance(2)
-    assert leader.launcher.in_flight == {first["_id"], second["_id"]}  # the second waits for the lock
-    sigterm(workers, leader)
-    await eventually(lambda: leader.launcher.in_flight == {first["_id"]})
-    runner.hold = False
-    runner.release.set()
-    await workers.stop(leader)
+    first, second = await drain_while_one_runs_and_one_waits(workers, db, clock, runner, job, job)
+    assert (await db.job_executions.find_one({"_id": first["_id"]}))["status"] == "succeeded"
     assert (await db.job_executions.find_one({"_id": second["_id"]}))["status"] == "queued"
     assert len(runner.requests) == 1
