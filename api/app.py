@@ -7,6 +7,7 @@ from aiohttp import web
 
 from api.auth import auth_middleware
 from api.errors import error_middleware
+from api.health import metrics_middleware
 from api.keys import (
     CLOCK,
     CONFIGURED_CONNECTORS,
@@ -46,7 +47,7 @@ def create_app(
     otherwise the app opens MONGODB_URL at start-up and closes it at cleanup."""
     answer_parser_errors_in_json()
     app = web.Application(
-        middlewares=[request_log_middleware, error_middleware, auth_middleware],
+        middlewares=[metrics_middleware, request_log_middleware, error_middleware, auth_middleware],
         client_max_size=settings.api_max_body_bytes,
     )
     app[SETTINGS] = settings
@@ -78,8 +79,7 @@ def _attach(app: web.Application, db) -> None:
     app[DB] = db
     app[JOBS] = SyncJobStore(db)
     app[EXECUTIONS] = ExecutionStore(db, retention_days=app[SETTINGS].execution_retention_days)
-    bootstrap = app[SETTINGS].syncjobs_bootstrap_token
-    app[TOKENS] = TokenStore(db, bootstrap=bootstrap.get_secret_value() if bootstrap else None)
+    app[TOKENS] = TokenStore(db, bootstrap=bootstrap_token(app[SETTINGS]))
     app[TOKEN_CACHE] = TokenCache(app[TOKENS], app[CLOCK])
     app[CONNECTORS] = ConnectorCatalog(db, app[CONFIGURED_CONNECTORS])
 
@@ -88,8 +88,15 @@ async def _prepare(app: web.Application) -> None:
     await ensure_indexes(app[DB])
     if await app[TOKENS].forget_stored_bootstrap():
         log.warning("stored_bootstrap_token_deleted", hint="valid only while SYNCJOBS_BOOTSTRAP_TOKEN is set")
-    if app[SETTINGS].syncjobs_bootstrap_token is not None:
+    if bootstrap_token(app[SETTINGS]) is not None:
         log.info("bootstrap_token_enabled")
+
+
+def bootstrap_token(settings: Settings) -> str | None:
+    """SYNCJOBS_BOOTSTRAP_TOKEN, or None: an empty value (compose's `${SYNCJOBS_BOOTSTRAP_TOKEN:-}`) is
+    none."""
+    value = settings.syncjobs_bootstrap_token
+    return value.get_secret_value() if value is not None and value.get_secret_value().strip() else None
 
 
 async def _own_database(app: web.Application) -> AsyncIterator[None]:

@@ -4,7 +4,7 @@ with `owner`, and /api/admin with an admin token."""
 from models.tokens import ADMIN, Role
 
 # POSTs that act on a job or a run without changing what it is.
-OPERATOR_ACTIONS = ("/run", "/toggle", "/enable", "/disable", "/cancel")
+OPERATOR_ACTIONS = ("/run", "/toggle", "/enable", "/disable", "/cancel", "/pause", "/resume")
 
 
 def required_role(method: str, path: str) -> str:

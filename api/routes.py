@@ -6,7 +6,17 @@ from typing import Any
 from aiohttp import web
 from pydantic import TypeAdapter
 
-from api import connectors, executions, sync_jobs, tokens, whoami
+from api import (
+    connectors,
+    executions,
+    health,
+    scheduler_control,
+    statistics,
+    sync_jobs,
+    tokens,
+    webhooks,
+    whoami,
+)
 from api.resources import ResourceHandlers
 from api.schemas import (
     CreatedToken,
@@ -15,8 +25,12 @@ from api.schemas import (
     JobStatusView,
     ResourcePatch,
     RunAccepted,
+    SchedulerView,
+    Statistics,
     SyncJobPatch,
+    WebhookPatch,
     Whoami,
+    WorkspacePause,
 )
 from api.tokens import AdminTokenRequest, TokenRequest
 from models.connectors import ConnectorSpec, ConnectorView
@@ -24,11 +38,15 @@ from models.execution import ExecutionView
 from models.resources import DATA_SOURCE, DESTINATION
 from models.sync_job import SyncJobSpec, SyncJobView
 from models.tokens import TokenView
+from models.webhook import DeliveryView, WebhookSpec, WebhookView
 
 WS = "/api/workspaces/{workspaceId}"
 JOBS = f"{WS}/sync-jobs"
 JOB = f"{JOBS}/{{jobId}}"
 ADMIN_TOKENS = "/api/admin/tokens"
+ADMIN = "/api/admin"
+HOOKS = f"{WS}/webhooks"
+HOOK = f"{HOOKS}/{{webhookId}}"
 
 
 @dataclass(frozen=True)
@@ -234,11 +252,77 @@ ROUTES: list[Route] = [
         "Remove a connector (admin)",
         statuses=(204,),
     ),
+    Route(
+        "GET",
+        f"{ADMIN}/scheduler",
+        scheduler_control.get_scheduler,
+        "The scheduler's state (admin)",
+        response=SchedulerView,
+    ),
+    Route(
+        "POST",
+        f"{ADMIN}/scheduler/pause",
+        scheduler_control.pause_scheduler,
+        "Pause everything (admin)",
+        response=SchedulerView,
+    ),
+    Route(
+        "POST",
+        f"{ADMIN}/scheduler/resume",
+        scheduler_control.resume_scheduler,
+        "Resume (admin)",
+        response=SchedulerView,
+    ),
+    Route(
+        "POST",
+        f"{WS}/pause",
+        scheduler_control.pause_workspace,
+        "Pause the workspace's runs",
+        response=WorkspacePause,
+    ),
+    Route(
+        "POST",
+        f"{WS}/resume",
+        scheduler_control.resume_workspace,
+        "Resume the workspace's runs",
+        response=WorkspacePause,
+    ),
+    Route(
+        "GET",
+        f"{WS}/statistics",
+        statistics.workspace_statistics,
+        "Execution statistics over ?days=",
+        response=Statistics,
+    ),
+    Route(
+        "GET",
+        f"{JOB}/statistics",
+        statistics.job_statistics,
+        "The job's execution statistics over ?days=",
+        response=Statistics,
+    ),
+    Route("GET", HOOKS, webhooks.list_webhooks, "List webhooks", response=WebhookView, list_of=True),
+    Route(
+        "POST",
+        HOOKS,
+        webhooks.create_webhook,
+        "Create a webhook (its secret shown once)",
+        WebhookSpec,
+        WebhookView,
+        statuses=(201,),
+    ),
+    Route("GET", HOOK, webhooks.get_webhook, "Get a webhook", response=WebhookView),
+    Route("PATCH", HOOK, webhooks.patch_webhook, "Merge-patch a webhook", WebhookPatch, WebhookView),
+    Route("DELETE", HOOK, webhooks.delete_webhook, "Delete a webhook", statuses=(204,)),
+    Route(
+        "GET",
+        f"{HOOK}/deliveries",
+        webhooks.list_deliveries,
+        "The webhook's delivery log, newest first",
+        response=DeliveryView,
+        list_of=True,
+    ),
 ]
-
-
-async def health(_request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
 
 
 async def openapi(_request: web.Request) -> web.Response:
@@ -248,7 +332,15 @@ async def openapi(_request: web.Request) -> web.Response:
 
 
 ROUTES += [
-    Route("GET", "/healthz", health, "Liveness: the process answers", response=Health, public=True),
+    Route("GET", "/healthz", health.healthz, "Liveness: the process answers", response=Health, public=True),
+    Route(
+        "GET",
+        "/readyz",
+        health.readyz,
+        "Readiness: the database answers a ping (503 while it does not)",
+        response=ANY_OBJECT,
+        public=True,
+    ),
     Route("GET", "/api/openapi.json", openapi, "This document", response=ANY_OBJECT, public=True),
     Route(
         "GET",
@@ -261,5 +353,7 @@ ROUTES += [
 
 
 def add_routes(app: web.Application) -> None:
+    # Prometheus' text format, not JSON: served beside the documented API, not part of it.
+    app.router.add_get("/metrics", health.metrics)
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler)

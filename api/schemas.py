@@ -8,6 +8,7 @@ from models.documents import CamelModel
 from models.execution import ExecutionView
 from models.sync_job import JobStatus, StoredSchedule, SyncJobSpec
 from models.tokens import TokenView
+from models.webhook import WebhookSpec
 
 
 class RunAccepted(CamelModel):
@@ -60,6 +61,14 @@ SyncJobPatch: type[BaseModel] = create_model(
 )
 
 
+# The same for a webhook: any of its writable fields.
+WebhookPatch: type[BaseModel] = create_model(
+    "WebhookPatch",
+    __base__=CamelModel,
+    **{name: (_patch_type(field.annotation), None) for name, field in WebhookSpec.model_fields.items()},
+)
+
+
 class ResourcePatch(BaseModel):
     """RFC 7396 merge patch of a data source or destination: any of its fields; null removes one."""
 
@@ -73,3 +82,76 @@ class Whoami(CamelModel):
     admin: bool
     role: str = Field(description="viewer, operator, editor, owner, or admin")
     name: str
+
+
+class LeaderView(CamelModel):
+    owner: str
+    term: int
+    expires_at: str
+    heartbeat_at: str | None = None
+
+
+class WorkerView(CamelModel):
+    model_config = ConfigDict(extra="allow")
+
+    worker_id: str
+    heartbeat_at: str
+    leading: bool
+    running: list[str] = Field(description="Execution ids this worker runs now.")
+
+
+class FireTimeEntry(CamelModel):
+    model_config = ConfigDict(extra="allow")
+
+    job_id: str
+    workspace_id: str
+    name: str
+    at: str
+
+
+class SchedulerView(CamelModel):
+    """GET /api/admin/scheduler (and the answer to pause/resume): the leader, the workers' heartbeats, and the
+    next fire times across every workspace."""
+
+    model_config = ConfigDict(extra="allow")
+
+    leader: LeaderView | None
+    paused: bool
+    reload_mode: str | None
+    workers: list[WorkerView]
+    jobs_loaded: int
+    next_fire_times: list[FireTimeEntry]
+
+
+class WorkspacePause(CamelModel):
+    workspace_id: str
+    paused: bool
+    changed_at: str
+    scheduler_paused: bool = Field(description="The whole scheduler is paused too: nothing runs.")
+
+
+class Durations(CamelModel):
+    model_config = ConfigDict(extra="allow")
+
+    p50: float | None
+    p95: float | None
+
+
+class DaySeries(CamelModel):
+    date: str
+    counts: dict[str, int]
+    duration_ms: Durations
+
+
+class Statistics(CamelModel):
+    """Executions queued in the last `days` UTC days (today included)."""
+
+    from_: str = Field(alias="from")
+    to: str
+    days: int
+    total: int
+    counts: dict[str, int]
+    success_rate: float | None
+    duration_ms: Durations
+    records_written: int
+    per_day: list[DaySeries]

@@ -17,6 +17,7 @@ from models.errors import Conflict, JobDisabled, SyncJobNotFound, ValidationFail
 from models.execution import ExecutionStatus, ExecutionView
 from models.pagination import parse_limit
 from models.resources import DATA_SOURCE, DESTINATION
+from models.scheduler_control import SchedulerControl
 from models.sync_job import STATUS_FIELDS, SyncJobSpec, SyncJobView
 
 NEXT_FIRE_TIMES = 5
@@ -161,6 +162,7 @@ async def run_job(request: web.Request) -> web.Response:
     """Queue a manual run. A disabled job answers 409 `job_disabled` unless `?evenIfDisabled=true`."""
     workspace_id = request.match_info["workspaceId"]
     job = await request.app[JOBS].get(workspace_id, job_id_of(request))
+    await SchedulerControl(request.app[DB]).refuse_if_paused(workspace_id)
     if not job["enabled"] and request.query.get("evenIfDisabled", "").lower() != "true":
         raise JobDisabled(details={"jobId": str(job["_id"]), "evenIfDisabled": "true runs it anyway"})
     execution = await request.app[EXECUTIONS].queue_manual_run(job, request.app[CLOCK].now())

@@ -12,12 +12,18 @@ DATA_SOURCES = "data_sources"
 DESTINATIONS = "destinations"
 # Registered through the admin routes; _id is the connector's name.
 CONNECTORS = "connectors"
+WORKERS = "workers"
+SCHEDULER_CONTROL = "scheduler_control"
+WEBHOOKS = "webhooks"
+WEBHOOK_DELIVERIES = "webhook_deliveries"
 
 INDEXES: dict[str, list[IndexModel]] = {
     SYNC_JOBS: [
         IndexModel([("workspaceId", ASCENDING), ("_id", ASCENDING)], name="workspace_order"),
         # The worker's polling fallback reads jobs changed since its last look.
         IndexModel([("updatedAt", ASCENDING)], name="updated_at"),
+        # The admin view's next fire times across every workspace.
+        IndexModel([("enabled", ASCENDING), ("nextRunAt", ASCENDING)], name="next_fire"),
     ],
     JOB_EXECUTIONS: [
         # A second execution of the same slot and attempt is impossible, whoever fires it.
@@ -51,6 +57,10 @@ INDEXES: dict[str, list[IndexModel]] = {
         ),
         # Retention: finished executions carry expireAt, so the retention can change without an index rebuild.
         IndexModel([("expireAt", ASCENDING)], expireAfterSeconds=0, name="retention"),
+        # Statistics over a period, per workspace (per job, job_history serves).
+        IndexModel([("workspaceId", ASCENDING), ("queuedAt", ASCENDING)], name="workspace_period"),
+        # Finished executions the notifier has not looked at yet (notifiedAt missing reads as null).
+        IndexModel([("notifiedAt", ASCENDING), ("finishedAt", ASCENDING)], name="notify_pending"),
     ],
     JOB_LOCKS: [
         # Cleanup only, an hour after a lease lapsed (a worker that died holding it): a claim compares
@@ -65,6 +75,20 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     DATA_SOURCES: [IndexModel([("workspaceId", ASCENDING), ("_id", ASCENDING)], name="workspace_order")],
     DESTINATIONS: [IndexModel([("workspaceId", ASCENDING), ("_id", ASCENDING)], name="workspace_order")],
+    # Cleanup only: readers judge a heartbeat by heartbeatAt against their own clock.
+    WORKERS: [IndexModel([("expireAt", ASCENDING)], expireAfterSeconds=0, name="cleanup")],
+    WEBHOOKS: [IndexModel([("workspaceId", ASCENDING), ("_id", ASCENDING)], name="workspace_order")],
+    WEBHOOK_DELIVERIES: [
+        # One delivery per webhook, event and execution, whichever worker notices it first.
+        IndexModel(
+            [("webhookId", ASCENDING), ("executionId", ASCENDING), ("event", ASCENDING)],
+            unique=True,
+            name="one_per_event",
+        ),
+        IndexModel([("status", ASCENDING), ("nextAttemptAt", ASCENDING)], name="due"),
+        IndexModel([("webhookId", ASCENDING), ("createdAt", DESCENDING), ("_id", DESCENDING)], name="log"),
+        IndexModel([("expireAt", ASCENDING)], expireAfterSeconds=0, name="retention"),
+    ],
 }
 
 

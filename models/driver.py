@@ -4,6 +4,8 @@ Two clients: pymongo's `AsyncMongoClient` (any server: MongoDB, a wire-protocol 
 double, mongomock-motor (`syncjobs dev --in-memory`, the tests). Everything else calls both the same way.
 """
 
+import inspect
+
 from pymongo import ReplaceOne
 
 
@@ -41,3 +43,12 @@ async def upsert_by_id(collection, docs: list[dict]) -> None:
             _no_bulk_replace.add(type(collection))
     for doc in docs:
         await collection.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+
+
+async def aggregate(collection, pipeline: list[dict]) -> list[dict]:
+    """Every document of an aggregation. PyMongo's async `aggregate` is a coroutine giving a cursor; the
+    in-memory double's gives the cursor itself: awaited only where there is something to await."""
+    cursor = collection.aggregate(pipeline)
+    if inspect.isawaitable(cursor):
+        cursor = await cursor
+    return await cursor.to_list(None)

@@ -57,11 +57,22 @@ class Settings(BaseSettings):
         default="nobody", description="When the worker runs as root, sources run as this user."
     )
     syncjobs_allowed_networks: str = Field(
-        default="", description="Comma-separated CIDRs sources and destinations may reach beyond the public."
+        default="",
+        description="Comma-separated CIDRs that sources, destinations and webhooks may reach beyond the "
+        "public internet.",
     )
     dashboard_refresh_seconds: float = Field(
         default=1.0, gt=0, description="How often the dashboard's live stream looks for changes."
     )
+
+    worker_status_port: int | None = Field(
+        default=None, ge=0, le=65535, description="Serve /healthz, /readyz and /metrics of the worker."
+    )
+    worker_status_host: str = "127.0.0.1"
+    webhook_timeout_seconds: float = Field(default=10, gt=0)
+    webhook_max_attempts: int = Field(default=5, ge=1)
+    webhook_backoff_seconds: float = Field(default=10, gt=0)
+    webhook_max_backoff_seconds: float = Field(default=900, gt=0)
 
     @property
     def renew_seconds(self) -> float:

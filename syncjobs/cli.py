@@ -35,6 +35,12 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
             action="store_true",
             help="run without MONGODB_URL on a private in-memory database (nothing is kept or shared)",
         )
+    worker.add_argument(
+        "--status-port",
+        type=int,
+        default=settings.worker_status_port,
+        help="serve /healthz, /readyz and /metrics here (default: WORKER_STATUS_PORT, or none)",
+    )
 
     token = commands.add_parser("token", help="manage API tokens")
     token_commands = token.add_subparsers(dest="token_command", required=True)
@@ -96,6 +102,7 @@ def run(argv: list[str] | None) -> int:
     if args.command == "worker":
         from syncjobs.processes import run_worker
 
+        settings = settings.model_copy(update={"worker_status_port": args.status_port})
         return asyncio.run(run_worker(settings))
     if args.command == "dev":
         from syncjobs.processes import run_dev

@@ -19,6 +19,7 @@ from models.secrets import SecretBox, secret_box_from
 from models.settings import Settings
 from syncjobs.demo import WORKSPACE, add_demo_routes, allow_demo_shop, seed_demo
 from worker.change_feed import open_feed
+from worker.operations import WorkerOperations, run_with_operations
 from worker.scheduler import Scheduler
 
 log = structlog.get_logger("syncjobs")
@@ -94,7 +95,8 @@ async def run_worker(settings: Settings) -> int:
             clock=clock,
             settings=settings,
         )
-        await scheduler.run(stop_on_signals())
+        operations = WorkerOperations(scheduler, database.db, clock=clock, settings=settings, secrets=secrets)
+        await run_with_operations(scheduler, operations, stop_on_signals())
     finally:
         await database.close()
     return 0
@@ -125,7 +127,8 @@ async def run_dev(settings: Settings, *, host: str, port: int) -> int:
             clock=clock,
             settings=settings,
         )
-        await scheduler.run(stop_on_signals())
+        operations = WorkerOperations(scheduler, database.db, clock=clock, settings=settings, secrets=secrets)
+        await run_with_operations(scheduler, operations, stop_on_signals())
     finally:
         await runner.cleanup()
         await database.close()

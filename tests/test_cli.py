@@ -167,3 +167,43 @@ async def test_a_worker_that_requires_change_streams_refuses_a_server_without_th
     )
     assert code == 2
     assert "RELOAD_MODE=change_streams" in one_line(err) and "$changeStream" in err
+
+
+async def test_worker_status_port_serves_health_readiness_and_metrics_until_sigterm():
+    from cryptography.fernet import Fernet
+
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "worker",
+        "--in-memory",
+        "--status-port",
+        str(port),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env=clean_env(SYNCJOBS_SECRET_KEY=Fernet.generate_key().decode()),
+    )
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(300):
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/readyz") as response:
+                        if response.status == 200:
+                            assert (await response.json())["role"] == "leader"  # alone, it leads
+                            break
+                except aiohttp.ClientConnectionError:
+                    pass
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("the worker's status port never answered ready")
+            async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+                assert response.status == 200
+            async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
+                assert "syncjobs_worker_leader 1.0" in await response.text()
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 30) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

@@ -9,6 +9,7 @@ from pymongo.errors import PyMongoError
 
 from models.clock import Clock
 from models.settings import Settings
+from worker import metrics
 from worker.leader_lock import LeaderLock, Lease
 from worker.naps import nap
 
@@ -121,6 +122,7 @@ class Election:
                     timeout=max(0.1, (lease.acts_until - self._clock.now()).total_seconds()),
                 )
             except (PyMongoError, TimeoutError) as error:
+                metrics.LEASE_RENEWAL_FAILURES.inc()
                 log.warning("lock_renewal_failed", error=str(error) or type(error).__name__)
                 continue
             if renewed is None:

@@ -23,6 +23,7 @@ from models.execution_store import ExecutionStore
 from models.job_locks import JobLocks
 from models.settings import Settings
 from models.sync_job import OverlapPolicy, RetryPolicy, SyncJobSpec
+from worker.control import PauseGate
 from worker.fair_slots import FairSlots
 from worker.job_status import Commit, JobStatusWriter
 from worker.naps import nap
@@ -101,6 +102,7 @@ class Launcher:
         self._settings = settings
         self._worker_id = worker_id
         self._status = JobStatusWriter(db)
+        self._pauses = PauseGate(db, store=store, clock=clock)
         self._rng = rng or random.Random()
         limit = max_concurrent if max_concurrent is not None else settings.max_concurrent_runs
         self._slots = FairSlots(limit) if limit > 0 else None
@@ -235,6 +237,8 @@ class Launcher:
         """Run the execution if its job's lock is free; Busy when it must wait for the lock."""
         execution_id, job_id = execution["_id"], execution["jobId"]
         if self._draining or not self._may_launch(term):
+            return None
+        if await self._pauses.skipped(execution):
             return None
         job = await self._jobs.find_one({"_id": job_id})
         if job is None:

@@ -159,7 +159,7 @@ class Scheduler:
             since=None,
             mode=self._settings.reload_mode,
         )
-        self.reload_mode = feed.mode
+        self.reload_mode = feed.mode  # read by the heartbeat (worker/heartbeat.py)
         if feed.mode == "polling" and not self._said_polling:
             self._said_polling = True  # once per process: every new term would otherwise say it again
             log.info(

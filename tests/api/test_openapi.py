@@ -15,9 +15,10 @@ async def test_openapi_document_lists_every_route_with_generated_schemas(client)
 
 
 def dashboard(route) -> bool:
-    """The dashboard's pages and page-data endpoints, which only its own scripts read."""
+    """The dashboard's pages and page-data endpoints, which only its own scripts read, and Prometheus'
+    text-format /metrics: served beside the documented API."""
     path = route.resource.canonical
-    return path == "/" or path.startswith("/ui") or "/dashboard/" in path
+    return path in ("/", "/metrics") or path.startswith("/ui") or "/dashboard/" in path
 
 
 async def test_every_operation_documents_its_bodies_and_every_route_is_listed(client):
@@ -31,7 +32,7 @@ async def test_every_operation_documents_its_bodies_and_every_route_is_listed(cl
         if route.method != "HEAD" and isinstance(route.resource, web.Resource) and not dashboard(route)
     }
     assert served == listed
-    actions = ("/toggle", "/enable", "/disable", "/run", "/cancel")
+    actions = ("/toggle", "/enable", "/disable", "/run", "/cancel", "/pause", "/resume")
     for path, operations in doc["paths"].items():
         for method, operation in operations.items():
             if method in ("put", "patch") or (method == "post" and not path.endswith(actions)):

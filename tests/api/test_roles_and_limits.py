@@ -97,7 +97,15 @@ def test_every_route_needs_the_role_its_verb_implies():
             expected = "owner"
         elif route.method == "GET":
             expected = "viewer"
-        elif route.path.rsplit("/", 1)[-1] in ("run", "toggle", "enable", "disable", "cancel"):
+        elif route.path.rsplit("/", 1)[-1] in (
+            "run",
+            "toggle",
+            "enable",
+            "disable",
+            "cancel",
+            "pause",
+            "resume",
+        ):
             expected = "operator"
         else:
             expected = "editor"

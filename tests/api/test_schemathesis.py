@@ -114,6 +114,9 @@ class LiveApi:
         self.ids["tokenId"] = self.post(f"{ws}/tokens", {"name": "spare"})["id"]
         self.ids["adminTokenId"] = self.post("/api/admin/tokens", {"name": "spare"})["id"]
         for role in ("", "spare"):
+            hook = {"url": "https://hooks.example.com/services/fuzz", "events": ["job.failing"]}
+            self.ids[f"{role}webhookId"] = self.post(f"{ws}/webhooks", hook)["id"]
+        for role in ("", "spare"):
             connector = {"name": f"{role}fuzz", "executable": "/bin/true"}
             self.ids[f"{role}connector"] = self.post("/api/admin/connectors", connector)["name"]
 
@@ -150,6 +153,7 @@ def seeded_parameters(method: str, path: str, generated: dict, ids: dict) -> dic
         "resourceId": f"{spare}{kind}",
         "tokenId": "adminTokenId" if path.startswith("/api/admin/") else "tokenId",
         "name": f"{spare}connector",
+        "webhookId": f"{spare}webhookId",
     }
     return {name: ids.get(wanted.get(name, ""), value) for name, value in generated.items()}
 

@@ -91,7 +91,7 @@ def cost(calls: Counter, idle: Counter) -> int:
 RUN_COMMANDS = 8
 
 
-async def test_a_scheduled_run_costs_at_most_eight_commands_from_its_slot_to_the_jobs_status(
+async def test_a_scheduled_run_costs_at_most_eight_commands_and_the_pause_gate_read(
     db, clock, worker_settings, add_job
 ):
     clock.set(datetime(2030, 1, 7, 12, 0, 30, tzinfo=UTC))
@@ -105,7 +105,8 @@ async def test_a_scheduled_run_costs_at_most_eight_commands_from_its_slot_to_the
         calls = await commands_of(counted, clock, 2)  # 12:00:58 - 12:01:00: the slot fires and runs
         run = await db.job_executions.find_one({"jobId": job["_id"]})
         await wait_for_status(db, run["_id"], "succeeded")
-        assert cost(calls, idle) <= RUN_COMMANDS, (calls, idle)
+        # Eight of its own, and the pause gate's read, which every launch of the same second shares.
+        assert cost(calls, idle) <= RUN_COMMANDS + 1, (calls, idle)
         assert (
             calls[("job_execution_locks", "update_one")] == calls[("job_execution_locks", "delete_one")] == 1
         )

@@ -1,0 +1,81 @@
+"""Scheduler control: the admin view of the scheduler, pausing and resuming it everywhere (admin) or for one
+workspace (that workspace's token). The API only writes the pause; workers read it before every launch."""
+
+from datetime import timedelta
+
+from aiohttp import web
+
+from api.auth import bearer_token
+from api.keys import CLOCK, DB, GRANT, SETTINGS, TOKENS
+from models.errors import Forbidden, Unauthenticated
+from models.scheduler_control import SchedulerControl
+from models.scheduler_status import iso, scheduler_status
+from models.tokens import Grant
+
+
+class AdminOnly(Forbidden):
+    """This needs an admin token."""
+
+
+async def require_admin(request: web.Request) -> Grant:
+    """The grant of the request's token, if it is an admin token (401 without a token, 403 otherwise)."""
+    grant = await request.app[TOKENS].authenticate(bearer_token(request), request.app[CLOCK].now())
+    if grant is None:
+        raise Unauthenticated("Unknown or revoked token")
+    if not grant.admin:
+        raise AdminOnly()
+    return grant
+
+
+def stale_after(request: web.Request) -> timedelta:
+    # A worker renews its heartbeat at the lease's renewal interval: three missed beats mean it is gone.
+    return timedelta(seconds=3 * request.app[SETTINGS].renew_seconds)
+
+
+async def get_scheduler(request: web.Request) -> web.Response:
+    await require_admin(request)
+    body = await scheduler_status(
+        request.app[DB], now=request.app[CLOCK].now(), stale_after=stale_after(request)
+    )
+    return web.json_response(body)
+
+
+async def _set_global(request: web.Request, paused: bool) -> web.Response:
+    grant = await require_admin(request)
+    await SchedulerControl(request.app[DB]).set_paused(
+        paused, now=request.app[CLOCK].now(), by=str(grant.token_id)
+    )
+    return await get_scheduler(request)
+
+
+async def pause_scheduler(request: web.Request) -> web.Response:
+    return await _set_global(request, True)
+
+
+async def resume_scheduler(request: web.Request) -> web.Response:
+    return await _set_global(request, False)
+
+
+async def _set_workspace(request: web.Request, paused: bool) -> web.Response:
+    workspace_id = request.match_info["workspaceId"]
+    control = SchedulerControl(request.app[DB])
+    doc = await control.set_paused(
+        paused, now=request.app[CLOCK].now(), by=str(request[GRANT].token_id), workspace_id=workspace_id
+    )
+    return web.json_response(
+        {
+            "workspaceId": workspace_id,
+            "paused": doc["paused"],
+            "changedAt": iso(doc["changedAt"]),
+            # The whole scheduler may be paused as well; then nothing runs whatever this says.
+            "schedulerPaused": await control.globally_paused(),
+        }
+    )
+
+
+async def pause_workspace(request: web.Request) -> web.Response:
+    return await _set_workspace(request, True)
+
+
+async def resume_workspace(request: web.Request) -> web.Response:
+    return await _set_workspace(request, False)
