@@ -5,6 +5,8 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 SYNC_JOBS = "syncjobs"
 JOB_EXECUTIONS = "job_executions"
 WORKER_LOCKS = "worker_locks"
+# One document per job while one of its executions holds it (models/job_locks.py); _id is the job's id.
+JOB_LOCKS = "job_execution_locks"
 API_TOKENS = "api_tokens"
 DATA_SOURCES = "data_sources"
 DESTINATIONS = "destinations"
@@ -39,8 +41,8 @@ INDEXES: dict[str, list[IndexModel]] = {
             name="one_queued_manual_run",
         ),
         IndexModel([("jobId", ASCENDING), ("queuedAt", DESCENDING), ("_id", DESCENDING)], name="job_history"),
-        # The job lock: at most one running execution per job, whichever worker claims it. Claiming is the
-        # update to `running`; a second claim of the same job fails on this index.
+        # A second guard behind the job lock (job_execution_locks): at most one running execution per job
+        # even if a lock were lost. It costs no command: the claim's update to `running` checks it.
         IndexModel(
             [("jobId", ASCENDING)],
             unique=True,
@@ -59,6 +61,11 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("workspaceId", ASCENDING), ("queuedAt", ASCENDING)], name="workspace_period"),
         # Finished executions the notifier has not looked at yet (notifiedAt missing reads as null).
         IndexModel([("notifiedAt", ASCENDING), ("finishedAt", ASCENDING)], name="notify_pending"),
+    ],
+    JOB_LOCKS: [
+        # Cleanup only, an hour after a lease lapsed (a worker that died holding it): a claim compares
+        # expiresAt with the clock itself, and a released lock is deleted at once. Lookups go by _id.
+        IndexModel([("expiresAt", ASCENDING)], expireAfterSeconds=3600, name="cleanup"),
     ],
     # worker_locks has no TTL index on purpose: deleting the leader document would restart the fencing
     # term at 1, and an older leader's term must stay below every newer one.

@@ -40,11 +40,6 @@ LAUNCH_FIELDS = {
 MISSED_ATTEMPT = 0  # a missed-slots record was never attempted: it can never collide with a fired slot
 
 
-def lapsed(now: datetime) -> dict[str, Any]:
-    # A running execution written before leases lived on it has none: it counts as lapsed.
-    return {"lockExpiresAt": {"$not": {"$gt": now}}}
-
-
 class ExecutionStore:
     def __init__(self, db, *, retention_days: float):
         self._executions = db[JOB_EXECUTIONS]
@@ -105,13 +100,12 @@ class ExecutionStore:
     # -- claim, start, run ---------------------------------------------------------------------------
 
     async def claim(
-        self, execution_id: ObjectId, *, owner: str, term: int, now: datetime, ttl: timedelta
+        self, execution_id: ObjectId, *, owner: str, term: int, now: datetime
     ) -> tuple[bool, dict[str, Any] | None]:
-        """Take the job's lock and start the execution, in one atomic update: `queued -> running`, naming
-        this worker and a lease (`lockExpiresAt`). The job's lock is the unique index on the running
-        execution of each job, so a second claim of the job fails with a duplicate key whichever worker
-        makes it. Returns (False, None) while another run of the job holds the lock; (True, None) when this
-        execution was canceled or claimed by another worker first; (True, the running execution) when won."""
+        """Start an execution whose job lock this worker has just taken: `queued -> running`, naming this
+        worker and its term, in one atomic update. Returns (True, the running execution) when won; (True,
+        None) when it was canceled or is no longer queued; (False, None) when another execution of the job is
+        still recorded `running` (the `one_running_per_job` guard): its lock lapsed, the caller ends it."""
         try:
             started = await self._executions.find_one_and_update(
                 {"_id": execution_id, "status": ExecutionStatus.QUEUED.value, "cancelRequestedAt": None},
@@ -121,7 +115,6 @@ class ExecutionStore:
                         "startedAt": now,
                         "workerId": owner,
                         "lockTerm": term,
-                        "lockExpiresAt": now + ttl,
                     }
                 },
                 return_document=ReturnDocument.AFTER,
@@ -130,24 +123,11 @@ class ExecutionStore:
             return False, None
         return True, started
 
-    async def renew_lock(self, execution_id: ObjectId, *, owner: str, now: datetime, ttl: timedelta) -> bool:
-        """Extend a running execution's hold on its job; False once it is no longer this worker's."""
-        result = await self._executions.update_one(
-            {
-                "_id": execution_id,
-                "status": ExecutionStatus.RUNNING.value,
-                "workerId": owner,
-                "lockExpiresAt": {"$gt": now},
-            },
-            {"$set": {"lockExpiresAt": now + ttl}},
-        )
-        return result.matched_count == 1
-
-    async def lock_holder(self, job_id: ObjectId) -> dict[str, Any] | None:
-        """The job's running execution, which holds its lock (live or lapsed: compare `lockExpiresAt`)."""
+    async def running_of_job(self, job_id: ObjectId) -> dict[str, Any] | None:
+        """The job's execution recorded `running`, if any."""
         return await self._executions.find_one(
             {"jobId": job_id, "status": ExecutionStatus.RUNNING.value},
-            {"_id": 1, "workerId": 1, "lockExpiresAt": 1, "jobId": 1, "workspaceId": 1},
+            {"_id": 1, "workerId": 1, "jobId": 1, "workspaceId": 1},
         )
 
     async def progress(
@@ -221,10 +201,10 @@ class ExecutionStore:
         )
 
     async def abandon(self, execution_id: ObjectId, now: datetime) -> bool:
-        """A running execution whose worker stopped renewing its lease on the job; True if this call ended
-        it (a live lease is never taken)."""
+        """A running execution that no longer holds its job's lock (its worker stopped renewing it: the
+        caller has seen it lapse or taken it over); True if this call ended it."""
         result = await self._executions.update_one(
-            {"_id": execution_id, "status": ExecutionStatus.RUNNING.value, **lapsed(now)},
+            {"_id": execution_id, "status": ExecutionStatus.RUNNING.value},
             {
                 "$set": {
                     **self._finished(ExecutionStatus.ABANDONED, now),
@@ -259,10 +239,10 @@ class ExecutionStore:
         ).to_list(None)
         return {doc["_id"]: doc.get("cancelReason") or "cancel requested" for doc in docs}
 
-    async def lapsed_running(self, now: datetime) -> builtins.list[dict[str, Any]]:
-        """Running executions whose lease on their job has run out: their worker died or was cut off."""
+    async def all_running(self) -> builtins.list[dict[str, Any]]:
+        """Every execution recorded `running` (the `dispatch` index serves it): recovery checks locks."""
         return await self._executions.find(
-            {"status": ExecutionStatus.RUNNING.value, **lapsed(now)},
+            {"status": ExecutionStatus.RUNNING.value},
             {"_id": 1, "jobId": 1, "workspaceId": 1, "workerId": 1},
         ).to_list(None)
 

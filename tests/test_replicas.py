@@ -233,7 +233,9 @@ def test_the_lock_documents_read_as_the_readme_says(cluster):
         lambda: cluster.db[JOB_LOCKS].find_one({"_id": cluster.slow_id}), timeout=10, message="the job lock"
     )
     assert held["executionId"] == execution_id and held["owner"] == cluster.live_leader()["owner"]
-    assert held["lockTerm"] == lock["term"] and held["expiresAt"] > datetime.now(UTC)
+    assert set(held) == {"_id", "owner", "executionId", "term", "acquiredAt", "heartbeatAt", "expiresAt"}
+    assert held["term"] == lock["term"] and held["acquiredAt"] <= held["heartbeatAt"] < held["expiresAt"]
+    assert held["expiresAt"] > datetime.now(UTC)
     running = wait_for(
         lambda: cluster.db[JOB_EXECUTIONS].find_one({"_id": execution_id, "pid": {"$ne": None}}),
         timeout=5,

@@ -7,6 +7,7 @@ import asyncio
 from datetime import datetime
 
 from models.clock import Clock
+from models.execution import Trigger
 from models.execution_store import ExecutionStore
 from models.settings import Settings
 from worker.launcher import Launcher
@@ -35,6 +36,21 @@ class Dispatcher:
         self._acting = acting
         self.wake = asyncio.Event()
         self._due_at: datetime | None = None
+        # While the term's catch-up decides the fate of slots an earlier leader fired and never started
+        # (the newest within grace runs, the others end skipped), those slots are its, not the dispatcher's.
+        self._catching_up = False
+
+    def catching_up(self, value: bool) -> None:
+        self._catching_up = value
+        if not value:
+            self.wake.set()
+
+    def _decided_by_catch_up(self, execution: dict, term: int) -> bool:
+        return (
+            self._catching_up
+            and execution["trigger"] == Trigger.SCHEDULE.value
+            and execution.get("firedTerm") != term
+        )
 
     def wake_at(self, moment: datetime) -> None:
         """A run queued by this worker (a retry) comes due then: dispatch at that moment, not a poll later."""
@@ -70,6 +86,8 @@ class Dispatcher:
         # Runs this worker holds already are left out by the query itself while there are few of them.
         skip = list(in_flight) if len(in_flight) <= DISPATCH_BATCH else []
         for execution in await self._store.due_queued(self._clock.now(), DISPATCH_BATCH, skip=skip):
+            if self._decided_by_catch_up(execution, term):
+                continue
             if execution["_id"] not in in_flight and self._acting(term):
                 self._launcher.submit(execution, term)
         running_here = list(self._launcher.running)

@@ -13,6 +13,7 @@ from models.clock import Clock
 from models.collections import SYNC_JOBS
 from models.execution import ExecutionStatus, Trigger, new_execution_document
 from models.execution_store import ExecutionStore
+from models.job_locks import JobLocks
 from worker.firing import INSERT_CHUNK, Missed, chunks
 from worker.launcher import MISFIRE_GRACE_DEFAULT, Launcher, log_finished
 from worker.leader_lock import LeaderLock
@@ -28,12 +29,14 @@ class Recovery:
         *,
         clock: Clock,
         store: ExecutionStore,
+        locks: JobLocks,
         launcher: Launcher,
         leader_lock: LeaderLock,
     ):
         self._jobs = db[SYNC_JOBS]
         self._clock = clock
         self._store = store
+        self._locks = locks
         self._launcher = launcher
         self._leader_lock = leader_lock
 
@@ -113,16 +116,39 @@ class Recovery:
             recorded[execution["jobId"]] = (max(last, previous) if previous else last, stale)
         return recorded
 
+    async def _lock_lost(self, now: datetime) -> list[dict[str, Any]]:
+        """Running executions (not this worker's) that no longer hold their job's lock. A lapsed lock still
+        naming the execution is deleted first, so a late renewal by its worker fails (and stops its run)
+        instead of reviving it; a run is lock first, `running` second, end third, release last, so a
+        running execution without a lock document lost it."""
+        running = [
+            execution
+            for execution in await self._store.all_running()
+            # ours, and going: its renewal is late, not its worker dead
+            if execution["_id"] not in self._launcher.running
+        ]
+        if not running:
+            return []
+        locks = await self._locks.of_jobs(list({execution["jobId"] for execution in running}))
+        lost = []
+        for execution in running:
+            lock = locks.get(execution["jobId"])
+            if lock is not None and lock["executionId"] == execution["_id"]:
+                if lock["expiresAt"] > now or not await self._locks.take_lapsed(
+                    execution["jobId"], execution["_id"], now
+                ):
+                    continue  # live, or renewed just now
+            lost.append(execution)
+        return lost
+
     async def recover_abandoned(self, term: int) -> int:
-        """Executions left `running` whose lease on their job has lapsed and that this worker is not
-        running: their worker died (or a run of ours failed to record its end). They become `abandoned`
-        (and are retried if the job allows), so nothing stays running forever. Then the outcomes a deposed
-        leader recorded but could not commit. Returns how many executions were recovered."""
+        """Executions left `running` whose job lock has lapsed (or passed to another execution) and that this
+        worker is not running: their worker died (or a run of ours failed to record its end). They become
+        `abandoned` (and are retried if the job allows), so nothing stays running forever. Then the outcomes
+        a deposed leader recorded but could not commit. Returns how many executions were recovered."""
         now = self._clock.now()
         recovered = 0
-        for execution in await self._store.lapsed_running(now):
-            if execution["_id"] in self._launcher.running:
-                continue  # ours, and going: its renewal is late, not its worker dead
+        for execution in await self._lock_lost(now):
             if await self._store.abandon(execution["_id"], now):
                 recovered += 1
                 with structlog.contextvars.bound_contextvars(

@@ -15,6 +15,7 @@ import structlog
 from executor.outcome import Runner
 from models.clock import Clock
 from models.execution_store import ExecutionStore
+from models.job_locks import JobLocks
 from models.settings import Settings
 from worker.change_feed import Change, open_feed
 from worker.dispatch import Dispatcher
@@ -62,9 +63,11 @@ class Scheduler:
         self.election = Election(self.leader_lock, clock=clock, settings=settings)
         self.leading = self.election.leading  # for tests and health: set while this worker leads
         self._status = JobStatusWriter(db)
+        self.locks = JobLocks(db, worker_id=self.worker_id, ttl_seconds=settings.job_lock_ttl_seconds)
         self.launcher = Launcher(
             db,
             store=self.store,
+            locks=self.locks,
             runner=runner,
             clock=clock,
             settings=settings,
@@ -87,6 +90,7 @@ class Scheduler:
             db,
             clock=clock,
             store=self.store,
+            locks=self.locks,
             launcher=self.launcher,
             leader_lock=self.leader_lock,
         )
@@ -168,6 +172,8 @@ class Scheduler:
         since, loaded_at, missed = await self.firing.load_all(term)
         feed.seen(since)
         await self.recovery.recover_abandoned(term)
+        # Set before the dispatcher's first look: an earlier term's unstarted slots wait for catch-up.
+        self.dispatcher.catching_up(bool(missed))
         tasks = [
             asyncio.create_task(self.firing.fire_loop(term), name="fire"),
             asyncio.create_task(self.dispatcher.loop(term), name="dispatch"),
@@ -177,9 +183,7 @@ class Scheduler:
         ]
         if missed:
             # Beside the fire loop, not before it: the first new slot fires on time however long the outage.
-            tasks.append(
-                asyncio.create_task(self.recovery.catch_up(missed, term, loaded_at), name="catch-up")
-            )
+            tasks.append(asyncio.create_task(self._catch_up(missed, term, loaded_at), name="catch-up"))
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
@@ -188,6 +192,12 @@ class Scheduler:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _catch_up(self, missed, term: int, loaded_at: datetime) -> None:
+        try:
+            await self.recovery.catch_up(missed, term, loaded_at)
+        finally:
+            self.dispatcher.catching_up(False)
 
     def _term_ended(self) -> None:
         self.firing.reset()

@@ -11,6 +11,19 @@ from tests.fakes import eventually
 from tests.worker.conftest import depose, executions_of, wait_for_status
 
 
+def job_lock(job, execution, owner: str, *, expires_at) -> dict:
+    """A job lock document as another worker wrote it."""
+    return {
+        "_id": job["_id"],
+        "owner": owner,
+        "executionId": execution["_id"],
+        "term": 0,
+        "acquiredAt": expires_at - timedelta(seconds=60),
+        "heartbeatAt": expires_at - timedelta(seconds=60),
+        "expiresAt": expires_at,
+    }
+
+
 async def start_run(db, clock, job) -> dict:
     return await ExecutionStore(db, retention_days=30).queue_manual_run(job, clock.now())
 
@@ -22,7 +35,8 @@ async def test_cancel_request_stops_the_running_sync(workers, db, clock, runner,
     execution = await start_run(db, clock, job)
     await clock.advance(2)
     await wait_for_status(db, execution["_id"], "running")
-    assert (await db.job_executions.find_one({"_id": execution["_id"]}))["lockExpiresAt"] > clock.now()
+    lock = await db.job_execution_locks.find_one({"_id": job["_id"]})
+    assert lock["executionId"] == execution["_id"] and lock["expiresAt"] > clock.now()
     await ExecutionStore(db, retention_days=30).request_cancel(
         "ws-a", job["_id"], execution["_id"], clock.now()
     )
@@ -30,6 +44,7 @@ async def test_cancel_request_stops_the_running_sync(workers, db, clock, runner,
     done = await wait_for_status(db, execution["_id"], "canceled")
     assert done["reason"] == "cancel requested" and done["finishedAt"] is not None
     assert await db.job_executions.count_documents({"status": "running"}) == 0
+    assert await db.job_execution_locks.find_one({"_id": job["_id"]}) is None  # released with the run's end
     stored = await db.syncjobs.find_one({"_id": job["_id"]})
     assert stored["lastRunStatus"] == "canceled"
     assert await db.job_executions.count_documents({"retryOf": execution["_id"]}) == 0
@@ -106,24 +121,22 @@ async def test_failed_runs_are_retried_with_backoff_until_attempts_run_out(
 async def test_abandoned_runs_of_a_dead_worker_are_recovered_and_retried(workers, db, clock, add_job):
     job = await add_job(schedule={"cron": "0 0 1 1 *", "timezone": "UTC"})
     stuck = await start_run(db, clock, job)
-    # Its lease on the job expired: the worker that held it stopped renewing.
     await db.job_executions.update_one(
         {"_id": stuck["_id"]},
-        {
-            "$set": {
-                "status": "running",
-                "lockTerm": 0,
-                "workerId": "dead:1:x",
-                "startedAt": clock.now(),
-                "lockExpiresAt": clock.now() - timedelta(seconds=1),
-            }
-        },
+        {"$set": {"status": "running", "lockTerm": 0, "workerId": "dead:1:x", "startedAt": clock.now()}},
+    )
+    # Its lock on the job expired: the worker that held it stopped renewing.
+    await db.job_execution_locks.insert_one(
+        job_lock(job, stuck, "dead:1:x", expires_at=clock.now() - timedelta(seconds=1))
     )
     await workers.start()
     recovered = await wait_for_status(db, stuck["_id"], "abandoned")
     assert "stopped renewing" in recovered["error"]
     retry = await db.job_executions.find_one({"retryOf": stuck["_id"]})
     assert retry is not None and retry["attempt"] == 2
+    # The lapsed lock is gone: the dead worker's late renewal cannot revive it.
+    lock = await db.job_execution_locks.find_one({"_id": job["_id"]})
+    assert lock is None or lock["executionId"] != stuck["_id"]
 
 
 async def test_a_run_whose_job_lock_is_still_live_is_not_abandoned(workers, db, clock, add_job):
@@ -131,14 +144,10 @@ async def test_a_run_whose_job_lock_is_still_live_is_not_abandoned(workers, db, 
     alive = await start_run(db, clock, job)
     await db.job_executions.update_one(
         {"_id": alive["_id"]},
-        {
-            "$set": {
-                "status": "running",
-                "lockTerm": 0,
-                "workerId": "other:1:x",
-                "lockExpiresAt": clock.now() + timedelta(seconds=60),
-            }
-        },
+        {"$set": {"status": "running", "lockTerm": 0, "workerId": "other:1:x"}},
+    )
+    await db.job_execution_locks.insert_one(
+        job_lock(job, alive, "other:1:x", expires_at=clock.now() + timedelta(seconds=60))
     )
     await workers.start()
     await clock.advance(5)
@@ -331,7 +340,7 @@ async def test_failed_runs_are_logged_as_warnings_and_abandoned_ones_as_errors(
     stuck = await start_run(db, clock, dead)
     await db.job_executions.update_one(
         {"_id": stuck["_id"]},
-        {"$set": {"status": "running", "workerId": "dead:1:x", "lockTerm": 0, "lockExpiresAt": clock.now()}},
+        {"$set": {"status": "running", "workerId": "dead:1:x", "lockTerm": 0}},  # and no job lock
     )
     with capture_logs() as logs:
         await workers.start()

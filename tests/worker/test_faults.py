@@ -135,13 +135,13 @@ async def test_a_run_waiting_for_its_job_lock_does_not_poll(workers, db, clock, 
     job = await add_job(overlapPolicy="queue")
     leader = await workers.start()
     tries = []
-    claim = leader.store.claim
+    acquire = leader.locks.acquire
 
     async def counted(*args, **kwargs):
         tries.append(clock.now())
-        return await claim(*args, **kwargs)
+        return await acquire(*args, **kwargs)
 
-    leader.store.claim = counted
+    leader.locks.acquire = counted
     await clock.advance(61)
     await clock.advance(60)  # 12:02: the second slot queues behind the first, which still runs
     waiting = (await executions_of(db, job["_id"]))[1]

@@ -1,0 +1,56 @@
+"""A draining worker (SIGTERM) stops claiming at once: runs waiting for a slot or for their job's lock stay
+queued for the next worker, and only the runs it already holds are finished within the grace."""
+
+from tests.fakes import eventually
+from tests.worker.conftest import wait_for_status
+from tests.worker.test_executions import start_run
+
+YEARLY = {"cron": "0 0 1 1 *", "timezone": "UTC"}
+
+
+def sigterm(workers, scheduler) -> None:
+    """Begin the worker's graceful stop without moving the clock: its grace does not run out meanwhile."""
+    for started, stop, _ in workers.started:
+        if started is scheduler:
+            stop.set()
+
+
+async def drain_while_one_runs_and_one_waits(workers, db, clock, runner, first_job, second_job):
+    """Start a run of `first_job`, queue one of `second_job` that waits behind it, SIGTERM the worker, let
+    the first run end within the grace; returns the two executions."""
+    runner.hold = True
+    leader = await workers.start()
+    first = await start_run(db, clock, first_job)
+    await clock.advance(2)
+    await wait_for_status(db, first["_id"], "running")
+    second = await start_run(db, clock, second_job)
+    await clock.advance(2)
+    assert leader.launcher.in_flight == {first["_id"], second["_id"]}  # the second waits
+    sigterm(workers, leader)
+    await eventually(lambda: leader.launcher.in_flight == {first["_id"]})  # let go at once
+    runner.hold = False
+    runner.release.set()  # the first run ends within the grace
+    await workers.stop(leader)
+    return first, second
+
+
+async def test_a_draining_worker_starts_no_run_that_waited_for_a_slot(workers, db, clock, runner, add_job):
+    workers.settings = workers.settings.model_copy(update={"max_concurrent_runs": 1})
+    first_job, second_job = [await add_job(name=name, schedule=YEARLY) for name in ("first", "second")]
+    first, second = await drain_while_one_runs_and_one_waits(
+        workers, db, clock, runner, first_job, second_job
+    )
+    assert (await db.job_executions.find_one({"_id": first["_id"]}))["status"] == "succeeded"
+    assert (await db.job_executions.find_one({"_id": second["_id"]}))["status"] == "queued"
+    assert [request.execution["_id"] for request in runner.requests] == [first["_id"]]
+    assert await db.job_execution_locks.count_documents({}) == 0
+
+
+async def test_a_draining_worker_does_not_wait_for_a_run_waiting_for_its_job_lock(
+    workers, db, clock, runner, add_job
+):
+    job = await add_job(schedule=YEARLY, overlapPolicy="queue")
+    first, second = await drain_while_one_runs_and_one_waits(workers, db, clock, runner, job, job)
+    assert (await db.job_executions.find_one({"_id": first["_id"]}))["status"] == "succeeded"
+    assert (await db.job_executions.find_one({"_id": second["_id"]}))["status"] == "queued"
+    assert len(runner.requests) == 1

@@ -1,0 +1,90 @@
+"""Fair share between workspaces: when more runs wait than a worker has slots, workspaces take turns."""
+
+import asyncio
+from datetime import datetime, timedelta
+
+from models.execution import Trigger, new_execution_document
+from models.execution_store import ExecutionStore
+from tests.fakes import eventually
+from worker.fair_slots import FairSlots
+
+
+async def queue_runs(db, clock, add_job, workspace: str, count: int) -> list[dict]:
+    """`count` queued manual runs of as many jobs of `workspace`, queued one millisecond apart."""
+    runs = []
+    for n in range(count):
+        job = await add_job(
+            name=f"{workspace}-{n}", workspaceId=workspace, schedule={"cron": "0 0 1 1 *", "timezone": "UTC"}
+        )
+        clock.set(clock.now() + timedelta(milliseconds=1))
+        runs.append(
+            new_execution_document(
+                job=job, trigger=Trigger.MANUAL, scheduled_for=clock.now(), now=clock.now()
+            )
+        )
+    await ExecutionStore(db, retention_days=30).queue(runs)
+    return runs
+
+
+async def test_one_queued_run_of_a_workspace_is_not_starved_by_a_hundred_of_another(
+    workers, db, clock, runner, add_job
+):
+    workers.settings = workers.settings.model_copy(update={"max_concurrent_runs": 2})
+    runner.hold = True
+    crowd = await queue_runs(db, clock, add_job, "ws-crowd", 100)
+    (lone,) = await queue_runs(db, clock, add_job, "ws-lone", 1)  # queued last, after all of the crowd's
+    await workers.start()
+    await clock.advance(2)
+    await eventually(lambda: runner.active == 2)
+    assert {r.execution["workspaceId"] for r in runner.requests} == {"ws-crowd"}
+    runner.hold = False
+    runner.release.set()
+    await eventually(lambda: len(runner.requests) == 101, timeout=30)
+    order = [r.execution["_id"] for r in runner.requests]
+    # Once a slot frees, the lone workspace's turn comes after at most one more of the crowd's runs (a
+    # first-come queue would run it 101st); the crowd's runs go by their scheduled time.
+    assert order.index(lone["_id"]) <= 4, order.index(lone["_id"])
+    crowd_order = [execution_id for execution_id in order if execution_id != lone["_id"]]
+    assert crowd_order[2:] == [run["_id"] for run in crowd if run["_id"] in crowd_order[2:]]
+    assert runner.peak == 2
+
+
+async def grants(slots: FairSlots, waiters: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """The order in which `waiters` (workspace, minute) get a slot, each holding it until the next grant."""
+    order: list[tuple[str, int]] = []
+    base = datetime(2030, 1, 1)
+
+    async def wait(workspace: str, minute: int) -> None:
+        async with slots.slot(workspace, base + timedelta(minutes=minute)):
+            order.append((workspace, minute))
+            await asyncio.sleep(0)
+
+    await asyncio.gather(*(wait(workspace, minute) for workspace, minute in waiters))
+    return order
+
+
+async def test_slots_go_round_robin_by_workspace_then_by_scheduled_time():
+    order = await grants(FairSlots(1), [("a", 3), ("a", 1), ("a", 2), ("b", 9), ("c", 5), ("b", 8)])
+    # The first waiter takes the free slot at once; then the workspaces in the order they began waiting, one
+    # run each per turn, each workspace's earliest slot first.
+    assert order == [("a", 3), ("a", 1), ("b", 8), ("c", 5), ("a", 2), ("b", 9)]
+
+
+async def test_a_waiter_canceled_in_line_does_not_take_a_slot_with_it():
+    slots = FairSlots(1)
+    held = asyncio.Event()
+    done = asyncio.Event()
+
+    async def hold():
+        async with slots.slot("a", datetime(2030, 1, 1)):
+            held.set()
+            await done.wait()
+
+    holder = asyncio.create_task(hold())
+    await held.wait()
+    canceled = asyncio.create_task(grants(slots, [("b", 1)]))
+    await asyncio.sleep(0)
+    canceled.cancel()
+    done.set()
+    await holder
+    assert await asyncio.wait_for(grants(slots, [("c", 1)]), 1) == [("c", 1)]
