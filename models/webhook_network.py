@@ -34,13 +34,18 @@ def address_allowed(address: Address | str, allowed: list[Network]) -> bool:
 def check_url(url: str, allowed: list[Network]) -> None:
     """Refuse a URL that is not http(s), or whose host is a literal address or local name outside the
     policy. Host names are checked again, resolved, at every delivery."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        scheme, hostname = parts.scheme, parts.hostname
+        parts.port  # noqa: B018 - a port that is not a number raises here, not at delivery
+    except ValueError:  # "http://[::1", a port of letters: no URL at all
+        scheme, hostname = "", None
+    if scheme not in ("http", "https") or not hostname:
         raise ValidationFailed(
             "The webhook URL must be http(s) with a host",
             details=[{"field": "url", "message": "expected http:// or https:// and a host"}],
         )
-    host = parts.hostname.rstrip(".").lower()
+    host = hostname.rstrip(".").lower()
     try:
         literal = ipaddress.ip_address(host)
     except ValueError:

@@ -98,3 +98,10 @@ async def test_another_workspace_can_neither_see_nor_change_a_webhook(client, ws
         assert resp.status == 404, method
     resp = await client.get(f"/api/workspaces/ws-b/webhooks/{created['id']}/deliveries", headers=intruder)
     assert resp.status == 404
+
+
+async def test_a_url_that_does_not_parse_is_a_422_not_a_500(client, ws):
+    for url in ("http://[::1", "https://hooks.example.com:port/x"):
+        resp = await client.post(f"/api/workspaces/{ws.id}/webhooks", json={"url": url}, headers=ws.headers)
+        assert resp.status == 422, (url, await resp.text())
+        assert (await resp.json())["error"]["details"][0]["field"] == "url"
