@@ -3,6 +3,8 @@ the execution store; the job's status through the fenced status writer."""
 
 import asyncio
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,9 +20,11 @@ from models.collections import SYNC_JOBS
 from models.cron import next_fire_time
 from models.execution import RETRYABLE_STATUSES, ExecutionStatus, Trigger, finished_fields
 from models.execution_store import ExecutionStore
+from models.job_locks import JobLocks
 from models.settings import Settings
 from models.sync_job import OverlapPolicy, RetryPolicy, SyncJobSpec
 from worker.control import PauseGate
+from worker.fair_slots import FairSlots
 from worker.job_status import Commit, JobStatusWriter
 from worker.naps import nap
 from worker.retry import retry_delay
@@ -69,13 +73,15 @@ def schedule_no_longer_fires(job: dict[str, Any], slot: datetime) -> str | None:
 
 
 class Launcher:
-    """Runs executions handed to it, at most `max_concurrent_runs` at once, in the order they arrive."""
+    """Runs executions handed to it, at most `max_concurrent_runs` at once; when more wait, workspaces take
+    turns (worker.fair_slots)."""
 
     def __init__(
         self,
         db,
         *,
         store: ExecutionStore,
+        locks: JobLocks,
         runner: Runner,
         clock: Clock,
         settings: Settings,
@@ -86,6 +92,7 @@ class Launcher:
         on_retry=lambda run_after: None,
     ):
         self._store = store
+        self._locks = locks
         # Asked again right before each start: a run that waited for a slot must not start once this
         # worker has stopped leading; it stays queued for the next leader.
         self._may_launch = may_launch
@@ -93,25 +100,23 @@ class Launcher:
         self._runner = runner
         self._clock = clock
         self._settings = settings
-        # A run's lease on its job, renewed at a third of it while the sync goes.
-        self._lease = timedelta(seconds=settings.job_lock_ttl_seconds)
         self._worker_id = worker_id
         self._status = JobStatusWriter(db)
         self._pauses = PauseGate(db, store=store, clock=clock)
         self._rng = rng or random.Random()
         limit = max_concurrent if max_concurrent is not None else settings.max_concurrent_runs
-        self._slots = asyncio.Semaphore(limit) if limit > 0 else None
+        self._slots = FairSlots(limit) if limit > 0 else None
         self.running: dict[ObjectId, Running] = {}
         self._tasks: dict[ObjectId, asyncio.Task] = {}
+        # Runs waiting for a run slot or for their job's lock: they hold nothing yet, so a drain lets them
+        # go at once (they stay queued for the next worker) instead of starting them.
+        self._waiting: set[ObjectId] = set()
+        self._draining = False
         # Set when this worker releases a job's lock: runs of that job waiting for it try again at once.
         self._lock_freed: dict[ObjectId, asyncio.Event] = {}
         self._pids: dict[ObjectId, int] = {}
         # Called with the moment a retry this worker queued comes due.
         self._on_retry = on_retry
-        # A graceful stop: no run starts from then on (what waits stays queued for the next leader), and
-        # once the grace is over every run is canceled, one that was being claimed at that moment too.
-        self._stopping = False
-        self._past_grace = False
 
     @property
     def in_flight(self) -> set[ObjectId]:
@@ -143,11 +148,10 @@ class Launcher:
 
     async def drain(self, grace_seconds: float) -> None:
         """Let running syncs finish for up to `grace_seconds`, then cancel what is left and wait. Says once
-        what it waits for, and once per sync how it ended. Nothing starts from here on: a run waiting for
-        its job's lock or a run slot would otherwise start during the grace, or at its very end, after the
-        cancel pass, and keep the worker (and its record `running`) until it ended by itself."""
-        self._stopping = True
-        self.wake_waiters()
+        what it waits for, and once per sync how it ended. Claims nothing from the moment it begins."""
+        self._draining = True
+        for execution_id in list(self._waiting):
+            self._tasks[execution_id].cancel()
         tasks = list(self._tasks.values())
         if not tasks:
             return
@@ -170,7 +174,6 @@ class Launcher:
             grace.cancel()
         pending = [task for task in tasks if not task.done()]
         if pending:
-            self._past_grace = True
             for run in list(self.running.values()):
                 run.cancel(SHUTDOWN)
             # The runner kills its child within the kill grace; this bound only guards against a stuck runner.
@@ -183,17 +186,14 @@ class Launcher:
             execution_id=str(execution["_id"]),
         ):
             try:
-                while True:
-                    if self._slots is None:
-                        busy = await self._run(execution, term)
-                    else:
-                        async with self._slots:
-                            busy = await self._run(execution, term)
+                while not self._draining:
+                    busy = await self._run_in_slot(execution, term)
                     if busy is None:
                         return
                     # Waiting holds no run slot, and wakes on the lock's release here or at its lease's end
                     # (a run of another worker, or a dead one): never a retry loop.
-                    await self._wait_for_lock(execution["jobId"], busy)
+                    with self._waits(execution["_id"]):
+                        await self._wait_for_lock(execution["jobId"], busy)
             except asyncio.CancelledError:
                 raise
             except Exception as error:
@@ -208,6 +208,23 @@ class Launcher:
                 except PyMongoError:
                     pass  # the database is what failed; recovery ends a stuck run once its lock lapses
 
+    async def _run_in_slot(self, execution: dict[str, Any], term: int) -> Busy | None:
+        if self._slots is None:
+            return await self._run(execution, term)
+        with self._waits(execution["_id"]):
+            async with self._slots.slot(execution["workspaceId"], execution["scheduledFor"]):
+                self._waiting.discard(execution["_id"])
+                return await self._run(execution, term)
+
+    @contextmanager
+    def _waits(self, execution_id: ObjectId) -> Iterator[None]:
+        """While in this block, the run holds nothing: a drain may cancel it."""
+        self._waiting.add(execution_id)
+        try:
+            yield
+        finally:
+            self._waiting.discard(execution_id)
+
     async def _wait_for_lock(self, job_id: ObjectId, busy: Busy) -> None:
         freed = self._lock_freed.setdefault(job_id, asyncio.Event())
         seconds = (busy.until - self._clock.now()).total_seconds() if busy.until else 0.0
@@ -219,7 +236,7 @@ class Launcher:
     async def _run(self, execution: dict[str, Any], term: int) -> Busy | None:
         """Run the execution if its job's lock is free; Busy when it must wait for the lock."""
         execution_id, job_id = execution["_id"], execution["jobId"]
-        if self._stopping or not self._may_launch(term):
+        if self._draining or not self._may_launch(term):
             return None
         if await self._pauses.skipped(execution):
             return None
@@ -235,25 +252,48 @@ class Launcher:
             if stale:
                 await self._end_unstarted(execution_id, ExecutionStatus.SKIPPED, stale)
                 return None
-        if self._stopping:
-            return None  # the checks above awaited the database: a stop may have begun meanwhile
-        free, started = await self._store.claim(
-            execution_id, owner=self._worker_id, term=term, now=self._clock.now(), ttl=self._lease
-        )
-        if not free:
+        started = await self._claim(execution_id, job_id, term)
+        if isinstance(started, Busy):
             return await self._on_busy(execution, job)
         if started is None:
-            return None  # canceled before it started, or claimed by another worker
+            return None  # canceled before it started, or no longer queued
         try:
             log.info("execution_started", trigger=started["trigger"], attempt=started["attempt"])
             outcome, reason = await self._execute(started, job)
             await self._finish(started, job, outcome, reason, term)
         finally:
-            # The run no longer holds its job (its record left `running`): a run waiting for it goes now.
+            # After the outcome is recorded: the next run of the job may go, on any worker.
+            await self._locks.release(job_id, execution_id)
             freed = self._lock_freed.pop(job_id, None)
             if freed is not None:
                 freed.set()
         return None
+
+    async def _claim(
+        self, execution_id: ObjectId, job_id: ObjectId, term: int
+    ) -> dict[str, Any] | Busy | None:
+        """Take the job's lock for this execution, then move it `queued -> running`. The lock comes first:
+        a crash between the two leaves a queued execution and a lock that lapses, both harmless. Busy while
+        another execution holds the lock; None (the lock let go again) when the execution is no longer
+        queued; else the running execution."""
+        if not await self._locks.acquire(job_id, execution_id, term=term, now=self._clock.now()):
+            return Busy(None)
+        won, started = await self._store.claim(
+            execution_id, owner=self._worker_id, term=term, now=self._clock.now()
+        )
+        if not won:
+            # An execution whose lock lapsed (its worker died) is still recorded running: the lock is ours
+            # now, so it has ended; say so and try once more.
+            stale = await self._store.running_of_job(job_id)
+            if stale is not None and stale["_id"] not in self.running:
+                if await self._store.abandon(stale["_id"], self._clock.now()):
+                    log_finished(ExecutionStatus.ABANDONED, abandoned_id=str(stale["_id"]))
+            won, started = await self._store.claim(
+                execution_id, owner=self._worker_id, term=term, now=self._clock.now()
+            )
+        if started is None:
+            await self._locks.release(job_id, execution_id)
+        return started
 
     def _too_late(self, execution: dict[str, Any], job: dict[str, Any], term: int) -> str | None:
         """A slot fired by an earlier leader and never started is held to the job's misfire grace, like a
@@ -275,9 +315,7 @@ class Launcher:
             started=lambda pid: self._started(execution_id, pid),
         )
         running = self.running[execution_id] = Running(request)
-        if self._past_grace:
-            running.cancel(SHUTDOWN)  # claimed while the shutdown's cancel pass went by
-        keeper = asyncio.create_task(self._keep_job_lock(execution_id, running))
+        keeper = asyncio.create_task(self._keep_job_lock(execution["jobId"], execution_id, running))
         try:
             outcome = await self._runner.run(request)
         except asyncio.CancelledError:
@@ -303,15 +341,13 @@ class Launcher:
             pid=self._pids.pop(execution_id, None),
         )
 
-    async def _keep_job_lock(self, execution_id: ObjectId, running: Running) -> None:
+    async def _keep_job_lock(self, job_id: ObjectId, execution_id: ObjectId, running: Running) -> None:
         # Renewed at a third of its lease so one slow renewal does not let another worker in.
-        interval = self._lease.total_seconds() / 3
+        interval = self._locks.ttl.total_seconds() / 3
         while True:
             await self._clock.sleep(interval)
             try:
-                if not await self._store.renew_lock(
-                    execution_id, owner=self._worker_id, now=self._clock.now(), ttl=self._lease
-                ):
+                if not await self._locks.renew(job_id, execution_id, now=self._clock.now()):
                     log.warning("job_lock_lost")
                     running.cancel("the job lock was lost")
                     return
@@ -429,14 +465,11 @@ class Launcher:
     async def _on_busy(self, execution: dict[str, Any], job: dict[str, Any]) -> Busy | None:
         """Another execution of the job holds its lock: apply the job's overlap policy. Manual runs and
         retries wait their turn (the API applied the policy to a manual run when it was asked for)."""
-        holder = await self._store.lock_holder(job["_id"])
+        holder = await self._locks.holder(job["_id"])
         now = self._clock.now()
-        if holder is not None and holder["lockExpiresAt"] <= now and holder["_id"] not in self.running:
-            # Its worker died or was cut off: end it now rather than wait for recovery's round.
-            if await self._store.abandon(holder["_id"], now):
-                log_finished(ExecutionStatus.ABANDONED, abandoned_id=str(holder["_id"]))
-            return Busy(None)
-        busy = Busy(holder["lockExpiresAt"] if holder else None)
+        if holder is None or holder["expiresAt"] <= now:
+            return Busy(None)  # let go (or lapsed) since the claim: the next try takes it
+        busy = Busy(holder["expiresAt"])
         if execution["trigger"] != Trigger.SCHEDULE.value:
             return busy
         policy = job.get("overlapPolicy", OverlapPolicy.SKIP.value)
@@ -445,14 +478,14 @@ class Launcher:
                 execution["_id"],
                 ExecutionStatus.SKIPPED,
                 "overlap: the previous run was still going",
-                blockedBy=holder["_id"] if holder else None,
+                blockedBy=holder["executionId"],
             )
             log.info("execution_skipped_overlap")
             return None
-        if policy == OverlapPolicy.CANCEL_RUNNING.value and holder is not None:
+        if policy == OverlapPolicy.CANCEL_RUNNING.value:
             reason = "replaced by a newer scheduled run"
-            await self._store.cancel(holder["_id"], now, reason)
-            self.cancel(holder["_id"], reason)
+            await self._store.cancel(holder["executionId"], now, reason)
+            self.cancel(holder["executionId"], reason)
         # queue (and cancel_running): waits for the lock.
         return busy
 
