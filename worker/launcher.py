@@ -112,6 +112,8 @@ class Launcher:
         # go at once (they stay queued for the next worker) instead of starting them.
         self._waiting: set[ObjectId] = set()
         self._draining = False
+        # Set once the shutdown's cancel pass has gone by: a run claimed in that moment is canceled at once.
+        self._past_grace = False
         # Set when this worker releases a job's lock: runs of that job waiting for it try again at once.
         self._lock_freed: dict[ObjectId, asyncio.Event] = {}
         self._pids: dict[ObjectId, int] = {}
@@ -174,6 +176,7 @@ class Launcher:
             grace.cancel()
         pending = [task for task in tasks if not task.done()]
         if pending:
+            self._past_grace = True
             for run in list(self.running.values()):
                 run.cancel(SHUTDOWN)
             # The runner kills its child within the kill grace; this bound only guards against a stuck runner.
@@ -252,6 +255,8 @@ class Launcher:
             if stale:
                 await self._end_unstarted(execution_id, ExecutionStatus.SKIPPED, stale)
                 return None
+        if self._draining:
+            return None  # the checks above awaited the database: a stop may have begun meanwhile
         started = await self._claim(execution_id, job_id, term)
         if isinstance(started, Busy):
             return await self._on_busy(execution, job)
@@ -315,6 +320,8 @@ class Launcher:
             started=lambda pid: self._started(execution_id, pid),
         )
         running = self.running[execution_id] = Running(request)
+        if self._past_grace:
+            running.cancel(SHUTDOWN)  # claimed while the shutdown's cancel pass went by
         keeper = asyncio.create_task(self._keep_job_lock(execution["jobId"], execution_id, running))
         try:
             outcome = await self._runner.run(request)

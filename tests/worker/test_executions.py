@@ -218,6 +218,34 @@ async def test_shutdown_waits_for_runs_then_cancels_them_and_the_next_leader_run
     await wait_for_status(db, retry["_id"], "succeeded")
 
 
+async def one_running_one_waiting_for_the_slot(workers, db, clock, runner, add_job) -> tuple:
+    """A leader with one run slot: the first run holds it, the second waits for it."""
+    workers.settings = workers.settings.model_copy(update={"max_concurrent_runs": 1})
+    runner.hold = True
+    first_job = await add_job(name="a", schedule={"cron": "0 0 1 1 *", "timezone": "UTC"})
+    second_job = await add_job(name="b", schedule={"cron": "0 0 1 1 *", "timezone": "UTC"})
+    leader = await workers.start("w1")
+    first = await start_run(db, clock, first_job)
+    clock.set(clock.now() + timedelta(milliseconds=10))
+    second = await start_run(db, clock, second_job)
+    await clock.advance(2)
+    await wait_for_status(db, first["_id"], "running")
+    return leader, first, second
+
+
+async def test_a_run_waiting_for_a_slot_at_shutdown_stays_queued_and_the_worker_stops_within_its_grace(
+    workers, db, clock, runner, add_job
+):
+    leader, first, second = await one_running_one_waiting_for_the_slot(workers, db, clock, runner, add_job)
+    # SIGTERM: the first run is canceled when the grace ends, which frees the slot the second waits for.
+    # Started then, it would never be told to stop and would hold the worker past its grace.
+    await workers.stop(leader)
+    assert (await db.job_executions.find_one({"_id": first["_id"]}))["reason"] == "shutdown"
+    assert (await db.job_executions.find_one({"_id": second["_id"]}))["status"] == "queued"
+    assert await db.job_executions.count_documents({"status": "running"}) == 0
+    assert [r.execution["_id"] for r in runner.requests] == [first["_id"]]
+
+
 async def test_a_deposed_leaders_late_result_does_not_touch_the_job(workers, db, clock, runner, add_job):
     runner.hold = True
     job = await add_job(schedule={"cron": "0 0 1 1 *", "timezone": "UTC"})
@@ -252,16 +280,7 @@ async def test_cursors_are_saved_when_the_run_succeeds_under_a_live_term(workers
 async def test_runs_waiting_for_a_slot_do_not_start_after_leadership_is_lost(
     workers, db, clock, runner, add_job
 ):
-    workers.settings = workers.settings.model_copy(update={"max_concurrent_runs": 1})
-    runner.hold = True
-    first_job = await add_job(name="a", schedule={"cron": "0 0 1 1 *", "timezone": "UTC"})
-    second_job = await add_job(name="b", schedule={"cron": "0 0 1 1 *", "timezone": "UTC"})
-    leader = await workers.start("w1")
-    first = await start_run(db, clock, first_job)
-    clock.set(clock.now() + timedelta(milliseconds=10))
-    second = await start_run(db, clock, second_job)
-    await clock.advance(2)
-    await wait_for_status(db, first["_id"], "running")
+    leader, first, second = await one_running_one_waiting_for_the_slot(workers, db, clock, runner, add_job)
     await depose(db, "other:1:y")
     await clock.advance(11)
     assert not leader.leading.is_set()
