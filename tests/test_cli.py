@@ -26,8 +26,8 @@ def clean_env(**extra: str) -> dict[str, str]:
     return {**env, "LOG_LEVEL": "warning", **extra}
 
 
-async def test_dev_prints_a_working_token_runs_the_demo_job_and_stops_cleanly_on_sigterm():
-    port = free_port()
+async def start_dev(port: int, *, stderr=asyncio.subprocess.DEVNULL, **env: str):
+    """`syncjobs dev` on `port`, and what it printed of the demo: workspace, token and job."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -36,17 +36,25 @@ async def test_dev_prints_a_working_token_runs_the_demo_job_and_stops_cleanly_on
         "--port",
         str(port),
         stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=clean_env(SOURCE_USER=http_connector_user()),
+        stderr=stderr,
+        env=clean_env(**env),
+    )
+    printed = {}
+    while "job" not in printed:
+        line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+        assert line, "syncjobs dev ended before printing the demo"
+        key, _, value = line.strip().partition(":")
+        if key in ("workspace", "token", "job"):
+            printed[key] = value.split()[0]
+    return process, printed
+
+
+async def test_dev_prints_a_working_token_runs_the_demo_job_and_stops_cleanly_on_sigterm():
+    port = free_port()
+    process, printed = await start_dev(
+        port, stderr=asyncio.subprocess.PIPE, SOURCE_USER=http_connector_user()
     )
     try:
-        printed = {}
-        while "job" not in printed:
-            line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
-            assert line, "syncjobs dev ended before printing the demo"
-            key, _, value = line.strip().partition(":")
-            if key in ("token", "job"):
-                printed[key] = value.split()[0]
         base = f"http://127.0.0.1:{port}/api/workspaces/demo/sync-jobs/{printed['job']}"
         headers = {"Authorization": f"Bearer {printed['token']}"}
         async with aiohttp.ClientSession(headers=headers) as http:

@@ -4,12 +4,11 @@ import asyncio
 import re
 import shutil
 import signal
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.test_cli import clean_env, free_port
+from tests.test_cli import clean_env, free_port, start_dev
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 MARKER = "<!-- walkthrough"
@@ -25,28 +24,6 @@ def walkthrough() -> str:
     match = re.search(r"```sh\n(.*?)```", after, re.DOTALL)
     assert match, "no sh block after the walkthrough marker"
     return match.group(1)
-
-
-async def start_dev(port: int):
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "syncjobs",
-        "dev",
-        "--port",
-        str(port),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-        env=clean_env(),
-    )
-    printed = {}
-    while "job" not in printed:
-        line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
-        assert line, "syncjobs dev ended before printing the demo"
-        key, _, value = line.strip().partition(":")
-        if key in ("workspace", "token", "job"):
-            printed[key] = value.split()[0]
-    return process, printed
 
 
 @pytest.mark.skipif(
