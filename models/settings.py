@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     poll_interval_seconds: float = Field(default=2, gt=0)
     resync_interval_seconds: float = Field(default=60, gt=0)
     max_concurrent_runs: int = Field(default=4, ge=1)
+    max_runs_per_workspace: int | None = Field(
+        default=None, ge=1, description="Runs one workspace may have going at once; unset: no cap."
+    )
     shutdown_grace_seconds: float = Field(default=30, ge=0)
     default_timeout_seconds: int = Field(default=3600, ge=1)
     kill_grace_seconds: float = Field(default=10, ge=0)

@@ -105,7 +105,9 @@ class Launcher:
         self._pauses = PauseGate(db, store=store, clock=clock)
         self._rng = rng or random.Random()
         limit = max_concurrent if max_concurrent is not None else settings.max_concurrent_runs
-        self._slots = FairSlots(limit) if limit > 0 else None
+        self._slots = (
+            FairSlots(limit, per_workspace=settings.max_runs_per_workspace) if limit > 0 else None
+        )
         self.running: dict[ObjectId, Running] = {}
         self._tasks: dict[ObjectId, asyncio.Task] = {}
         # Runs waiting for a run slot or for their job's lock: they hold nothing yet, so a drain lets them

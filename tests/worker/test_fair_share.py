@@ -88,3 +88,48 @@ async def test_a_waiter_canceled_in_line_does_not_take_a_slot_with_it():
     done.set()
     await holder
     assert await asyncio.wait_for(grants(slots, [("c", 1)]), 1) == [("c", 1)]
+
+
+async def test_a_tenant_with_many_runs_cannot_fill_the_worker_past_its_cap(
+    workers, db, clock, runner, add_job
+):
+    """MAX_RUNS_PER_WORKSPACE: a workspace with ten runs queued holds at most two of the four slots, even
+    while the others are free; another tenant's run takes a free slot at once."""
+    workers.settings = workers.settings.model_copy(
+        update={"max_concurrent_runs": 4, "max_runs_per_workspace": 2}
+    )
+    runner.hold = True
+    await queue_runs(db, clock, add_job, "ws-greedy", 10)
+    await workers.start()
+    await clock.advance(2)
+    await eventually(lambda: runner.active == 2)
+    await clock.advance(2)  # another dispatch round: still no third run of the greedy workspace
+    assert runner.active == 2 and runner.peak == 2
+    await queue_runs(db, clock, add_job, "ws-other", 1)
+    await clock.advance(2)
+    await eventually(lambda: runner.active == 3)
+    running = [r.execution["workspaceId"] for r in runner.requests]
+    assert running.count("ws-greedy") == 2 and running.count("ws-other") == 1
+    runner.hold = False
+    runner.release.set()
+    await eventually(lambda: runner.active == 0 and len(runner.requests) == 11, timeout=10)
+
+
+async def test_capped_slots_pass_a_workspace_at_its_cap_over_without_losing_its_turn():
+    slots = FairSlots(3, per_workspace=1)
+    start = datetime(2030, 1, 1)
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def run(workspace: str, minute: int):
+        async with slots.slot(workspace, start + timedelta(minutes=minute)):
+            order.append(workspace)
+            await release.wait()
+
+    tasks = [asyncio.create_task(run(w, m)) for w, m in (("a", 0), ("a", 1), ("b", 2), ("a", 3))]
+    await eventually(lambda: len(order) == 2)
+    await asyncio.sleep(0)
+    assert sorted(order) == ["a", "b"]  # a third slot is free, but "a" is at its cap
+    release.set()
+    await asyncio.gather(*tasks)
+    assert order.count("a") == 3

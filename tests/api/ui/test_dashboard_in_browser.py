@@ -209,6 +209,13 @@ def test_the_jobs_list_works_from_the_keyboard(page, dev):
         row.locator(".next-run", has_text="not scheduled").wait_for()
         # The row was drawn anew; focus stays on its switch, so Space puts it back.
         assert page.evaluate("document.activeElement.getAttribute('role')") == "switch"
+        # ...once the server holds the first change and the live stream has drawn it (under load the second
+        # key could otherwise race the first request).
+        for _ in range(100):
+            if dev.call("GET", dev.job_path)[1]["enabled"] is False:
+                break
+            time.sleep(0.05)
+        row.get_by_role("switch", checked=False).wait_for()
         page.keyboard.press("Space")
         row.get_by_role("switch", checked=True).wait_for()
         assert dev.call("GET", dev.job_path)[1]["enabled"] is True
