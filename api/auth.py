@@ -49,3 +49,13 @@ async def auth_middleware(request: web.Request, handler):
 def grant_of(request: web.Request) -> Grant:
     """The grant of the request's bearer token (set for every /api route but the public ones)."""
     return request[GRANT]
+
+
+def require_admin(request: web.Request) -> Grant:
+    """The request's grant when it is an admin's. The middleware requires one for /api/admin already; the
+    handlers that decide what runs on the worker host (connectors) or whether anything runs (the scheduler)
+    say so again themselves."""
+    grant = grant_of(request)
+    if not grant.admin:
+        raise Forbidden("This needs an admin token")
+    return grant

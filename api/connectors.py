@@ -2,28 +2,20 @@
 
 from aiohttp import web
 
-from api.auth import grant_of
+from api.auth import require_admin
 from api.bodies import read_model, to_json
 from api.keys import CLOCK, CONNECTORS
 from models.connectors import ConnectorSpec, ConnectorView
-from models.errors import Forbidden
-
-
-async def require_admin(request: web.Request) -> None:
-    """The auth middleware already requires an admin for /api/admin; checked again here because these
-    routes decide which programs run on the worker host."""
-    if not grant_of(request).admin:
-        raise Forbidden("Connectors are managed with an admin token")
 
 
 async def list_connectors(request: web.Request) -> web.Response:
-    await require_admin(request)
+    require_admin(request)
     items = [to_json(ConnectorView, entry) for entry in await request.app[CONNECTORS].list()]
     return web.json_response({"items": items, "nextCursor": None})
 
 
 async def create_connector(request: web.Request) -> web.Response:
-    await require_admin(request)
+    require_admin(request)
     spec = await read_model(request, ConnectorSpec)
     entry = await request.app[CONNECTORS].create(spec, request.app[CLOCK].now())
     return web.json_response(
@@ -32,12 +24,12 @@ async def create_connector(request: web.Request) -> web.Response:
 
 
 async def get_connector(request: web.Request) -> web.Response:
-    await require_admin(request)
+    require_admin(request)
     entry = await request.app[CONNECTORS].get(request.match_info["name"])
     return web.json_response(to_json(ConnectorView, entry))
 
 
 async def delete_connector(request: web.Request) -> web.Response:
-    await require_admin(request)
+    require_admin(request)
     await request.app[CONNECTORS].delete(request.match_info["name"])
     return web.Response(status=204)

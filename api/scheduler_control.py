@@ -5,26 +5,10 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from api.auth import bearer_token
-from api.keys import CLOCK, DB, GRANT, SETTINGS, TOKENS
-from models.errors import Forbidden, Unauthenticated
+from api.auth import require_admin
+from api.keys import CLOCK, DB, GRANT, SETTINGS
 from models.scheduler_control import SchedulerControl
 from models.scheduler_status import iso, scheduler_status
-from models.tokens import Grant
-
-
-class AdminOnly(Forbidden):
-    """This needs an admin token."""
-
-
-async def require_admin(request: web.Request) -> Grant:
-    """The grant of the request's token, if it is an admin token (401 without a token, 403 otherwise)."""
-    grant = await request.app[TOKENS].authenticate(bearer_token(request), request.app[CLOCK].now())
-    if grant is None:
-        raise Unauthenticated("Unknown or revoked token")
-    if not grant.admin:
-        raise AdminOnly()
-    return grant
 
 
 def stale_after(request: web.Request) -> timedelta:
@@ -33,7 +17,7 @@ def stale_after(request: web.Request) -> timedelta:
 
 
 async def get_scheduler(request: web.Request) -> web.Response:
-    await require_admin(request)
+    require_admin(request)
     body = await scheduler_status(
         request.app[DB], now=request.app[CLOCK].now(), stale_after=stale_after(request)
     )
@@ -41,7 +25,7 @@ async def get_scheduler(request: web.Request) -> web.Response:
 
 
 async def _set_global(request: web.Request, paused: bool) -> web.Response:
-    grant = await require_admin(request)
+    grant = require_admin(request)
     await SchedulerControl(request.app[DB]).set_paused(
         paused, now=request.app[CLOCK].now(), by=str(grant.token_id)
     )
