@@ -1,8 +1,6 @@
 """Scheduler control: the admin view of the scheduler, pausing and resuming it everywhere (admin) or for one
 workspace (that workspace's token). The API only writes the pause; workers read it before every launch."""
 
-from datetime import timedelta
-
 from aiohttp import web
 
 from api.auth import require_admin
@@ -11,15 +9,10 @@ from models.scheduler_control import SchedulerControl
 from models.scheduler_status import iso, scheduler_status
 
 
-def stale_after(request: web.Request) -> timedelta:
-    # A worker renews its heartbeat at the lease's renewal interval: three missed beats mean it is gone.
-    return timedelta(seconds=3 * request.app[SETTINGS].renew_seconds)
-
-
 async def get_scheduler(request: web.Request) -> web.Response:
     require_admin(request)
     body = await scheduler_status(
-        request.app[DB], now=request.app[CLOCK].now(), stale_after=stale_after(request)
+        request.app[DB], now=request.app[CLOCK].now(), renew_seconds=request.app[SETTINGS].renew_seconds
     )
     return web.json_response(body)
 

@@ -19,6 +19,7 @@ from models.pagination import parse_limit
 from models.resources import DATA_SOURCE, DESTINATION
 from models.scheduler_control import SchedulerControl
 from models.sync_job import STATUS_FIELDS, SyncJobSpec, SyncJobView
+from models.worker_fleet import waiting_for
 
 NEXT_FIRE_TIMES = 5
 JOB_READ_ONLY = {*STATUS_FIELDS, *READ_ONLY_FIELDS}
@@ -197,11 +198,23 @@ async def job_status(request: web.Request) -> web.Response:
         **{field: view.get(field) for field in STATUS_FIELDS},
         "scheduleLive": job.get("scheduleAppliedVersion") == job["version"],
         "running": running,
-        "activeExecution": to_json(ExecutionView, active) if active else None,
+        "activeExecution": await active_view(request, active) if active else None,
         "schedule": view["schedule"],
         "nextFireTimes": [fire_time_json(moment, schedule["timezone"]) for moment in upcoming],
     }
     return web.json_response(body, headers={"ETag": etag(job["version"])})
+
+
+async def active_view(request: web.Request, active: dict[str, Any]) -> dict[str, Any]:
+    """The job's queued or running execution; a queued one says what it waits for when no live worker can
+    take it."""
+    reason = await waiting_for(
+        request.app[DB],
+        active,
+        now=request.app[CLOCK].now(),
+        renew_seconds=request.app[SETTINGS].renew_seconds,
+    )
+    return to_json(ExecutionView, {**active, "waitingFor": reason})
 
 
 def scheduled_fire_times(schedule: dict[str, Any], now) -> list:

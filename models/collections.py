@@ -50,6 +50,12 @@ INDEXES: dict[str, list[IndexModel]] = {
             name="one_running_per_job",
         ),
         IndexModel([("status", ASCENDING), ("runAfter", ASCENDING)], name="dispatch"),
+        # The leader's recovery: finished runs whose consequences are not written yet (their worker died).
+        IndexModel(
+            [("outcomeCommitted", ASCENDING)],
+            partialFilterExpression={"outcomeCommitted": False},
+            name="uncommitted",
+        ),
         # A workspace's runs across its jobs, newest first (GET /api/workspaces/{ws}/executions).
         IndexModel(
             [("workspaceId", ASCENDING), ("queuedAt", DESCENDING), ("_id", DESCENDING)],

@@ -70,7 +70,11 @@ class ExecutionView(Document):
     finished_at: datetime | None = None
     duration_ms: int | None = None
     worker_id: str | None = None
-    lock_term: int | None = None
+    required_label: str | None = None
+    waiting_for: str | None = Field(
+        default=None,
+        description="Why a queued run has not started, when no live worker can take it (its label).",
+    )
     pid: int | None = None
     exit_code: int | None = None
     error: str | None = None
@@ -106,7 +110,7 @@ def new_execution_document(
         "finishedAt": None,
         "durationMs": None,
         "workerId": None,
-        "lockTerm": None,
+        "requiredLabel": job.get("requiredLabel"),
         "pid": None,
         "exitCode": None,
         "error": None,

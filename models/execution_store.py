@@ -12,7 +12,8 @@ from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from models.collections import JOB_EXECUTIONS
+from models.collections import JOB_EXECUTIONS, JOB_LOCKS, SYNC_JOBS
+from models.driver import aggregate
 from models.errors import Conflict, ExecutionNotFound
 from models.execution import (
     ACTIVE_STATUSES,
@@ -27,8 +28,11 @@ from models.sync_job import OverlapPolicy
 
 MANUAL_SLOT_TRIES = 3
 DUPLICATE_KEY = 11000
-# What a launch reads of a queued execution; the claim returns the whole document.
+# What a dispatch reads of an execution (a launch, or a cancel request); the claim returns the whole document.
 LAUNCH_FIELDS = {
+    "status": 1,
+    "cancelReason": 1,
+    "requiredLabel": 1,
     "jobId": 1,
     "workspaceId": 1,
     "trigger": 1,
@@ -100,28 +104,57 @@ class ExecutionStore:
     # -- claim, start, run ---------------------------------------------------------------------------
 
     async def claim(
-        self, execution_id: ObjectId, *, owner: str, term: int, now: datetime
+        self, execution_id: ObjectId, *, owner: str, now: datetime
     ) -> tuple[bool, dict[str, Any] | None]:
         """Start an execution whose job lock this worker has just taken: `queued -> running`, naming this
-        worker and its term, in one atomic update. Returns (True, the running execution) when won; (True,
-        None) when it was canceled or is no longer queued; (False, None) when another execution of the job is
-        still recorded `running` (the `one_running_per_job` guard): its lock lapsed, the caller ends it."""
+        worker, in one atomic update. Returns (True, the running execution) when won; (True, None) when it
+        was canceled or is no longer queued (another worker started it); (False, None) when another execution
+        of the job is still recorded `running` (the `one_running_per_job` guard): its lock lapsed, the caller
+        ends it."""
         try:
             started = await self._executions.find_one_and_update(
                 {"_id": execution_id, "status": ExecutionStatus.QUEUED.value, "cancelRequestedAt": None},
-                {
-                    "$set": {
-                        "status": ExecutionStatus.RUNNING.value,
-                        "startedAt": now,
-                        "workerId": owner,
-                        "lockTerm": term,
-                    }
-                },
+                {"$set": {"status": ExecutionStatus.RUNNING.value, "startedAt": now, "workerId": owner}},
                 return_document=ReturnDocument.AFTER,
             )
         except DuplicateKeyError:
             return False, None
         return True, started
+
+    async def hand_back(self, execution_id: ObjectId, *, owner: str) -> None:
+        """A claim that went over its workspace's fleet-wide cap goes back to the queue, as it was."""
+        await self._executions.update_one(
+            {"_id": execution_id, "status": ExecutionStatus.RUNNING.value, "workerId": owner},
+            {"$set": {"status": ExecutionStatus.QUEUED.value}, "$unset": {"startedAt": "", "workerId": ""}},
+        )
+
+    async def started_ahead(self, execution: dict[str, Any]) -> int:
+        """How many runs of the execution's workspace are recorded running and were started before it (by
+        start time, then id): the runs the fleet-wide cap lets go first."""
+        started = execution["startedAt"]
+        return await self._executions.count_documents(
+            {
+                "workspaceId": execution["workspaceId"],
+                "status": ExecutionStatus.RUNNING.value,
+                "$or": [
+                    {"startedAt": {"$lt": started}},
+                    {"startedAt": started, "_id": {"$lt": execution["_id"]}},
+                ],
+            }
+        )
+
+    async def running_by_workspace(self, workspaces: builtins.list[str]) -> dict[str, int]:
+        """How many runs each of these workspaces has going, across the fleet."""
+        if not workspaces:
+            return {}
+        docs = await aggregate(
+            self._executions,
+            [
+                {"$match": {"status": ExecutionStatus.RUNNING.value, "workspaceId": {"$in": workspaces}}},
+                {"$group": {"_id": "$workspaceId", "running": {"$sum": 1}}},
+            ],
+        )
+        return {doc["_id"]: doc["running"] for doc in docs}
 
     async def running_of_job(self, job_id: ObjectId) -> dict[str, Any] | None:
         """The job's execution recorded `running`, if any."""
@@ -217,27 +250,67 @@ class ExecutionStore:
 
     # -- the worker's reads --------------------------------------------------------------------------
 
-    async def due_queued(
-        self, now: datetime, limit: int, *, skip: builtins.list[ObjectId] | None = None
-    ) -> builtins.list[dict[str, Any]]:
-        """Queued executions whose time has come, oldest first, with the fields a launch needs; served by
-        the `dispatch` index (status, runAfter). `skip`: ids the caller holds already."""
-        query: dict[str, Any] = {"status": ExecutionStatus.QUEUED.value, "runAfter": {"$lte": now}}
-        if skip:
-            query["_id"] = {"$nin": list(skip)}
-        return (
-            await self._executions.find(query, LAUNCH_FIELDS)
-            .sort([("runAfter", 1), ("_id", 1)])
-            .limit(limit)
-            .to_list(None)
-        )
+    async def next_up(
+        self,
+        now: datetime,
+        limit: int,
+        *,
+        labels: builtins.list[str],
+        in_hand: builtins.list[ObjectId],
+        running_here: builtins.list[ObjectId],
+    ) -> tuple[builtins.list[dict[str, Any]], dict[ObjectId, str]]:
+        """One read per dispatch pass: the queued executions whose time has come and which this worker may
+        run (no label, or one of `labels`), oldest first, each with its job as stored now (`job`, None once
+        deleted), joined in the same command; and the cancel requests of the runs going here, with their
+        reasons; and the job's lock document (`lock`, None when free). `in_hand`: queued ids this worker holds
+        already. When the batch is full, the workspaces it
+        left out get a batch of their own: one tenant's backlog does not hide another's run."""
+        due = self._due(now, labels, in_hand)
+        watched: builtins.list[dict[str, Any]] = [due]
+        if running_here:
+            watched.append({"_id": {"$in": running_here}, "cancelRequestedAt": {"$ne": None}})
+        # Running rows (the cancel requests, at most one per run here) sort before queued ones: the limit
+        # never cuts them.
+        docs = await self._with_jobs({"$or": watched}, limit + len(running_here))
+        queued = [doc for doc in docs if doc["status"] == ExecutionStatus.QUEUED.value]
+        cancels = {
+            doc["_id"]: doc.get("cancelReason") or "cancel requested"
+            for doc in docs
+            if doc["status"] == ExecutionStatus.RUNNING.value
+        }
+        if limit and len(queued) >= limit:
+            seen = {doc["workspaceId"] for doc in queued}
+            others = [ws for ws in await self._executions.distinct("workspaceId", due) if ws not in seen]
+            if others:
+                queued += await self._with_jobs({**due, "workspaceId": {"$in": others}}, limit)
+        return queued, cancels
 
-    async def cancel_requests(self, execution_ids: builtins.list[ObjectId]) -> dict[ObjectId, str]:
-        """Of these running executions, those with a cancel request, and its reason."""
-        docs = await self._executions.find(
-            {"_id": {"$in": execution_ids}, "cancelRequestedAt": {"$ne": None}}, {"_id": 1, "cancelReason": 1}
-        ).to_list(None)
-        return {doc["_id"]: doc.get("cancelReason") or "cancel requested" for doc in docs}
+    def _due(self, now: datetime, labels: builtins.list[str], in_hand: builtins.list[ObjectId]):
+        query: dict[str, Any] = {
+            "status": ExecutionStatus.QUEUED.value,
+            "runAfter": {"$lte": now},
+            "requiredLabel": {"$in": [None, *labels]},
+        }
+        if in_hand:
+            query["_id"] = {"$nin": in_hand}
+        return query
+
+    async def _with_jobs(self, match: dict[str, Any], limit: int) -> builtins.list[dict[str, Any]]:
+        docs = await aggregate(
+            self._executions,
+            [
+                {"$match": match},
+                {"$sort": {"status": -1, "runAfter": 1, "_id": 1}},
+                {"$limit": limit},
+                {"$project": LAUNCH_FIELDS},
+                {"$lookup": {"from": SYNC_JOBS, "localField": "jobId", "foreignField": "_id", "as": "job"}},
+                {"$lookup": {"from": JOB_LOCKS, "localField": "jobId", "foreignField": "_id", "as": "lock"}},
+            ],
+        )
+        for doc in docs:
+            doc["job"] = doc["job"][0] if doc["job"] else None
+            doc["lock"] = doc["lock"][0] if doc["lock"] else None
+        return docs
 
     async def all_running(self) -> builtins.list[dict[str, Any]]:
         """Every execution recorded `running` (the `dispatch` index serves it): recovery checks locks."""
@@ -246,11 +319,10 @@ class ExecutionStore:
             {"_id": 1, "jobId": 1, "workspaceId": 1, "workerId": 1},
         ).to_list(None)
 
-    async def uncommitted(self, term: int) -> builtins.list[dict[str, Any]]:
-        """Finished executions whose job status and retry are not written (a deposed leader's, abandoned)."""
-        return await self._executions.find(
-            {"outcomeCommitted": False, "$or": [{"lockTerm": {"$lt": term}}, {"status": "abandoned"}]}
-        ).to_list(None)
+    async def uncommitted(self) -> builtins.list[dict[str, Any]]:
+        """Finished executions whose job status and retry are not written: their worker died mid-run
+        (abandoned) or between the end and the commit."""
+        return await self._executions.find({"outcomeCommitted": False}).to_list(None)
 
     async def scheduled_since(self, first_by_job: dict[ObjectId, datetime]) -> builtins.list[dict[str, Any]]:
         """Scheduled records of each job at or after its given slot: one read for them all."""

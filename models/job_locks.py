@@ -20,9 +20,10 @@ class JobLocks:
         self._worker_id = worker_id
         self.ttl = timedelta(seconds=ttl_seconds)
 
-    async def acquire(self, job_id: ObjectId, execution_id: ObjectId, *, term: int, now: datetime) -> bool:
+    async def acquire(self, job_id: ObjectId, execution_id: ObjectId, *, now: datetime) -> bool:
         """Take the job's lock for this execution if it is free, lapsed, or already this execution's on this
-        worker. False when another holds it: the upsert then collides with the live document's `_id`."""
+        worker: the claim, on whichever worker makes it. False when another holds it: the upsert then
+        collides with the live document's `_id`."""
         try:
             await self._locks.update_one(
                 {
@@ -36,7 +37,6 @@ class JobLocks:
                     "$set": {
                         "owner": self._worker_id,
                         "executionId": execution_id,
-                        "term": term,
                         "acquiredAt": now,
                         "heartbeatAt": now,
                         "expiresAt": now + self.ttl,

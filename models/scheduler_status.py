@@ -1,12 +1,13 @@
 """The scheduler as operators see it across every workspace: the lease, the workers' heartbeats, pauses and
 the next fire times. Read-only; the API serves it to admins."""
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from models.collections import SYNC_JOBS, WORKER_LOCKS, WORKERS
+from models.collections import SYNC_JOBS, WORKER_LOCKS
 from models.locks import LEADER_LOCK_ID
 from models.scheduler_control import SchedulerControl
+from models.worker_fleet import live_heartbeats
 
 NEXT_FIRE_TIMES = 20
 
@@ -15,9 +16,9 @@ def iso(moment: datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment else None
 
 
-async def scheduler_status(db, *, now: datetime, stale_after: timedelta) -> dict[str, Any]:
-    """The shape of GET /api/admin/scheduler. Heartbeats older than `stale_after` are left out: the TTL
-    monitor deletes them only eventually, so readers judge them by `heartbeatAt` themselves."""
+async def scheduler_status(db, *, now: datetime, renew_seconds: float) -> dict[str, Any]:
+    """The shape of GET /api/admin/scheduler: the live heartbeats only (models.worker_fleet), each with
+    its load (runs going against its capacity) and labels."""
     lock = await db[WORKER_LOCKS].find_one({"_id": LEADER_LOCK_ID})
     leader = None
     if lock is not None and lock.get("expiresAt") and lock["expiresAt"] > now:
@@ -27,9 +28,7 @@ async def scheduler_status(db, *, now: datetime, stale_after: timedelta) -> dict
             "expiresAt": iso(lock["expiresAt"]),
             "heartbeatAt": iso(lock.get("heartbeatAt")),
         }
-    heartbeats = (
-        await db[WORKERS].find({"heartbeatAt": {"$gt": now - stale_after}}).sort("_id", 1).to_list(None)
-    )
+    heartbeats = await live_heartbeats(db, now=now, renew_seconds=renew_seconds)
     workers = [
         {
             "workerId": doc["_id"],
@@ -43,6 +42,8 @@ async def scheduler_status(db, *, now: datetime, stale_after: timedelta) -> dict
             "reloadMode": doc.get("reloadMode"),
             "jobsLoaded": doc.get("jobsLoaded"),
             "running": [str(execution_id) for execution_id in doc.get("running", [])],
+            "capacity": doc.get("capacity"),
+            "labels": doc.get("labels") or [],
         }
         for doc in heartbeats
     ]

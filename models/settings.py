@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     max_runs_per_workspace: int | None = Field(
         default=None, ge=1, description="Runs one workspace may have going at once; unset: no cap."
     )
+    worker_labels: str = Field(
+        default="",
+        pattern=r"^[a-z0-9_.,-]*$",
+        description="Comma-separated labels this worker offers (connectors installed only here, say gpu): "
+        "a job that requires a label runs only on workers offering it.",
+    )
     shutdown_grace_seconds: float = Field(default=30, ge=0)
     default_timeout_seconds: int = Field(default=3600, ge=1)
     kill_grace_seconds: float = Field(default=10, ge=0)
@@ -76,6 +82,10 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = Field(default=5, ge=1)
     webhook_backoff_seconds: float = Field(default=10, gt=0)
     webhook_max_backoff_seconds: float = Field(default=900, gt=0)
+
+    @property
+    def labels(self) -> list[str]:
+        return sorted({label for label in self.worker_labels.split(",") if label})
 
     @property
     def renew_seconds(self) -> float:

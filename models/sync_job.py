@@ -94,6 +94,14 @@ class SyncJobSpec(CamelModel):
     retry: RetryPolicy = RetryPolicy()
     overlap_policy: Annotated[OverlapPolicy, Field(strict=False)] = OverlapPolicy.SKIP
     misfire_grace_seconds: Annotated[int, Field(ge=0, le=7 * 86_400)] = 300
+    required_label: Annotated[
+        str | None,
+        Field(
+            pattern="^[a-z0-9_.-]{1,64}$",
+            description="Run only on workers offering this label (WORKER_LABELS), e.g. for a connector "
+            "installed on some workers only; null: any worker.",
+        ),
+    ] = None
 
     @model_validator(mode="after")
     def _entities_unique(self) -> "SyncJobSpec":

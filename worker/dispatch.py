@@ -1,20 +1,65 @@
-"""Dispatch: queued runs whose time has come (manual runs, retries, slots of an earlier term) go to the
-launcher, and cancel requests reach the runs of this worker. Woken by events (the feed reporting a queued
-run or a cancel request, a retry's time coming), with the poll interval as the floor. Runs waiting for a
-job's lock or a run slot are the launcher's: the dispatcher does not read them again after each run."""
+"""Dispatch, on every worker: claim queued runs whose time has come (scheduled slots, manual runs,
+retries) up to this worker's free capacity, workspaces taking turns, and pass cancel requests on to the
+runs going here. One read per pass gives both, each run with its job. Woken by events (a slot fired or a
+run queued, a run ended here, a retry's time coming, a job lock let go), with the poll interval as the
+floor: that is how other workers' work reaches this one."""
 
 import asyncio
+from collections import deque
 from datetime import datetime
 
 from models.clock import Clock
 from models.execution import Trigger
 from models.execution_store import ExecutionStore
+from models.job_locks import JobLocks
 from models.settings import Settings
 from worker.launcher import Launcher
 from worker.naps import nap
-from worker.recovery import Recovery
 
 DISPATCH_BATCH = 500
+# Queued runs read per pass, beyond the free capacity, so that workspaces can take turns among them.
+TURN_WINDOW = 20
+
+
+def take_turns(
+    queued: list[dict], free: int, running: dict[str, int], per_workspace: int | None, busy_jobs: set
+) -> list[dict]:
+    """Up to `free` of `queued` (oldest first): workspaces take turns, each giving its earliest run, and
+    none goes past `per_workspace` counting what it has `running` across the fleet. One run per job, and
+    none of `busy_jobs` (a run of theirs is in hand here): a job's next run waits for its lock anyway."""
+    by_workspace: dict[str, deque[dict]] = {}
+    jobs = set(busy_jobs)
+    for execution in sorted(queued, key=lambda doc: (doc["runAfter"], doc["_id"])):
+        if execution["jobId"] in jobs:
+            continue
+        jobs.add(execution["jobId"])
+        by_workspace.setdefault(execution["workspaceId"], deque()).append(execution)
+    going = dict(running)
+    turns = deque(by_workspace)
+    picked: list[dict] = []
+    while turns and len(picked) < free:
+        workspace = turns.popleft()
+        if per_workspace is not None and going.get(workspace, 0) >= per_workspace:
+            continue  # at its cap: its runs stay queued until one of its runs ends
+        picked.append(by_workspace[workspace].popleft())
+        going[workspace] = going.get(workspace, 0) + 1
+        if by_workspace[workspace]:
+            turns.append(workspace)
+    return picked
+
+
+def waits_for_its_lock(execution: dict, now: datetime) -> bool:
+    """A manual run or a retry whose job another execution holds waits in the queue, not in a worker's
+    hand: the worker whose run lets the job go looks again at once, the others at their next look. A slot
+    is taken anyway: the job's overlap policy decides there and then (skip, cancel the running one, or
+    wait)."""
+    lock = execution.pop("lock", None)
+    return (
+        lock is not None
+        and lock["expiresAt"] > now
+        and lock["executionId"] != execution["_id"]
+        and execution["trigger"] != Trigger.SCHEDULE.value
+    )
 
 
 class Dispatcher:
@@ -22,35 +67,26 @@ class Dispatcher:
         self,
         *,
         store: ExecutionStore,
+        locks: JobLocks,
         launcher: Launcher,
-        recovery: Recovery,
         clock: Clock,
         settings: Settings,
-        acting,
     ):
         self._store = store
+        self._locks = locks
         self._launcher = launcher
-        self._recovery = recovery
         self._clock = clock
         self._settings = settings
-        self._acting = acting
+        self._labels = settings.labels
         self.wake = asyncio.Event()
         self._due_at: datetime | None = None
-        # While the term's catch-up decides the fate of slots an earlier leader fired and never started
-        # (the newest within grace runs, the others end skipped), those slots are its, not the dispatcher's.
-        self._catching_up = False
+        # Whether the last look left due runs queued for want of capacity: then a run ending here is worth
+        # a look at once; otherwise it is not, and the queue is not read again after every run.
+        self._backlog = False
 
-    def catching_up(self, value: bool) -> None:
-        self._catching_up = value
-        if not value:
+    def slot_freed(self) -> None:
+        if self._backlog:
             self.wake.set()
-
-    def _decided_by_catch_up(self, execution: dict, term: int) -> bool:
-        return (
-            self._catching_up
-            and execution["trigger"] == Trigger.SCHEDULE.value
-            and execution.get("firedTerm") != term
-        )
 
     def wake_at(self, moment: datetime) -> None:
         """A run queued by this worker (a retry) comes due then: dispatch at that moment, not a poll later."""
@@ -58,14 +94,10 @@ class Dispatcher:
             self._due_at = moment
             self.wake.set()
 
-    async def loop(self, term: int) -> None:
-        last_recovery = self._clock.now()
-        while True:
-            await self.dispatch(term)
-            # Recovery runs on its own timer, so that it happens with change streams too, which never resync.
-            if (self._clock.now() - last_recovery).total_seconds() >= self._settings.resync_interval_seconds:
-                last_recovery = self._clock.now()
-                await self._recovery.recover_abandoned(term)
+    async def loop(self, stop: asyncio.Event) -> None:
+        """Until `stop` (the worker's drain begins): dispatch, then sleep until woken or the poll is due."""
+        while not stop.is_set():
+            await self.dispatch()
             await nap(self._clock, self.wake, self._until_next())
 
     def _until_next(self) -> float:
@@ -78,19 +110,55 @@ class Dispatcher:
                 wait = min(wait, (self._due_at - now).total_seconds())
         return wait
 
-    async def dispatch(self, term: int) -> None:
-        """Start queued runs that are due and not already in hand, and pass cancel requests on."""
-        if not self._acting(term):
+    async def dispatch(self) -> None:
+        """Claim what is due, up to the free capacity; pass cancel requests on; wake runs whose job lock
+        another worker has let go."""
+        launcher = self._launcher
+        running_here = list(launcher.running)
+        free = launcher.free
+        if free == 0 and not running_here:
+            self._backlog = True  # full: a run ending here looks again
             return
-        in_flight = self._launcher.in_flight
+        in_flight = launcher.in_flight
         # Runs this worker holds already are left out by the query itself while there are few of them.
-        skip = list(in_flight) if len(in_flight) <= DISPATCH_BATCH else []
-        for execution in await self._store.due_queued(self._clock.now(), DISPATCH_BATCH, skip=skip):
-            if self._decided_by_catch_up(execution, term):
-                continue
-            if execution["_id"] not in in_flight and self._acting(term):
-                self._launcher.submit(execution, term)
-        running_here = list(self._launcher.running)
-        if running_here:
-            for execution_id, reason in (await self._store.cancel_requests(running_here)).items():
-                self._launcher.cancel(execution_id, reason)
+        in_hand = list(in_flight) if len(in_flight) <= DISPATCH_BATCH else []
+        queued, cancels = await self._store.next_up(
+            self._clock.now(),
+            min(max(free * 4, TURN_WINDOW), DISPATCH_BATCH) if free else 0,
+            labels=self._labels,
+            in_hand=in_hand,
+            running_here=running_here,
+        )
+        for execution_id, reason in cancels.items():
+            launcher.cancel(execution_id, reason)
+        now = self._clock.now()
+        queued = [
+            execution
+            for execution in queued
+            if execution["_id"] not in in_flight and not waits_for_its_lock(execution, now)
+        ]
+        picked: list[dict] = []
+        if queued and free:
+            cap = self._settings.max_runs_per_workspace
+            running = (
+                await self._store.running_by_workspace(sorted({doc["workspaceId"] for doc in queued}))
+                if cap is not None
+                else {}
+            )
+            picked = take_turns(queued, launcher.free, running, cap, launcher.jobs_in_hand())
+            for execution in picked:
+                launcher.submit(execution)
+        # Full, we cannot tell what waits: a run ending here looks again.
+        self._backlog = len(queued) > len(picked) if free else True
+        await self._wake_freed_locks()
+
+    async def _wake_freed_locks(self) -> None:
+        waits = self._launcher.lock_waits()
+        if not waits:
+            return
+        now = self._clock.now()
+        held = await self._locks.of_jobs(sorted(waits))
+        for job_id in waits:
+            lock = held.get(job_id)
+            if lock is None or lock["expiresAt"] <= now:
+                self._launcher.lock_freed(job_id)

@@ -21,7 +21,6 @@ from models.execution import Trigger, new_execution_document
 from models.execution_store import ExecutionStore
 from worker.change_feed import Change
 from worker.job_status import JobStatusWriter
-from worker.launcher import Launcher
 from worker.timetable import GroupKey, Timetable
 
 log = structlog.get_logger("syncjobs.worker")
@@ -36,6 +35,7 @@ SCHEDULE_FIELDS = {
     "scheduleAppliedVersion": 1,
     "updatedAt": 1,
     "workspaceId": 1,
+    "requiredLabel": 1,
 }
 # Executions written per insert: a chunk's runs start while the next chunk is written.
 INSERT_CHUNK = 500
@@ -61,7 +61,7 @@ class Firing:
         clock: Clock,
         store: ExecutionStore,
         status: JobStatusWriter,
-        launcher: Launcher,
+        queued,
         acting,
         lost,
     ):
@@ -69,13 +69,16 @@ class Firing:
         self._clock = clock
         self._store = store
         self._status = status
-        self._launcher = launcher
+        # Called once a chunk of slots is written: the dispatchers (this worker's at once, the others' at
+        # their next look) claim the runs while the next chunk is written.
+        self._queued = queued
         self._acting = acting
         # The exception that ends a term whose lease ran out while it had slots to fire.
         self._lost = lost
         self.timetable = Timetable()
         self._versions: dict[ObjectId, int] = {}
         self._workspaces: dict[ObjectId, str] = {}
+        self._labels: dict[ObjectId, str] = {}  # the jobs that require a worker label
         self.changed = asyncio.Event()
         self.confirming: asyncio.Task | None = None
 
@@ -87,6 +90,7 @@ class Firing:
         self.timetable = Timetable()
         self._versions.clear()
         self._workspaces.clear()
+        self._labels.clear()
 
     async def load_all(self, term: int) -> tuple[datetime | None, datetime, Missed]:
         """Load every job at once. Returns the newest `updatedAt` seen (where polling starts), the moment
@@ -168,6 +172,7 @@ class Firing:
             self.timetable.remove(job_id)
             self._versions.pop(job_id, None)
             self._workspaces.pop(job_id, None)
+            self._labels.pop(job_id, None)
         # (version, group or None when disabled) -> jobs whose stored confirmation is stale
         applied: dict[tuple[int, GroupKey | None], list[ObjectId]] = {}
         missed: Missed = []
@@ -177,6 +182,10 @@ class Firing:
                 continue
             self._versions[job_id] = version
             self._workspaces[job_id] = doc["workspaceId"]
+            if doc.get("requiredLabel"):
+                self._labels[job_id] = doc["requiredLabel"]
+            else:
+                self._labels.pop(job_id, None)
             if doc.get("enabled"):
                 try:
                     group = (doc["schedule"]["cron"], doc["schedule"]["timezone"])
@@ -246,9 +255,9 @@ class Firing:
             await asyncio.sleep(0)
 
     async def fire_due(self, term: int) -> int:
-        """Write an execution for every job due now, in chunks of INSERT_CHUNK, and launch each chunk's
-        runs as soon as it is written; then one status write per distinct next fire time. Returns how many
-        were written.
+        """Write an execution for every job due now, in chunks of INSERT_CHUNK, and hand each chunk to the
+        dispatchers as soon as it is written; then one status write per distinct next fire time. Returns how
+        many were written.
 
         Nothing is read here: the timetable is what the feed last said. A job edited, disabled or deleted
         in the moment before its slot is caught by the launcher, which reads the job before it runs it."""
@@ -259,7 +268,11 @@ class Firing:
         executions, by_next = [], {}
         for slot, key, job_ids in self.timetable.pop_due(now):
             for job_id in job_ids:
-                job = {"_id": job_id, "workspaceId": self._workspaces[job_id]}
+                job = {
+                    "_id": job_id,
+                    "workspaceId": self._workspaces[job_id],
+                    "requiredLabel": self._labels.get(job_id),
+                }
                 execution = new_execution_document(
                     job=job, trigger=Trigger.SCHEDULE, scheduled_for=slot, now=now
                 )
@@ -268,9 +281,8 @@ class Firing:
             by_next.setdefault(self.timetable.group_next(key), []).extend(job_ids)
         written = 0
         for chunk in chunks(executions, INSERT_CHUNK):
-            for execution in await self.queue_chunk(chunk, term):
-                self._launcher.submit(execution, term)
-                written += 1
+            written += len(await self.queue_chunk(chunk, term))
+            self._queued()
             await asyncio.sleep(0)
         for next_run, job_ids in by_next.items():
             await self._status.next_run(job_ids, next_run, term)

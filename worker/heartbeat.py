@@ -38,6 +38,7 @@ class Heartbeat:
         self._executions = db[JOB_EXECUTIONS]
         self._clock = clock
         self.interval = settings.renew_seconds
+        self._labels = settings.labels
         self.started_at = clock.now()
         self.last_ok: datetime | None = None
 
@@ -56,6 +57,8 @@ class Heartbeat:
             "reloadMode": getattr(scheduler, "reload_mode", None),
             "jobsLoaded": len(scheduler.timetable) if scheduler.leading.is_set() else 0,
             "running": list(scheduler.launcher.running),
+            "capacity": scheduler.launcher.capacity,
+            "labels": self._labels,
         }
 
     def set_gauges(self) -> None:

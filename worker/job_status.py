@@ -1,9 +1,15 @@
 """The worker's writes to a job: status fields only, never `version` or `updatedAt`, so they never
 read as a user's edit and never reschedule the job.
 
-Every write is fenced: the job carries `fenceTerm`, the highest leader term that has acted on it. A new
-leader raises it on every job before it acts, and each write here filters on `fenceTerm <= term` in the same
-operation, so a deposed leader's late write (job status, cursors, next fire time) matches nothing.
+Every write is fenced in the same operation, by what entitles the writer:
+- the schedule (`nextRunAt`, the applied version) is the leader's: the job carries `fenceTerm`, the highest
+  leader term that has acted on it, raised by a new leader on every job before it acts, and these writes
+  filter on `fenceTerm <= term`, so a deposed leader's late write matches nothing;
+- a run's outcome (status fields, cursors) is its run's, on whichever worker it ran: it lands only while no
+  run that started later has landed its own (`lastRunAt`, the start of the last run recorded, is not after
+  this run's start), so a run cut off from its lock (a paused or partitioned worker whose job went on
+  elsewhere) cannot overwrite a newer status or move the cursors back. Leadership changes do not touch it:
+  the runs going on the other workers carry on and commit as usual.
 """
 
 from datetime import datetime
@@ -23,7 +29,7 @@ OUTCOME_TRIES = 3
 class Commit(Enum):
     WRITTEN = "written"
     ALREADY = "already"  # this execution's outcome is on the job already
-    FENCED = "fenced"  # a newer term acts on the job: the outcome is left to it
+    SUPERSEDED = "superseded"  # a run that started later has recorded its outcome: this one's is history only
     JOB_GONE = "job_gone"
 
 
@@ -58,7 +64,6 @@ class JobStatusWriter:
         self,
         job: dict[str, Any],
         *,
-        term: int,
         execution_id: ObjectId,
         status: ExecutionStatus,
         started_at: datetime | None,
@@ -71,15 +76,18 @@ class JobStatusWriter:
         run began; its mean duration and count seed the new mean, and the write is conditioned on them, so
         no read is needed unless another outcome landed in between."""
         succeeded = status == ExecutionStatus.SUCCEEDED
+        ran_at = started_at or finished_at
         for _ in range(OUTCOME_TRIES):
             query: dict[str, Any] = {
                 "_id": job["_id"],
-                **fenced(term),
-                # Once per execution: a new leader committing a deposed one's outcome must not count it twice.
+                # Spelled out for null: a server that compares null with a date (mongoeco does) must not
+                # refuse a job's first outcome.
+                "$or": [{"lastRunAt": None}, {"lastRunAt": {"$lte": ran_at}}],
+                # Once per execution: committing an abandoned run's outcome must not count it twice.
                 "lastExecutionId": {"$ne": execution_id},
             }
             fields: dict[str, Any] = {
-                "lastRunAt": started_at or finished_at,
+                "lastRunAt": ran_at,
                 "lastRunStatus": status.value,
                 "lastError": None if succeeded else (error or status.value)[:MAX_ERROR_CHARS],
                 "lastExecutionId": execution_id,
@@ -107,13 +115,13 @@ class JobStatusWriter:
                 return Commit.WRITTEN
             current = await self._jobs.find_one(
                 {"_id": job["_id"]},
-                {"fenceTerm": 1, "timedRunCount": 1, "avgDurationMs": 1, "lastExecutionId": 1},
+                {"lastRunAt": 1, "timedRunCount": 1, "avgDurationMs": 1, "lastExecutionId": 1},
             )
             if current is None:
                 return Commit.JOB_GONE
             if current.get("lastExecutionId") == execution_id:
                 return Commit.ALREADY
-            if (current.get("fenceTerm") or 0) > term:
-                return Commit.FENCED
+            if current.get("lastRunAt") is not None and current["lastRunAt"] > ran_at:
+                return Commit.SUPERSEDED
             job = {**job, **current}
-        return Commit.FENCED
+        return Commit.SUPERSEDED

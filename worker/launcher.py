@@ -40,6 +40,13 @@ FINISHED_LEVEL = {
 }
 
 
+DISPATCH_UNBOUNDED = 500  # what a worker without a run-slot limit takes per dispatch pass
+
+
+async def no_term() -> int | None:
+    return None
+
+
 def log_finished(status: ExecutionStatus, **fields: Any) -> None:
     getattr(log, FINISHED_LEVEL.get(status, "info"))("execution_finished", status=status.value, **fields)
 
@@ -73,8 +80,9 @@ def schedule_no_longer_fires(job: dict[str, Any], slot: datetime) -> str | None:
 
 
 class Launcher:
-    """Runs executions handed to it, at most `max_concurrent_runs` at once; when more wait, workspaces take
-    turns (worker.fair_slots)."""
+    """Runs the executions this worker claims, at most `max_concurrent_runs` at once; when more wait,
+    workspaces take turns (worker.fair_slots). Every worker has one, the leader's included: whichever
+    worker takes a run's job lock first runs it."""
 
     def __init__(
         self,
@@ -88,14 +96,15 @@ class Launcher:
         worker_id: str,
         rng: random.Random | None = None,
         max_concurrent: int | None = None,
-        may_launch=lambda term: True,
+        current_term=None,
         on_retry=lambda run_after: None,
+        on_free=lambda: None,
     ):
         self._store = store
         self._locks = locks
-        # Asked again right before each start: a run that waited for a slot must not start once this
-        # worker has stopped leading; it stays queued for the next leader.
-        self._may_launch = may_launch
+        # The leader term now (awaited, may be cached briefly): a slot an earlier term fired is held to its
+        # misfire grace. Asked only of a late slot.
+        self._current_term = current_term or no_term
         self._jobs = db[SYNC_JOBS]
         self._runner = runner
         self._clock = clock
@@ -105,11 +114,12 @@ class Launcher:
         self._pauses = PauseGate(db, store=store, clock=clock)
         self._rng = rng or random.Random()
         limit = max_concurrent if max_concurrent is not None else settings.max_concurrent_runs
-        self._slots = (
-            FairSlots(limit, per_workspace=settings.max_runs_per_workspace) if limit > 0 else None
-        )
+        self.capacity = limit
+        self._per_workspace = settings.max_runs_per_workspace
+        self._slots = FairSlots(limit, per_workspace=self._per_workspace) if limit > 0 else None
         self.running: dict[ObjectId, Running] = {}
         self._tasks: dict[ObjectId, asyncio.Task] = {}
+        self._jobs_in_hand: dict[ObjectId, ObjectId] = {}  # execution -> its job
         # Runs waiting for a run slot or for their job's lock: they hold nothing yet, so a drain lets them
         # go at once (they stay queued for the next worker) instead of starting them.
         self._waiting: set[ObjectId] = set()
@@ -121,29 +131,56 @@ class Launcher:
         self._pids: dict[ObjectId, int] = {}
         # Called with the moment a retry this worker queued comes due.
         self._on_retry = on_retry
+        # Called when an execution leaves this worker: a run slot is free again.
+        self._on_free = on_free
 
     @property
     def in_flight(self) -> set[ObjectId]:
         return set(self._tasks)
 
-    def submit(self, execution: dict[str, Any], term: int) -> bool:
-        """Start an execution in the background; False if this worker already has it."""
+    @property
+    def free(self) -> int:
+        """How many more executions this worker takes now: none while draining. A run waiting for its
+        job's lock takes no capacity: it may wait on another worker's run for long."""
+        if self._draining:
+            return 0
+        if self.capacity <= 0:
+            return DISPATCH_UNBOUNDED
+        waiting_for_locks = sum(1 for job_id in self._jobs_in_hand.values() if job_id in self._lock_freed)
+        return max(self.capacity - len(self._tasks) + waiting_for_locks, 0)
+
+    def jobs_in_hand(self) -> set[ObjectId]:
+        return set(self._jobs_in_hand.values())
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    def lock_waits(self) -> set[ObjectId]:
+        """Jobs whose lock a run here waits for (another execution, maybe on another worker, holds it)."""
+        return set(self._lock_freed)
+
+    def lock_freed(self, job_id: ObjectId) -> None:
+        freed = self._lock_freed.pop(job_id, None)
+        if freed is not None:
+            freed.set()
+
+    def submit(self, execution: dict[str, Any]) -> bool:
+        """Start an execution in the background; False if this worker already has it. An execution read
+        with its job (`job`) runs that job as read, unless it has to wait first."""
         execution_id = execution["_id"]
         if execution_id in self._tasks:
             return False
-        task = asyncio.create_task(self._launch(execution, term), name=f"execution-{execution_id}")
+        task = asyncio.create_task(self._launch(execution), name=f"execution-{execution_id}")
         self._tasks[execution_id] = task
+        self._jobs_in_hand[execution_id] = execution["jobId"]
         task.add_done_callback(lambda _: self._done(execution_id))
         return True
 
     def _done(self, execution_id: ObjectId) -> None:
         self._tasks.pop(execution_id, None)
-
-    def wake_waiters(self) -> None:
-        """Leadership ended: runs waiting for a job lock look again (and stop, since they may not launch)."""
-        for event in self._lock_freed.values():
-            event.set()
-        self._lock_freed.clear()
+        self._jobs_in_hand.pop(execution_id, None)
+        self._on_free()
 
     def cancel(self, execution_id: ObjectId, reason: str) -> None:
         running = self.running.get(execution_id)
@@ -184,7 +221,7 @@ class Launcher:
             # The runner kills its child within the kill grace; this bound only guards against a stuck runner.
             await asyncio.wait(pending, timeout=self._settings.kill_grace_seconds + 5)
 
-    async def _launch(self, execution: dict[str, Any], term: int) -> None:
+    async def _launch(self, execution: dict[str, Any]) -> None:
         with structlog.contextvars.bound_contextvars(
             workspace_id=execution["workspaceId"],
             job_id=str(execution["jobId"]),
@@ -192,13 +229,16 @@ class Launcher:
         ):
             try:
                 while not self._draining:
-                    busy = await self._run_in_slot(execution, term)
+                    busy = await self._run_in_slot(execution)
                     if busy is None:
                         return
-                    # Waiting holds no run slot, and wakes on the lock's release here or at its lease's end
-                    # (a run of another worker, or a dead one): never a retry loop.
+                    # Waiting holds no run slot, and wakes on the lock's release (here, or seen by the
+                    # dispatcher's look at the locks) or at its lease's end: never a retry loop.
                     with self._waits(execution["_id"]):
-                        await self._wait_for_lock(execution["jobId"], busy)
+                        waiting = self._wait_for_lock(execution["jobId"], busy)
+                        self._on_free()  # a run waiting for its job's lock takes no capacity
+                        await waiting
+                    execution.pop("job", None)  # the job may have changed meanwhile: read it again
             except asyncio.CancelledError:
                 raise
             except Exception as error:
@@ -213,13 +253,13 @@ class Launcher:
                 except PyMongoError:
                     pass  # the database is what failed; recovery ends a stuck run once its lock lapses
 
-    async def _run_in_slot(self, execution: dict[str, Any], term: int) -> Busy | None:
+    async def _run_in_slot(self, execution: dict[str, Any]) -> Busy | None:
         if self._slots is None:
-            return await self._run(execution, term)
+            return await self._run(execution)
         with self._waits(execution["_id"]):
             async with self._slots.slot(execution["workspaceId"], execution["scheduledFor"]):
                 self._waiting.discard(execution["_id"])
-                return await self._run(execution, term)
+                return await self._run(execution)
 
     @contextmanager
     def _waits(self, execution_id: ObjectId) -> Iterator[None]:
@@ -238,56 +278,65 @@ class Launcher:
         else:
             await asyncio.sleep(0)  # the holder's lease just ran out: the next try takes the lock
 
-    async def _run(self, execution: dict[str, Any], term: int) -> Busy | None:
+    async def _run(self, execution: dict[str, Any]) -> Busy | None:
         """Run the execution if its job's lock is free; Busy when it must wait for the lock."""
         execution_id, job_id = execution["_id"], execution["jobId"]
-        if self._draining or not self._may_launch(term):
+        if self._draining:
             return None
         if await self._pauses.skipped(execution):
             return None
-        job = await self._jobs.find_one({"_id": job_id})
+        job = execution["job"] if "job" in execution else await self._jobs.find_one({"_id": job_id})
         if job is None:
             await self._end_unstarted(execution_id, ExecutionStatus.CANCELED, "the job was deleted")
             return None
         if execution["trigger"] == Trigger.SCHEDULE.value:
             # The timetable fires from memory; the job as stored now has the last word on this slot.
-            stale = schedule_no_longer_fires(job, execution["scheduledFor"]) or self._too_late(
-                execution, job, term
+            stale = schedule_no_longer_fires(job, execution["scheduledFor"]) or await self._too_late(
+                execution, job
             )
             if stale:
                 await self._end_unstarted(execution_id, ExecutionStatus.SKIPPED, stale)
                 return None
         if self._draining:
             return None  # the checks above awaited the database: a stop may have begun meanwhile
-        started = await self._claim(execution_id, job_id, term)
+        started = await self._claim(execution_id, job_id)
         if isinstance(started, Busy):
             return await self._on_busy(execution, job)
         if started is None:
-            return None  # canceled before it started, or no longer queued
+            return None  # canceled before it started, or another worker started it
+        if await self._over_workspace_cap(started):
+            return None
         try:
             log.info("execution_started", trigger=started["trigger"], attempt=started["attempt"])
             outcome, reason = await self._execute(started, job)
-            await self._finish(started, job, outcome, reason, term)
+            await self._finish(started, job, outcome, reason)
         finally:
             # After the outcome is recorded: the next run of the job may go, on any worker.
             await self._locks.release(job_id, execution_id)
-            freed = self._lock_freed.pop(job_id, None)
-            if freed is not None:
-                freed.set()
+            self.lock_freed(job_id)
         return None
 
-    async def _claim(
-        self, execution_id: ObjectId, job_id: ObjectId, term: int
-    ) -> dict[str, Any] | Busy | None:
+    async def _over_workspace_cap(self, started: dict[str, Any]) -> bool:
+        """MAX_RUNS_PER_WORKSPACE holds across the fleet: the dispatcher counts before it claims, and a claim
+        that raced others past the cap (more runs of the workspace started before it than the cap allows)
+        goes back to the queue. Of racing claims the earlier started stay, so the cap is never exceeded;
+        at worst one more waits a pass."""
+        if self._per_workspace is None or await self._store.started_ahead(started) < self._per_workspace:
+            return False
+        await self._store.hand_back(started["_id"], owner=self._worker_id)
+        await self._locks.release(started["jobId"], started["_id"])
+        self.lock_freed(started["jobId"])
+        log.info("claim_handed_back_workspace_cap", cap=self._per_workspace)
+        return True
+
+    async def _claim(self, execution_id: ObjectId, job_id: ObjectId) -> dict[str, Any] | Busy | None:
         """Take the job's lock for this execution, then move it `queued -> running`. The lock comes first:
         a crash between the two leaves a queued execution and a lock that lapses, both harmless. Busy while
         another execution holds the lock; None (the lock let go again) when the execution is no longer
         queued; else the running execution."""
-        if not await self._locks.acquire(job_id, execution_id, term=term, now=self._clock.now()):
+        if not await self._locks.acquire(job_id, execution_id, now=self._clock.now()):
             return Busy(None)
-        won, started = await self._store.claim(
-            execution_id, owner=self._worker_id, term=term, now=self._clock.now()
-        )
+        won, started = await self._store.claim(execution_id, owner=self._worker_id, now=self._clock.now())
         if not won:
             # An execution whose lock lapsed (its worker died) is still recorded running: the lock is ours
             # now, so it has ended; say so and try once more.
@@ -295,20 +344,23 @@ class Launcher:
             if stale is not None and stale["_id"] not in self.running:
                 if await self._store.abandon(stale["_id"], self._clock.now()):
                     log_finished(ExecutionStatus.ABANDONED, abandoned_id=str(stale["_id"]))
-            won, started = await self._store.claim(
-                execution_id, owner=self._worker_id, term=term, now=self._clock.now()
-            )
+            won, started = await self._store.claim(execution_id, owner=self._worker_id, now=self._clock.now())
         if started is None:
             await self._locks.release(job_id, execution_id)
         return started
 
-    def _too_late(self, execution: dict[str, Any], job: dict[str, Any], term: int) -> str | None:
-        """A slot fired by an earlier leader and never started is held to the job's misfire grace, like a
-        slot nobody fired. A slot of this term that waited its turn (the `queue` policy) is not."""
-        if execution.get("firedTerm") == term:
+    async def _too_late(self, execution: dict[str, Any], job: dict[str, Any]) -> str | None:
+        """A slot fired by an earlier leader and never started is held to the rule the new leader's catch-up
+        applies to slots nobody fired: it runs only within the job's misfire grace and only while no newer
+        slot has come due (that one runs instead). Any worker judges it the same way, from the job alone.
+        A slot of the current term that waited its turn (the `queue` policy, or a full fleet) is not held
+        to it."""
+        slot, now = execution["scheduledFor"], self._clock.now()
+        schedule = job["schedule"]
+        late = (now - slot).total_seconds() > job.get("misfireGraceSeconds", MISFIRE_GRACE_DEFAULT)
+        if not late and next_fire_time(schedule["cron"], slot, schedule["timezone"]) > now:
             return None
-        late = (self._clock.now() - execution["scheduledFor"]).total_seconds()
-        if late <= job.get("misfireGraceSeconds", MISFIRE_GRACE_DEFAULT):
+        if execution.get("firedTerm") == await self._current_term():
             return None
         return "missed"
 
@@ -369,7 +421,6 @@ class Launcher:
         job: dict[str, Any],
         outcome: RunOutcome,
         reason: str | None,
-        term: int,
     ) -> None:
         now = self._clock.now()
         duration_ms = int((now - execution["startedAt"]).total_seconds() * 1000)
@@ -386,45 +437,31 @@ class Launcher:
             fields["logTail"] = outcome.log_tail
         log_finished(outcome.status, duration_ms=duration_ms, error=outcome.error, reason=fields["reason"])
         self._pids.pop(execution["_id"], None)
-        # What outlives the run (the job's status, its cursors, a retry) is written only under a live term:
-        # a deposed leader's late result must not overwrite the new leader's. The lease is checked here
-        # and the term again in the job write itself (its fence). The job is written first and the
-        # execution's end says whether that happened, so a run costs one write less; the new leader
-        # commits what is left, cursors aside (see worker.recovery).
-        committed = False
-        if self._may_launch(term):
-            ended = {**execution, **finished_fields(outcome.status, now, 0), **fields}
-            commit = await self.commit_outcome(
-                ended,
-                job,
-                term=term,
-                error=outcome.error or fields["reason"],
-                cursors=outcome.cursors,
-                mark=False,
-            )
-            committed = commit is not Commit.FENCED
-        else:
-            log.warning("outcome_not_committed_term_lost", term=term)
-        await self._store.finish(execution["_id"], outcome.status, now, committed=committed, **fields)
+        # What outlives the run (the job's status, its cursors, a retry) is written first, fenced by the
+        # run's own standing (worker.job_status): the execution's end then says it is, so the leader's
+        # recovery has nothing to finish, and a run costs one write less.
+        ended = {**execution, **finished_fields(outcome.status, now, 0), **fields}
+        await self.commit_outcome(
+            ended, job, error=outcome.error or fields["reason"], cursors=outcome.cursors, mark=False
+        )
+        await self._store.finish(execution["_id"], outcome.status, now, committed=True, **fields)
 
     async def commit_outcome(
         self,
         execution: dict[str, Any],
         job: dict[str, Any],
         *,
-        term: int,
         error: str | None,
         cursors: dict[str, Any],
         mark: bool = True,
     ) -> Commit:
-        """Write a finished execution's consequences: the job's status fields (and cursors), fenced by
-        `term`, and a retry if the job allows one; with `mark`, then mark the execution committed (a run
-        ending here says so in its own end instead)."""
+        """Write a finished execution's consequences: the job's status fields (and cursors), unless a run
+        that started later has written its own, and a retry if the job allows one; with `mark`, then mark
+        the execution committed (a run ending here says so in its own end instead)."""
         status = ExecutionStatus(execution["status"])
         finished = execution["finishedAt"]
         commit = await self._status.record_outcome(
             job,
-            term=term,
             execution_id=execution["_id"],
             status=status,
             started_at=execution.get("startedAt"),
@@ -433,10 +470,10 @@ class Launcher:
             error=error,
             cursors=cursors,
         )
-        if commit is Commit.FENCED:
-            log.warning("outcome_not_committed_term_lost", term=term)
-            return commit
-        if commit is not Commit.JOB_GONE:
+        if commit is Commit.SUPERSEDED:
+            # A newer run of the job has ended already: retrying this older one would only go back in time.
+            log.warning("outcome_superseded_by_a_newer_run")
+        elif commit is not Commit.JOB_GONE:
             await self.queue_retry_if_allowed(execution, job, status, finished)
         if mark:
             await self._store.mark_committed(execution["_id"])
@@ -478,6 +515,8 @@ class Launcher:
         now = self._clock.now()
         if holder is None or holder["expiresAt"] <= now:
             return Busy(None)  # let go (or lapsed) since the claim: the next try takes it
+        if holder["executionId"] == execution["_id"]:
+            return None  # another worker claimed this very execution first: it is that worker's
         busy = Busy(holder["expiresAt"])
         if execution["trigger"] != Trigger.SCHEDULE.value:
             return busy

@@ -98,3 +98,34 @@ class LeaderLock:
         """When the recorded lease runs out: a standby sleeps until then instead of polling."""
         doc = await self._locks.find_one({"_id": LOCK_ID}, {"expiresAt": 1})
         return doc["expiresAt"] if doc else None
+
+    async def term(self) -> int | None:
+        """The term recorded now (live or not), None before anyone led."""
+        doc = await self._locks.find_one({"_id": LOCK_ID}, {"term": 1})
+        return doc["term"] if doc else None
+
+
+# How old the term a late run's check reads may be: late runs within this share one read.
+TERM_MAX_AGE = timedelta(seconds=1)
+
+
+class CurrentTerm:
+    """The leader term now, for the launcher's misfire check on any worker: this worker's own while it
+    leads (no read), else the recorded one, read at most once a second."""
+
+    def __init__(self, leader_lock: LeaderLock, election, *, clock: Clock):
+        self._leader_lock = leader_lock
+        self._election = election
+        self._clock = clock
+        self._term: int | None = None
+        self._read_at: datetime | None = None
+
+    async def get(self) -> int | None:
+        lease = self._election.lease
+        if lease is not None and lease.valid(self._clock.now()):
+            return lease.term
+        now = self._clock.now()
+        if self._read_at is None or not timedelta(0) <= now - self._read_at < TERM_MAX_AGE:
+            self._term = await self._leader_lock.term()
+            self._read_at = now
+        return self._term

@@ -1,5 +1,5 @@
 """Putting right what happened while no one (or a dead leader) acted: slots no leader fired, runs whose
-worker died, and outcomes a deposed leader recorded but could not commit."""
+worker died, and outcomes a dead worker could not commit. The leader alone does it."""
 
 import asyncio
 import bisect
@@ -32,6 +32,7 @@ class Recovery:
         locks: JobLocks,
         launcher: Launcher,
         leader_lock: LeaderLock,
+        queued,
     ):
         self._jobs = db[SYNC_JOBS]
         self._clock = clock
@@ -39,6 +40,7 @@ class Recovery:
         self._locks = locks
         self._launcher = launcher
         self._leader_lock = leader_lock
+        self._queued = queued  # wakes the dispatchers: the slots catch-up decided to run are queued
 
     async def catch_up(self, missed: Missed, term: int, now: datetime) -> None:
         """Slots that came due while no leader fired them, up to `now` (when this term loaded): per job, the
@@ -98,8 +100,8 @@ class Recovery:
             await self._store.queue(chunk)
             await asyncio.sleep(0)
         for chunk in chunks(to_run, INSERT_CHUNK):
-            for execution in await self._store.queue(chunk):
-                self._launcher.submit(execution, term)
+            await self._store.queue(chunk)
+            self._queued()
             await asyncio.sleep(0)
 
     async def _recorded_since(self, missed: Missed) -> dict[ObjectId, tuple[datetime | None, list[dict]]]:
@@ -145,7 +147,7 @@ class Recovery:
         """Executions left `running` whose job lock has lapsed (or passed to another execution) and that this
         worker is not running: their worker died (or a run of ours failed to record its end). They become
         `abandoned` (and are retried if the job allows), so nothing stays running forever. Then the outcomes
-        a deposed leader recorded but could not commit. Returns how many executions were recovered."""
+        whose worker died before it could commit them. Returns how many executions were recovered."""
         now = self._clock.now()
         recovered = 0
         for execution in await self._lock_lost(now):
@@ -157,8 +159,8 @@ class Recovery:
                     execution_id=str(execution["_id"]),
                 ):
                     log_finished(ExecutionStatus.ABANDONED, worker=execution.get("workerId"))
-        uncommitted = await self._store.uncommitted(term)
-        # Committing another term's outcome is only for a leader whose own lease is beyond doubt.
+        uncommitted = await self._store.uncommitted()
+        # Committing another worker's outcome is only for a leader whose own lease is beyond doubt.
         if uncommitted and not await self._leader_lock.is_current(term):
             return recovered
         for execution in uncommitted:
@@ -166,8 +168,6 @@ class Recovery:
             if job is None:
                 await self._store.mark_committed(execution["_id"])
                 continue
-            # A deposed leader's cursors are not trusted: the next incremental run reads those records again.
-            await self._launcher.commit_outcome(
-                execution, job, term=term, error=execution.get("error"), cursors={}
-            )
+            # A dead worker's cursors are not known: the next incremental run reads those records again.
+            await self._launcher.commit_outcome(execution, job, error=execution.get("error"), cursors={})
         return recovered

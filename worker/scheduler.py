@@ -1,8 +1,9 @@
-"""The scheduler: one worker replica. It takes part in the election, and while it leads it keeps the
-timetable, fires due slots, dispatches queued runs and recovers what an earlier leader left behind.
+"""The scheduler: one worker replica. Every replica claims queued runs up to its capacity and runs them;
+the one that wins the election also keeps the timetable, turns due slots into queued runs and recovers
+what dead workers left behind.
 
 The pieces, each in a module of its own: worker.election (the lock and the term), worker.firing (the
-timetable of the term and its firing), worker.dispatch (queued runs and cancel requests),
+timetable of the term and its firing), worker.dispatch (claiming queued runs, cancel requests),
 worker.recovery (missed slots, abandoned runs, uncommitted outcomes) and worker.launcher (one run).
 """
 
@@ -24,7 +25,7 @@ from worker.firing import Firing
 from worker.identity import new_worker_id
 from worker.job_status import JobStatusWriter
 from worker.launcher import Launcher
-from worker.leader_lock import LeaderLock, Lease
+from worker.leader_lock import CurrentTerm, LeaderLock, Lease
 from worker.recovery import Recovery
 from worker.timetable import Timetable
 
@@ -64,6 +65,7 @@ class Scheduler:
         self.leading = self.election.leading  # for tests and health: set while this worker leads
         self._status = JobStatusWriter(db)
         self.locks = JobLocks(db, worker_id=self.worker_id, ttl_seconds=settings.job_lock_ttl_seconds)
+        self._term_cache = CurrentTerm(self.leader_lock, self.election, clock=clock)
         self.launcher = Launcher(
             db,
             store=self.store,
@@ -74,15 +76,19 @@ class Scheduler:
             worker_id=self.worker_id,
             rng=rng,
             max_concurrent=max_concurrent,
-            may_launch=self.acting,
+            current_term=self._term_cache.get,
             on_retry=lambda run_after: self.dispatcher.wake_at(run_after),
+            on_free=lambda: self.dispatcher.slot_freed(),
+        )
+        self.dispatcher = Dispatcher(
+            store=self.store, locks=self.locks, launcher=self.launcher, clock=clock, settings=settings
         )
         self.firing = Firing(
             db,
             clock=clock,
             store=self.store,
             status=self._status,
-            launcher=self.launcher,
+            queued=self.dispatcher.wake.set,
             acting=self.acting,
             lost=LeadershipLost,
         )
@@ -93,14 +99,7 @@ class Scheduler:
             locks=self.locks,
             launcher=self.launcher,
             leader_lock=self.leader_lock,
-        )
-        self.dispatcher = Dispatcher(
-            store=self.store,
-            launcher=self.launcher,
-            recovery=self.recovery,
-            clock=clock,
-            settings=settings,
-            acting=self.acting,
+            queued=self.dispatcher.wake.set,
         )
         # How edits reach the schedule while leading: change_streams | polling (None while standing by).
         self.reload_mode: str | None = None
@@ -108,11 +107,17 @@ class Scheduler:
     # -- the public face -----------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Until `stop` is set: lead when the lock is free, stand by otherwise. Then shut down cleanly."""
+        """Until `stop` is set: claim and run queued work; lead when the lock is free, stand by otherwise.
+        Then shut down cleanly: claim nothing more, let what runs here finish within the grace."""
         with structlog.contextvars.bound_contextvars(worker_id=self.worker_id):
-            log.info("worker_started")
-            await self.election.run(stop, self._term, self._term_ended, self._drain)
-            await self._drain()
+            log.info("worker_started", capacity=self.launcher.capacity, labels=self._settings.labels)
+            dispatching = asyncio.create_task(self.dispatcher.loop(stop), name="dispatch")
+            try:
+                await self.election.run(stop, self._term, self._term_ended, self._drain)
+                await self._drain()
+            finally:
+                dispatching.cancel()
+                await asyncio.gather(dispatching, return_exceptions=True)
             log.info("worker_stopped")
 
     @property
@@ -172,11 +177,9 @@ class Scheduler:
         since, loaded_at, missed = await self.firing.load_all(term)
         feed.seen(since)
         await self.recovery.recover_abandoned(term)
-        # Set before the dispatcher's first look: an earlier term's unstarted slots wait for catch-up.
-        self.dispatcher.catching_up(bool(missed))
         tasks = [
             asyncio.create_task(self.firing.fire_loop(term), name="fire"),
-            asyncio.create_task(self.dispatcher.loop(term), name="dispatch"),
+            asyncio.create_task(self._recover_loop(term), name="recover"),
             asyncio.create_task(
                 self.firing.follow(feed, term, on_change=self.dispatcher.wake.set), name="feed"
             ),
@@ -194,14 +197,16 @@ class Scheduler:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _catch_up(self, missed, term: int, loaded_at: datetime) -> None:
-        try:
-            await self.recovery.catch_up(missed, term, loaded_at)
-        finally:
-            self.dispatcher.catching_up(False)
+        await self.recovery.catch_up(missed, term, loaded_at)
+
+    async def _recover_loop(self, term: int) -> None:
+        # On a timer of its own, so that it happens with change streams too, which never resync.
+        while True:
+            await self._clock.sleep(self._settings.resync_interval_seconds)
+            await self.recovery.recover_abandoned(term)
 
     def _term_ended(self) -> None:
         self.firing.reset()
-        self.launcher.wake_waiters()
 
     async def _drain(self) -> None:
         await self.launcher.drain(self._settings.shutdown_grace_seconds)

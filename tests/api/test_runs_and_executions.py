@@ -3,6 +3,7 @@ from datetime import UTC, datetime, timedelta
 from bson import ObjectId
 
 from tests.api.helpers import create_job
+from tests.factories import sync_job_body
 
 
 async def test_run_queues_a_manual_execution_and_answers_202(client, ws, db, clock):
@@ -134,3 +135,34 @@ async def test_status_shows_the_running_execution(client, ws, db):
     status = await (await client.get(f"{ws.jobs}/{job['id']}/status", headers=ws.headers)).json()
     assert status["running"] is True
     assert status["activeExecution"]["id"] == run["executionId"]
+
+
+async def test_a_run_requiring_a_label_no_live_worker_offers_says_what_it_waits_for(client, ws, db, clock):
+    job = await create_job(client, ws, requiredLabel="gpu")
+    assert job["requiredLabel"] == "gpu"
+    await client.post(f"{ws.jobs}/{job['id']}/run", headers=ws.headers)
+    status_url = f"{ws.jobs}/{job['id']}/status"
+
+    async def waiting_for():
+        body = await (await client.get(status_url, headers=ws.headers)).json()
+        return body["activeExecution"]["waitingFor"]
+
+    # A live worker without the label, and a dead one (its heartbeat is stale) that had it.
+    await db.workers.insert_many(
+        [
+            {"_id": "a:1:x", "heartbeatAt": clock.now(), "labels": []},
+            {"_id": "b:1:x", "heartbeatAt": clock.now() - timedelta(minutes=5), "labels": ["gpu"]},
+        ]
+    )
+    assert "'gpu'" in await waiting_for()
+    await db.workers.insert_one({"_id": "c:1:x", "heartbeatAt": clock.now(), "labels": ["gpu", "eu"]})
+    assert await waiting_for() is None
+
+
+async def test_a_label_that_is_not_a_plain_word_is_refused(client, ws):
+    body = sync_job_body(
+        dataSourceId=ws.data_source_id, destinationDatabaseId=ws.destination_id, requiredLabel="gpu; rm -rf /"
+    )
+    resp = await client.post(ws.jobs, json=body, headers=ws.headers)
+    assert resp.status == 422
+    assert (await resp.json())["error"]["code"]

@@ -74,7 +74,7 @@ class Workers:
             db=self.db,
             runner=kwargs.pop("runner", self.runner),
             clock=self.clock,
-            settings=self.settings,
+            settings=kwargs.pop("settings", self.settings),
             worker_id=f"host:1:{name}",
             **kwargs,
         )

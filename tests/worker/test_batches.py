@@ -11,7 +11,7 @@ from executor.outcome import RunOutcome
 from models.execution import ExecutionStatus
 from models.execution_store import ExecutionStore
 from models.sync_job import SyncJobSpec, new_job_document
-from tests.fakes import eventually
+from tests.fakes import eventually, settle
 from tests.worker.conftest import Workers, wait_for_status
 from worker.change_feed import Change
 
@@ -127,31 +127,62 @@ async def test_a_retry_is_dispatched_when_it_comes_due_not_a_poll_later(workers,
     await wait_for_status(db, retry["_id"], "succeeded")
 
 
-async def test_runs_ending_do_not_make_the_dispatcher_read_the_queue_again(
+def count_reads(scheduler) -> list:
+    reads = []
+    next_up = scheduler.store.next_up
+
+    async def counted(*args, **kwargs):
+        reads.append(args)
+        return await next_up(*args, **kwargs)
+
+    scheduler.store.next_up = counted
+    return reads
+
+
+async def test_a_full_worker_claims_what_waited_as_its_runs_end_not_a_poll_later(
     workers, db, clock, runner, add_job
 ):
+    workers.settings = workers.settings.model_copy(update={"poll_interval_seconds": 600})
     runner.hold = True
     jobs = [await add_job(name=f"j{i}", schedule={"cron": "0 0 1 1 *", "timezone": "UTC"}) for i in range(6)]
     leader = await workers.start()
     store = ExecutionStore(db, retention_days=30)
     for job in jobs:
         await store.queue_manual_run(job, clock.now())
-    await clock.advance(2)
+    leader.dispatcher.wake.set()
     await eventually(lambda: runner.active == 4)
-    reads = []
-    due_queued = leader.store.due_queued
-
-    async def counted(*args, **kwargs):
-        reads.append(args)
-        return await due_queued(*args, **kwargs)
-
-    leader.store.due_queued = counted
+    assert await db.job_executions.count_documents({"status": "queued"}) == 2  # not held in memory
+    reads = count_reads(leader)
     runner.hold = False
     runner.release.set()
-    await eventually(lambda: len(runner.requests) == 6)
+    # The clock stands still: no poll comes; the runs ending are what makes the worker look.
     await eventually(lambda: _all_succeeded(db))
-    assert reads == []  # the two that waited for a run slot were the launcher's already
+    assert 1 <= len(reads) <= 4
+
+
+async def test_runs_ending_with_nothing_waiting_do_not_make_the_dispatcher_read_the_queue(
+    workers, db, clock, runner, add_job
+):
+    workers.settings = workers.settings.model_copy(update={"poll_interval_seconds": 600})
+    runner.hold = True
+    jobs = [await add_job(name=f"j{i}", schedule={"cron": "0 0 1 1 *", "timezone": "UTC"}) for i in range(3)]
+    leader = await workers.start()
+    store = ExecutionStore(db, retention_days=30)
+    for job in jobs:
+        await store.queue_manual_run(job, clock.now())
+    leader.dispatcher.wake.set()
+    await eventually(lambda: runner.active == 3)
+    reads = count_reads(leader)
+    runner.hold = False
+    runner.release.set()
+    await eventually(lambda: _count_succeeded(db, 3))
+    await settle()
+    assert reads == []
+
+
+async def _count_succeeded(db, count: int) -> bool:
+    return await db.job_executions.count_documents({"status": "succeeded"}) == count
 
 
 async def _all_succeeded(db) -> bool:
-    return await db.job_executions.count_documents({"status": "succeeded"}) == 6
+    return await _count_succeeded(db, 6)

@@ -1,5 +1,6 @@
-"""A draining worker (SIGTERM) stops claiming at once: runs waiting for a slot or for their job's lock stay
-queued for the next worker, and only the runs it already holds are finished within the grace."""
+"""A draining worker (SIGTERM) stops claiming at once: runs waiting for a slot (never claimed: a full worker
+takes nothing more) or for their job's lock stay queued for another worker, and only the runs it already
+holds are finished within the grace."""
 
 from tests.fakes import eventually
 from tests.worker.conftest import wait_for_status
@@ -15,9 +16,12 @@ def sigterm(workers, scheduler) -> None:
             stop.set()
 
 
-async def drain_while_one_runs_and_one_waits(workers, db, clock, runner, first_job, second_job):
-    """Start a run of `first_job`, queue one of `second_job` that waits behind it, SIGTERM the worker, let
-    the first run end within the grace; returns the two executions."""
+async def drain_while_one_runs_and_one_waits(
+    workers, db, clock, runner, first_job, second_job, *, second_in_hand: bool
+):
+    """Start a run of `first_job`, queue one of `second_job` that waits behind it (in this worker's hand
+    when it waits for its job's lock; in the queue, unclaimed, when it waits for a run slot), SIGTERM the
+    worker, let the first run end within the grace; returns the two executions."""
     runner.hold = True
     leader = await workers.start()
     first = await start_run(db, clock, first_job)
@@ -25,7 +29,8 @@ async def drain_while_one_runs_and_one_waits(workers, db, clock, runner, first_j
     await wait_for_status(db, first["_id"], "running")
     second = await start_run(db, clock, second_job)
     await clock.advance(2)
-    assert leader.launcher.in_flight == {first["_id"], second["_id"]}  # the second waits
+    expected = {first["_id"], second["_id"]} if second_in_hand else {first["_id"]}
+    assert leader.launcher.in_flight == expected  # the second waits
     sigterm(workers, leader)
     await eventually(lambda: leader.launcher.in_flight == {first["_id"]})  # let go at once
     runner.hold = False
@@ -38,7 +43,7 @@ async def test_a_draining_worker_starts_no_run_that_waited_for_a_slot(workers, d
     workers.settings = workers.settings.model_copy(update={"max_concurrent_runs": 1})
     first_job, second_job = [await add_job(name=name, schedule=YEARLY) for name in ("first", "second")]
     first, second = await drain_while_one_runs_and_one_waits(
-        workers, db, clock, runner, first_job, second_job
+        workers, db, clock, runner, first_job, second_job, second_in_hand=False
     )
     assert (await db.job_executions.find_one({"_id": first["_id"]}))["status"] == "succeeded"
     assert (await db.job_executions.find_one({"_id": second["_id"]}))["status"] == "queued"
@@ -50,7 +55,9 @@ async def test_a_draining_worker_does_not_wait_for_a_run_waiting_for_its_job_loc
     workers, db, clock, runner, add_job
 ):
     job = await add_job(schedule=YEARLY, overlapPolicy="queue")
-    first, second = await drain_while_one_runs_and_one_waits(workers, db, clock, runner, job, job)
+    first, second = await drain_while_one_runs_and_one_waits(
+        workers, db, clock, runner, job, job, second_in_hand=True
+    )
     assert (await db.job_executions.find_one({"_id": first["_id"]}))["status"] == "succeeded"
     assert (await db.job_executions.find_one({"_id": second["_id"]}))["status"] == "queued"
     assert len(runner.requests) == 1

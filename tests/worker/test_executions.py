@@ -165,8 +165,34 @@ async def test_a_crashed_leaders_run_is_abandoned_after_its_lock_lapses(workers,
     await workers.crash(leader)
     await clock.advance(130)
     done = await wait_for_status(db, execution["_id"], "abandoned")
-    assert done["lockTerm"] == 1
+    assert done["workerId"] == leader.worker_id
     assert (await db.syncjobs.find_one({"_id": job["_id"]}))["lastRunStatus"] == "abandoned"
+
+
+async def test_a_standbys_run_is_abandoned_when_it_dies_and_retried_on_another_worker(
+    workers, db, clock, runner, add_job
+):
+    runner.hold = True
+    job = await add_job(schedule={"cron": "0 0 1 1 *", "timezone": "UTC"}, retry={"maxAttempts": 2})
+    alive_elsewhere = clock.now() + timedelta(days=1)  # the leader lives elsewhere: w2 never leads here
+    await db.worker_locks.insert_one(
+        {"_id": "sync-worker", "owner": "elsewhere:1:x", "term": 7, "expiresAt": alive_elsewhere}
+    )
+    standby = await workers.start("w2")
+    execution = await start_run(db, clock, job)
+    await clock.advance(2)
+    running = await wait_for_status(db, execution["_id"], "running")
+    assert running["workerId"] == standby.worker_id and not standby.leading.is_set()
+    await workers.crash(standby)
+    await db.worker_locks.delete_one({"_id": "sync-worker"})
+    runner.hold = False
+    leader = await workers.start("w1")
+    await clock.advance(130)
+    done = await wait_for_status(db, execution["_id"], "abandoned")
+    assert done["workerId"] == standby.worker_id
+    retry = await db.job_executions.find_one({"retryOf": execution["_id"]})
+    retried = await wait_for_status(db, retry["_id"], "succeeded")
+    assert retried["workerId"] == leader.worker_id
 
 
 async def test_at_most_max_concurrent_runs_at_once_the_rest_wait_in_order(
@@ -246,22 +272,24 @@ async def test_a_run_waiting_for_a_slot_at_shutdown_stays_queued_and_the_worker_
     assert [r.execution["_id"] for r in runner.requests] == [first["_id"]]
 
 
-async def test_a_deposed_leaders_late_result_does_not_touch_the_job(workers, db, clock, runner, add_job):
+async def test_a_leader_deposed_mid_run_still_records_its_runs_outcome(workers, db, clock, runner, add_job):
     runner.hold = True
     job = await add_job(schedule={"cron": "0 0 1 1 *", "timezone": "UTC"})
     leader = await workers.start("w1")
     execution = await start_run(db, clock, job)
     await clock.advance(2)
     await wait_for_status(db, execution["_id"], "running")
-    # Another worker took the lock (say this one was cut off): a new term begins.
+    # Another worker takes the scheduling over (say this one was cut off for a moment): a new term begins.
+    # The run holds its job's lock still, and a run is its worker's, not the leader's.
     await depose(db, "other:1:y")
     runner.outcomes.append(RunOutcome(ExecutionStatus.SUCCEEDED, cursors={"customers": "2030-01-01"}))
     runner.hold = False
     runner.release.set()
-    await wait_for_status(db, execution["_id"], "succeeded")
+    done = await wait_for_status(db, execution["_id"], "succeeded")
+    assert done["outcomeCommitted"] is True
     stored = await db.syncjobs.find_one({"_id": job["_id"]})
-    assert stored["lastRunStatus"] is None and stored["cursors"] == {} and stored["runCount"] == 0
-    # Its next renewal finds another owner: it steps down.
+    assert stored["lastRunStatus"] == "succeeded" and stored["cursors"] == {"customers": "2030-01-01"}
+    # Its next renewal finds another owner: it steps down from scheduling.
     await clock.advance(11)
     assert not leader.leading.is_set()
 
@@ -277,9 +305,7 @@ async def test_cursors_are_saved_when_the_run_succeeds_under_a_live_term(workers
     assert stored["cursors"] == {"customers": "2030-01-01"}
 
 
-async def test_runs_waiting_for_a_slot_do_not_start_after_leadership_is_lost(
-    workers, db, clock, runner, add_job
-):
+async def test_a_worker_that_stops_leading_goes_on_claiming_queued_runs(workers, db, clock, runner, add_job):
     leader, first, second = await one_running_one_waiting_for_the_slot(workers, db, clock, runner, add_job)
     await depose(db, "other:1:y")
     await clock.advance(11)
@@ -288,8 +314,8 @@ async def test_runs_waiting_for_a_slot_do_not_start_after_leadership_is_lost(
     runner.release.set()
     await wait_for_status(db, first["_id"], "succeeded")
     await clock.advance(3)
-    assert (await db.job_executions.find_one({"_id": second["_id"]}))["status"] == "queued"
-    assert [r.execution["_id"] for r in runner.requests] == [first["_id"]]
+    done = await wait_for_status(db, second["_id"], "succeeded")
+    assert done["workerId"] == leader.worker_id
 
 
 async def test_a_run_left_running_by_this_very_leader_is_recovered_within_a_resync_interval(
@@ -299,7 +325,7 @@ async def test_a_run_left_running_by_this_very_leader_is_recovered_within_a_resy
     await workers.start()
     stuck = await start_run(db, clock, job)
     # As if its end could not be recorded: running, under the current term, with no lock and no task.
-    await db.job_executions.update_one({"_id": stuck["_id"]}, {"$set": {"status": "running", "lockTerm": 1}})
+    await db.job_executions.update_one({"_id": stuck["_id"]}, {"$set": {"status": "running"}})
     await clock.advance(61)
     assert (await db.job_executions.find_one({"_id": stuck["_id"]}))["status"] == "abandoned"
 
@@ -320,31 +346,34 @@ async def test_the_final_log_tail_replaces_what_progress_flushed(workers, db, cl
     assert done["logTail"] == ["[stdout] first", "[stdout] second"]
 
 
-async def test_the_next_leader_commits_what_a_deposed_leader_could_not(workers, db, clock, runner, add_job):
-    runner.hold = True
+async def test_the_leader_commits_the_outcome_of_a_run_whose_worker_died_before_committing_it(
+    workers, db, clock, add_job
+):
     job = await add_job(
         schedule={"cron": "0 0 1 1 *", "timezone": "UTC"}, retry={"maxAttempts": 2, "backoffSeconds": 3600}
     )
+    ended = await start_run(db, clock, job)
+    # Its worker recorded the end, then died before the job's status and the retry were written.
+    await db.job_executions.update_one(
+        {"_id": ended["_id"]},
+        {
+            "$set": {
+                "status": "failed",
+                "startedAt": clock.now(),
+                "finishedAt": clock.now(),
+                "workerId": "dead:1:x",
+                "error": "boom",
+                "outcomeCommitted": False,
+            }
+        },
+    )
     await workers.start("w1")
-    execution = await start_run(db, clock, job)
     await clock.advance(2)
-    await wait_for_status(db, execution["_id"], "running")
-    await depose(db, "gone:1:z")
-    runner.outcomes.append(RunOutcome(ExecutionStatus.FAILED, error="boom", cursors={"customers": "x"}))
-    runner.release.set()
-    done = await wait_for_status(db, execution["_id"], "failed")
-    assert done["outcomeCommitted"] is False
-    assert (await db.syncjobs.find_one({"_id": job["_id"]}))["runCount"] == 0
-    runner.hold = False
-    await workers.start("w2")
-    await clock.advance(45)  # the stolen lease lapses; one of the two workers takes the lock under term 3
-    assert len(workers.leaders()) == 1
-    assert (await db.worker_locks.find_one({"_id": "sync-worker"}))["term"] == 3
     stored = await db.syncjobs.find_one({"_id": job["_id"]})
     assert stored["lastRunStatus"] == "failed" and stored["lastError"] == "boom" and stored["runCount"] == 1
     assert stored["cursors"] == {}
-    assert (await db.job_executions.find_one({"_id": execution["_id"]}))["outcomeCommitted"] is True
-    retry = await db.job_executions.find_one({"retryOf": execution["_id"]})
+    assert (await db.job_executions.find_one({"_id": ended["_id"]}))["outcomeCommitted"] is True
+    retry = await db.job_executions.find_one({"retryOf": ended["_id"]})
     assert retry is not None and retry["attempt"] == 2
 
 

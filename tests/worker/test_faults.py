@@ -201,26 +201,39 @@ async def test_a_stale_slot_past_its_grace_is_not_run(workers, db, clock, add_jo
     assert stale["_id"] not in [request.execution["_id"] for request in runner.requests]
 
 
-async def test_a_deposed_leaders_write_lands_on_nothing_once_a_new_term_has_begun(db, clock, add_job):
+async def test_a_deposed_leaders_schedule_write_lands_on_nothing_once_a_new_term_has_begun(db, add_job):
     job = await add_job()
     writer = JobStatusWriter(db)
     await writer.raise_fence(1)
     await writer.raise_fence(2)  # term 2 begins
-    commit = await writer.record_outcome(
-        job,
-        term=1,
-        execution_id=ObjectId(),
-        status=ExecutionStatus.SUCCEEDED,
-        started_at=clock.now(),
-        finished_at=clock.now(),
-        duration_ms=10,
-        error=None,
-        cursors={"customers": "late"},
-    )
     await writer.next_run([job["_id"]], utc(2031, 1, 1), term=1)
+    assert (await db.syncjobs.find_one({"_id": job["_id"]}))["nextRunAt"] is None
+
+
+async def test_a_run_cut_off_from_its_lock_cannot_overwrite_a_newer_runs_outcome(db, clock, add_job):
+    job = await add_job()
+    writer = JobStatusWriter(db)
+    cut_off_started = clock.now()
+    newer_started = cut_off_started + timedelta(minutes=2)  # its lock lapsed; the next run went ahead
+
+    async def record(started_at, status, cursor):
+        stored = await db.syncjobs.find_one({"_id": job["_id"]})
+        return await writer.record_outcome(
+            stored,
+            execution_id=ObjectId(),
+            status=status,
+            started_at=started_at,
+            finished_at=newer_started + timedelta(minutes=1),
+            duration_ms=10,
+            error=None if status == ExecutionStatus.SUCCEEDED else "late",
+            cursors={"customers": cursor},
+        )
+
+    assert await record(newer_started, ExecutionStatus.SUCCEEDED, "newer") is Commit.WRITTEN
+    assert await record(cut_off_started, ExecutionStatus.FAILED, "older") is Commit.SUPERSEDED
     stored = await db.syncjobs.find_one({"_id": job["_id"]})
-    assert commit is Commit.FENCED
-    assert stored["cursors"] == {} and stored["runCount"] == 0 and stored["nextRunAt"] is None
+    assert stored["cursors"] == {"customers": "newer"} and stored["lastRunStatus"] == "succeeded"
+    assert stored["runCount"] == 1 and stored["lastRunAt"] == newer_started
 
 
 async def test_a_lease_inside_the_skew_margin_is_not_current(db, clock):
@@ -257,7 +270,6 @@ async def test_abandoned_runs_do_not_bias_the_mean_duration(db, clock, add_job):
         stored = await db.syncjobs.find_one({"_id": job["_id"]})
         await writer.record_outcome(
             stored,
-            term=1,
             execution_id=ObjectId(),
             status=status,
             started_at=clock.now(),

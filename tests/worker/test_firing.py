@@ -17,7 +17,7 @@ async def test_due_slot_runs_once_and_the_job_status_is_recorded(workers, db, ad
     assert len(runs) == 1
     run = await wait_for_status(db, runs[0]["_id"], "succeeded")
     assert run["scheduledFor"] == datetime(2030, 1, 7, 12, 1, tzinfo=UTC)
-    assert run["trigger"] == "schedule" and run["attempt"] == 1 and run["lockTerm"] == 1
+    assert run["trigger"] == "schedule" and run["attempt"] == 1 and run["firedTerm"] == 1
     assert run["workerId"] == "host:1:w1" and run["durationMs"] >= 0 and run["expireAt"] > run["finishedAt"]
     stored = await db.syncjobs.find_one({"_id": job["_id"]})
     assert stored["lastRunStatus"] == "succeeded" and stored["runCount"] == 1

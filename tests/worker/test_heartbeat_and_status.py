@@ -18,33 +18,35 @@ def sample(name: str, **labels) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-async def test_heartbeats_name_the_leader_its_term_reload_mode_and_runs(workers, db, clock, runner, add_job):
-    from datetime import timedelta
-
+async def test_heartbeats_name_the_leader_its_term_reload_mode_runs_and_load(
+    workers, db, clock, runner, add_job
+):
     from tests.worker.test_executions import start_run
 
     runner.hold = True
     job = await add_job(schedule={"cron": "0 0 1 1 *", "timezone": "UTC"})
     leader = await workers.start("w1")
-    standby = await workers.start("w2")
     execution = await start_run(db, clock, job)
     await clock.advance(2)
     await eventually(lambda: execution["_id"] in leader.launcher.running, message="the run to start")
-    for scheduler in (leader, standby):
-        assert await Heartbeat(scheduler, db, clock=clock, settings=workers.settings).beat()
+    labelled = workers.settings.model_copy(update={"worker_labels": "gpu"})
+    standby = await workers.start("w2", settings=labelled)
+    for scheduler, settings in ((leader, workers.settings), (standby, labelled)):
+        assert await Heartbeat(scheduler, db, clock=clock, settings=settings).beat()
     doc = await db.workers.find_one({"_id": "host:1:w1"})
     assert doc["leading"] is True and doc["term"] == 1 and doc["reloadMode"] == "polling"
     assert (
         doc["running"] == [execution["_id"]] and doc["jobsLoaded"] == 1 and doc["heartbeatAt"] == clock.now()
     )
     assert doc["expireAt"] > doc["heartbeatAt"] and doc["pid"] > 0 and doc["host"]
-    view = await scheduler_status(db, now=clock.now(), stale_after=timedelta(seconds=30))
+    view = await scheduler_status(db, now=clock.now(), renew_seconds=10)
     assert view["leader"]["owner"] == "host:1:w1" and view["reloadMode"] == "polling"
     assert [(w["workerId"], w["leading"]) for w in view["workers"]] == [
         ("host:1:w1", True),
         ("host:1:w2", False),
     ]
     assert view["workers"][0]["running"] == [str(execution["_id"])]
+    assert [(w["capacity"], w["labels"]) for w in view["workers"]] == [(4, []), (4, ["gpu"])]
 
 
 async def status(port: int, path: str) -> tuple[int, str]:
