@@ -98,6 +98,8 @@ class WorkerView(CamelModel):
     heartbeat_at: str
     leading: bool
     running: list[str] = Field(description="Execution ids this worker runs now.")
+    capacity: int | None = Field(default=None, description="Runs it takes at once (MAX_CONCURRENT_RUNS).")
+    labels: list[str] = Field(default=[], description="Labels it offers (WORKER_LABELS).")
 
 
 class FireTimeEntry(CamelModel):

@@ -13,9 +13,8 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from models.collections import JOB_EXECUTIONS, JOB_LOCKS, SYNC_JOBS, WORKER_LOCK
 from models.sync_job import SyncJobSpec, new_job_document
 from tests.conftest import SECRET_KEY
 from tests.interpreters import script_python
+from tests.processes_http import api_answers, call_api, wait_for
 from tests.test_cli import free_port
 
 pytestmark = pytest.mark.wire
@@ -42,17 +42,6 @@ QUICK_SOURCE = (
 # Sleeps long enough to be killed mid-run; killed by the test at the end if its worker could not.
 SLOW_SOURCE = "import sys, time; sys.stdin.readline(); time.sleep(20)  # syncjobs-replica-test"
 OWNER = re.compile(r"^[^:]+:(\d+):[0-9a-f]{8,}")
-
-
-def wait_for(predicate: Callable[[], object], *, timeout: float, message: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {message}")
-        time.sleep(0.05)
 
 
 class Cluster:
@@ -108,23 +97,12 @@ class Cluster:
             )
 
     def api_answers(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1):
-                return True
-        except OSError:
-            return False
+        return api_answers(self.port)
 
     def call(self, method: str, path: str, body: dict | None = None, *, under: str | None = None) -> dict:
         """`path` under the workspace, or under `under` (e.g. /api/admin) when given."""
         base = under if under is not None else f"/api/workspaces/{WORKSPACE}"
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}{base}{path}",
-            method=method,
-            data=json.dumps(body).encode() if body is not None else None,
-            headers={"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read() or b"{}")
+        return call_api(self.port, ADMIN_TOKEN, method, base + path, body)
 
     def lock(self) -> dict | None:
         return self.db[WORKER_LOCKS].find_one({"_id": "sync-worker"})

@@ -8,7 +8,7 @@ plus a periodic full resync. Consumers see the same events either way; only the 
 """
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -165,13 +165,16 @@ class StreamFeed:
             raise ChangeStreamsUnavailable(f"the server has no change streams: {said}") from error
         await stream.close()
 
-    async def changes(self) -> AsyncIterator[Change]:
+    async def changes(self, *, jobs: bool = True) -> AsyncIterator[Change]:
+        """Job and execution changes merged; with `jobs=False`, the executions' only (queued runs, cancel
+        requests: what every worker's dispatcher wakes on)."""
         tasks = [
-            asyncio.create_task(self._follow(SYNC_JOBS, JOB_PIPELINE, self._job_change)),
             asyncio.create_task(
                 self._follow(JOB_EXECUTIONS, EXECUTION_PIPELINE, lambda _: Change("executions"))
-            ),
+            )
         ]
+        if jobs:
+            tasks.append(asyncio.create_task(self._follow(SYNC_JOBS, JOB_PIPELINE, self._job_change)))
         try:
             while True:
                 item = await self._queue.get()
@@ -251,3 +254,18 @@ async def open_feed(
         return polling(str(error))
     log.info("change_streams_followed")
     return feed
+
+
+async def watch_queue(db, wake: Callable[[], None], *, mode: str = "auto") -> None:
+    """Every worker, leading or not: wake its dispatcher when a run is queued or a cancel is requested,
+    within moments, by change stream. Where the server has none (or RELOAD_MODE=polling), this returns at
+    once and the dispatcher's poll is what finds them."""
+    if mode == "polling":
+        return
+    feed = StreamFeed(db)
+    try:
+        await feed.probe()
+    except ChangeStreamsUnavailable:
+        return
+    async for _ in feed.changes(jobs=False):
+        wake()

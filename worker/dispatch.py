@@ -25,14 +25,16 @@ def take_turns(
     queued: list[dict], free: int, running: dict[str, int], per_workspace: int | None, busy_jobs: set
 ) -> list[dict]:
     """Up to `free` of `queued` (oldest first): workspaces take turns, each giving its earliest run, and
-    none goes past `per_workspace` counting what it has `running` across the fleet. One run per job, and
-    none of `busy_jobs` (a run of theirs is in hand here): a job's next run waits for its lock anyway."""
+    none goes past `per_workspace` counting what it has `running` across the fleet. A manual run or a
+    retry is taken one per job, and not for a job in `busy_jobs` (a run of it is in hand here): it would
+    only wait for the job's lock. A slot is taken anyway: its job's overlap policy decides at once."""
     by_workspace: dict[str, deque[dict]] = {}
     jobs = set(busy_jobs)
     for execution in sorted(queued, key=lambda doc: (doc["runAfter"], doc["_id"])):
-        if execution["jobId"] in jobs:
-            continue
-        jobs.add(execution["jobId"])
+        if execution["trigger"] != Trigger.SCHEDULE.value:
+            if execution["jobId"] in jobs:
+                continue
+            jobs.add(execution["jobId"])
         by_workspace.setdefault(execution["workspaceId"], deque()).append(execution)
     going = dict(running)
     turns = deque(by_workspace)
@@ -132,11 +134,8 @@ class Dispatcher:
         for execution_id, reason in cancels.items():
             launcher.cancel(execution_id, reason)
         now = self._clock.now()
-        queued = [
-            execution
-            for execution in queued
-            if execution["_id"] not in in_flight and not waits_for_its_lock(execution, now)
-        ]
+        waiting = [execution for execution in queued if execution["_id"] not in in_flight]
+        queued = [execution for execution in waiting if not waits_for_its_lock(execution, now)]
         picked: list[dict] = []
         if queued and free:
             cap = self._settings.max_runs_per_workspace
@@ -149,7 +148,7 @@ class Dispatcher:
             for execution in picked:
                 launcher.submit(execution)
         # Full, we cannot tell what waits: a run ending here looks again.
-        self._backlog = len(queued) > len(picked) if free else True
+        self._backlog = len(waiting) > len(picked) if free else True
         await self._wake_freed_locks()
 
     async def _wake_freed_locks(self) -> None:

@@ -18,7 +18,7 @@ from models.clock import Clock
 from models.execution_store import ExecutionStore
 from models.job_locks import JobLocks
 from models.settings import Settings
-from worker.change_feed import Change, open_feed
+from worker.change_feed import Change, open_feed, watch_queue
 from worker.dispatch import Dispatcher
 from worker.election import Election, LeadershipLost
 from worker.firing import Firing
@@ -111,13 +111,17 @@ class Scheduler:
         Then shut down cleanly: claim nothing more, let what runs here finish within the grace."""
         with structlog.contextvars.bound_contextvars(worker_id=self.worker_id):
             log.info("worker_started", capacity=self.launcher.capacity, labels=self._settings.labels)
-            dispatching = asyncio.create_task(self.dispatcher.loop(stop), name="dispatch")
+            claiming = [
+                asyncio.create_task(self.dispatcher.loop(stop), name="dispatch"),
+                asyncio.create_task(self._watch_queue(), name="watch-queue"),
+            ]
             try:
                 await self.election.run(stop, self._term, self._term_ended, self._drain)
                 await self._drain()
             finally:
-                dispatching.cancel()
-                await asyncio.gather(dispatching, return_exceptions=True)
+                for task in claiming:
+                    task.cancel()
+                await asyncio.gather(*claiming, return_exceptions=True)
             log.info("worker_stopped")
 
     @property
@@ -152,6 +156,12 @@ class Scheduler:
 
     async def recover_abandoned(self, term: int) -> int:
         return await self.recovery.recover_abandoned(term)
+
+    async def _watch_queue(self) -> None:
+        try:
+            await watch_queue(self._db, self.dispatcher.wake.set, mode=self._settings.reload_mode)
+        except Exception as error:  # an outage at the probe: the dispatcher's poll still finds the work
+            log.warning("queue_watch_failed", error=repr(error))
 
     # -- one term ------------------------------------------------------------------------------------
 

@@ -196,3 +196,35 @@ async def test_a_server_without_change_streams_keeps_its_leader_who_polls(worker
     assert leader.leading.is_set() and leader.reload_mode == "polling"
     assert events.count("change_streams_unsupported_polling") == 1
     assert await workers.db.job_executions.count_documents({"jobId": job["_id"]}) == 1
+
+
+class ScriptedDatabase:
+    def __init__(self, **collections):
+        self._collections = collections
+
+    def __getitem__(self, name):
+        return self._collections[name]
+
+
+async def test_every_worker_wakes_on_a_queued_run_seen_by_change_stream():
+    from worker.change_feed import watch_queue
+
+    inserted = {"_id": {"_data": "e1"}, "operationType": "insert", "documentKey": {"_id": ObjectId()}}
+    db = ScriptedDatabase(
+        syncjobs=ScriptedCollection([]), job_executions=ScriptedCollection([([inserted], None)])
+    )
+    woken = asyncio.Event()
+    watching = asyncio.create_task(watch_queue(db, woken.set))
+    try:
+        await asyncio.wait_for(woken.wait(), 2)
+    finally:
+        watching.cancel()
+
+
+async def test_without_change_streams_the_queue_watch_leaves_it_to_the_poll():
+    from worker.change_feed import watch_queue
+
+    woken = asyncio.Event()
+    db = AsyncMongoMockClient()["no_streams"]
+    await asyncio.wait_for(watch_queue(db, woken.set), 2)  # returns at once: nothing to follow
+    assert not woken.is_set()

@@ -6,6 +6,14 @@ import { notice, showUnavailable, start } from "./layout.js";
 const $ = (id) => document.getElementById(id);
 const REFRESH_MS = 5000;
 
+// Runs going against capacity, and the labels the worker offers: every worker runs syncs, not only the leader.
+function workerLoad(worker) {
+  const running = (worker.running || []).length;
+  const capacity = worker.capacity == null ? "" : ` / ${worker.capacity}`;
+  const labels = (worker.labels || []).length ? ` (${worker.labels.join(", ")})` : "";
+  return `${running}${capacity}${labels}`;
+}
+
 function facts(pairs) {
   return pairs.map(([term, value]) => el("div", {}, el("dt", {}, term), el("dd", {}, value)));
 }
@@ -28,9 +36,9 @@ function render(state) {
       el("th", { scope: "row", "data-label": "Worker" }, worker.workerId),
       el("td", { "data-label": "Host / pid" }, `${worker.host} / ${worker.pid}`),
       el("td", { "data-label": "Version" }, worker.version ?? "—"),
-      el("td", { "data-label": "Role" }, worker.leading ? "leader" : "standby"),
+      el("td", { "data-label": "Role" }, worker.leading ? "leader" : "standby (runs syncs)"),
       el("td", { "data-label": "Heartbeat" }, timeElement(worker.heartbeatAt)),
-      el("td", { "data-label": "Running" }, String((worker.running || []).length)),
+      el("td", { "data-label": "Load" }, workerLoad(worker)),
     )));
   document.querySelector("#admin-fires tbody").replaceChildren(...(state.nextFireTimes || []).map((fire) =>
     el("tr", {},
