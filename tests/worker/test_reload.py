@@ -162,7 +162,9 @@ async def test_an_idle_poll_reads_the_change_mark_and_never_the_jobs(db, clock, 
         await group.close()
 
 
-async def test_a_resync_that_finds_nothing_new_reads_the_jobs_once_and_writes_none(db, clock, worker_settings):
+async def test_a_resync_that_finds_nothing_new_reads_the_jobs_once_and_writes_none(
+    db, clock, worker_settings
+):
     store = SyncJobStore(db)
     for _ in range(3):
         await store.create("ws-a", spec(), clock.now())
