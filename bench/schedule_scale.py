@@ -380,14 +380,26 @@ SCENARIOS = {
 }
 
 
-def run_scenario(name: str, **kwargs) -> dict:
-    argv = [sys.executable, __file__, "--scenario", name, "--args", json.dumps(kwargs)]
+def run_scenario(name: str, script: str = __file__, **kwargs) -> dict:
+    """Run one scenario of `script` in a fresh process and return what it printed last (or its error)."""
+    argv = [sys.executable, script, "--scenario", name, "--args", json.dumps(kwargs)]
     out = subprocess.run(argv, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         return {
             "error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"
         }
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def scenario_result(scenarios: dict, name: str, arguments: str) -> dict:
+    """Run one scenario as this process's whole job, with logging quiet."""
+    import logging
+
+    logging.disable(logging.WARNING)
+    from models.logs import configure_logging
+
+    configure_logging(fmt="json", level="error")
+    return asyncio.run(scenarios[name](**json.loads(arguments)))
 
 
 def ratio(ours, theirs) -> str:
@@ -405,13 +417,7 @@ def main() -> None:
     parser.add_argument("--args", default="{}")
     args = parser.parse_args()
     if args.scenario:
-        import logging
-
-        logging.disable(logging.WARNING)
-        from models.logs import configure_logging
-
-        configure_logging(fmt="json", level="error")
-        report(asyncio.run(SCENARIOS[args.scenario](**json.loads(args.args))))
+        report(scenario_result(SCENARIOS, args.scenario, args.args))
     jobs = args.jobs
     rows = []
     for label, distinct in (("100 (cron, tz) pairs", 100), ("all pairs distinct", jobs)):
