@@ -101,8 +101,9 @@ class PollingFeed:
 
     mode = "polling"
     reason = ""
-    # Jobs changed within this window are read again at every poll: a write committed late, or stamped by
-    # an API server whose clock runs a little behind, is still seen. Repeats cost a version comparison.
+    # Jobs changed within this window are read again whenever the jobs are read: a write committed late, or
+    # stamped by an API server whose clock runs a little behind, is still seen. Repeats cost a version
+    # comparison.
     RECENT_SECONDS = 10.0
 
     def __init__(
