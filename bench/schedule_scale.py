@@ -220,25 +220,40 @@ async def ours_load(jobs: int, distinct: int, confirmed: bool = True, url: str |
     }
 
 
-async def ours_idle(jobs: int, url: str | None = None) -> dict:
+async def ours_idle(jobs: int, url: str | None = None, seconds: float = 5.0) -> dict:
+    """Process CPU over wall time for `seconds` with nothing due; the resyncs in the window are timed on
+    their own (CPU ms per pass), so a window without one still says what one costs."""
     from models.clock import SystemClock
 
     db = await fresh_database(url)
     clock = SystemClock()
     await seed(db, crons(jobs, 100, quiet=True), clock.now())
     scheduler = make_scheduler(db, clock)
+    resync, resync_cpu = scheduler.firing.resync, []
+
+    async def timed_resync(term):
+        began = time.process_time()
+        await resync(term)
+        resync_cpu.append(time.process_time() - began)
+
+    scheduler.firing.resync = timed_resync
     stop = asyncio.Event()
     task = asyncio.create_task(scheduler.run(stop))
     await scheduler.leading.wait()
     await asyncio.sleep(1.0)  # let the load's confirmation writes finish
     mark = COMMANDS.mark()
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    await asyncio.sleep(5.0)
+    await asyncio.sleep(seconds)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     idle = COMMANDS.since(mark)
     stop.set()
     await task
-    return {"idle_cpu_pct": 100 * cpu / wall, "commands_per_s": idle["commands"] / wall}
+    return {
+        "idle_cpu_pct": 100 * cpu / wall,
+        "commands_per_s": idle["commands"] / wall,
+        "resyncs": len(resync_cpu),
+        "resync_cpu_ms": 1000 * sum(resync_cpu) / len(resync_cpu) if resync_cpu else None,
+    }
 
 
 async def ours_lag(jobs: int, due: int, url: str | None = None) -> dict:
@@ -316,7 +331,7 @@ def noop():
     pass
 
 
-async def aps_idle(jobs: int) -> dict:
+async def aps_idle(jobs: int, seconds: float = 5.0) -> dict:
     from apscheduler.triggers.cron import CronTrigger
 
     scheduler = aps_scheduler()
@@ -325,7 +340,7 @@ async def aps_idle(jobs: int) -> dict:
     scheduler.start()
     await asyncio.sleep(1.0)
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    await asyncio.sleep(5.0)
+    await asyncio.sleep(seconds)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     scheduler.shutdown(wait=False)
     return {"idle_cpu_pct": 100 * cpu / wall}
@@ -365,14 +380,26 @@ SCENARIOS = {
 }
 
 
-def run_scenario(name: str, **kwargs) -> dict:
-    argv = [sys.executable, __file__, "--scenario", name, "--args", json.dumps(kwargs)]
+def run_scenario(name: str, script: str = __file__, **kwargs) -> dict:
+    """Run one scenario of `script` in a fresh process and return what it printed last (or its error)."""
+    argv = [sys.executable, script, "--scenario", name, "--args", json.dumps(kwargs)]
     out = subprocess.run(argv, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         return {
             "error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"
         }
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def scenario_result(scenarios: dict, name: str, arguments: str) -> dict:
+    """Run one scenario as this process's whole job, with logging quiet."""
+    import logging
+
+    logging.disable(logging.WARNING)
+    from models.logs import configure_logging
+
+    configure_logging(fmt="json", level="error")
+    return asyncio.run(scenarios[name](**json.loads(arguments)))
 
 
 def ratio(ours, theirs) -> str:
@@ -390,13 +417,7 @@ def main() -> None:
     parser.add_argument("--args", default="{}")
     args = parser.parse_args()
     if args.scenario:
-        import logging
-
-        logging.disable(logging.WARNING)
-        from models.logs import configure_logging
-
-        configure_logging(fmt="json", level="error")
-        report(asyncio.run(SCENARIOS[args.scenario](**json.loads(args.args))))
+        report(scenario_result(SCENARIOS, args.scenario, args.args))
     jobs = args.jobs
     rows = []
     for label, distinct in (("100 (cron, tz) pairs", 100), ("all pairs distinct", jobs)):

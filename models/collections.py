@@ -16,6 +16,8 @@ WORKERS = "workers"
 SCHEDULER_CONTROL = "scheduler_control"
 WEBHOOKS = "webhooks"
 WEBHOOK_DELIVERIES = "webhook_deliveries"
+# One counter per watched collection that every user edit raises (models/job_changes.py); _id names it.
+CHANGE_MARKS = "change_marks"
 
 INDEXES: dict[str, list[IndexModel]] = {
     SYNC_JOBS: [

@@ -7,6 +7,7 @@ from pymongo import ReturnDocument
 
 from models.collections import SYNC_JOBS
 from models.errors import SyncJobNotFound
+from models.job_changes import JobChangeMark
 from models.sync_job import SyncJobSpec, new_job_document
 from models.workspace_store import WorkspaceStore
 
@@ -16,11 +17,17 @@ class SyncJobStore(WorkspaceStore):
 
     def __init__(self, db):
         super().__init__(db[SYNC_JOBS])
+        self._changes = JobChangeMark(db)
 
     async def create(self, workspace_id: str, spec: SyncJobSpec, now: datetime) -> dict[str, Any]:
         doc = new_job_document(workspace_id, spec, now)
         doc["_id"] = (await self.collection.insert_one(doc)).inserted_id
+        await self.edited(now)
         return doc
+
+    async def edited(self, now: datetime) -> None:
+        """Tell a polling worker that there is an edit to read (models/job_changes.py)."""
+        await self._changes.bump(now)
 
     async def reset_cursors(self, workspace_id: str, job_id, entity: str | None) -> dict[str, Any]:
         """Forget the saved incremental position of one entity, or of all; not a user edit of the job's

@@ -76,7 +76,11 @@ class WorkspaceStore:
         )
         if doc is None:
             await self._raise_mismatch(workspace_id, doc_id, expected_version)
+        await self.edited(now)
         return doc
+
+    async def edited(self, now: datetime) -> None:
+        """Called after each successful edit; a store whose edits someone follows says so here."""
 
     async def delete(self, workspace_id: str, doc_id: ObjectId, *, expected_version: int | None) -> None:
         query: dict[str, Any] = {"_id": doc_id, "workspaceId": workspace_id}

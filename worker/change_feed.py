@@ -21,6 +21,7 @@ from models.clock import Clock
 from models.collections import JOB_EXECUTIONS, SYNC_JOBS
 from models.driver import ChangeStreamsUnavailable, open_change_stream
 from models.errors import SyncJobsError
+from models.job_changes import JobChangeMark
 
 log = structlog.get_logger("syncjobs.worker")
 
@@ -92,27 +93,40 @@ def is_resumable(error: Exception) -> bool:
 
 
 class PollingFeed:
-    """Polls jobs changed since the last look, and reloads everything every `resync_seconds`."""
+    """Polls jobs changed since the last look, and reloads everything every `resync_seconds`.
+
+    Each poll first reads the jobs' change mark (models/job_changes.py): one document by _id. The jobs
+    are read, through the `updatedAt` index, only when it moved since the last poll, so an idle worker's
+    polls cost the same with ten jobs or ten thousand, even on a database that scans (the in-memory one)."""
 
     mode = "polling"
     reason = ""
-    # Jobs changed within this window are read again at every poll: a write committed late, or stamped by
-    # an API server whose clock runs a little behind, is still seen. Repeats cost a version comparison.
+    # Jobs changed within this window are read again whenever the jobs are read: a write committed late, or
+    # stamped by an API server whose clock runs a little behind, is still seen. Repeats cost a version
+    # comparison.
     RECENT_SECONDS = 10.0
 
     def __init__(
         self, db, *, clock: Clock, poll_seconds: float, resync_seconds: float, since: datetime | None
     ):
         self._jobs = db[SYNC_JOBS]
+        self._marks = JobChangeMark(db)
         self._clock = clock
         self._poll = poll_seconds
         self._resync = resync_seconds
         self._since = since
+        # The change mark the last read of the jobs followed; None: the jobs were not read yet.
+        self._read_at_mark: int | None = None
 
     def seen(self, updated_at: datetime | None) -> None:
         """Move the high-water mark: the schedule has read jobs changed up to `updated_at`."""
         if updated_at is not None and (self._since is None or updated_at > self._since):
             self._since = updated_at
+
+    async def mark_loaded(self) -> None:
+        """Take the change mark as it stands as read: called before the schedule loads every job, so only
+        edits marked after this need a poll to read them."""
+        self._read_at_mark = await self._marks.current()
 
     def _query(self) -> dict:
         if self._since is None:
@@ -129,12 +143,18 @@ class PollingFeed:
             if waited >= self._resync:
                 waited = 0.0
                 yield Change("resync")
-            projection = {"_id": 1, "updatedAt": 1, "version": 1}
-            docs = await self._jobs.find(self._query(), projection).sort("updatedAt", 1).to_list(None)
-            for doc in docs:
-                self.seen(doc.get("updatedAt"))
-                yield Change("job", doc["_id"], doc.get("version"))
+            mark = await self._marks.current()
+            if mark != self._read_at_mark:
+                # Read before the jobs: an edit marked after this read is looked for again at the next poll.
+                self._read_at_mark = mark
+                for doc in await self._changed_jobs():
+                    self.seen(doc.get("updatedAt"))
+                    yield Change("job", doc["_id"], doc.get("version"))
             yield Change("executions")
+
+    async def _changed_jobs(self) -> list[dict]:
+        projection = {"_id": 1, "updatedAt": 1, "version": 1}
+        return await self._jobs.find(self._query(), projection).sort("updatedAt", 1).to_list(None)
 
 
 class StreamFeed:
@@ -236,22 +256,24 @@ async def open_feed(
     """The feed RELOAD_MODE asks for: `auto` is change streams where the server has them, else polling (its
     `reason` says why). `change_streams` raises ChangeStreamsRequired where there are none."""
 
-    def polling(reason: str) -> PollingFeed:
+    async def polling(reason: str) -> PollingFeed:
         feed = PollingFeed(
             db, clock=clock, poll_seconds=poll_seconds, resync_seconds=resync_seconds, since=since
         )
         feed.reason = reason
+        # The feed is opened before the schedule loads every job (worker/scheduler.py).
+        await feed.mark_loaded()
         return feed
 
     if mode == "polling":
-        return polling("RELOAD_MODE=polling")
+        return await polling("RELOAD_MODE=polling")
     feed = StreamFeed(db)
     try:
         await feed.probe()
     except ChangeStreamsUnavailable as error:
         if mode == "change_streams":
             raise ChangeStreamsRequired(f"{ChangeStreamsRequired.__doc__} ({error})") from error
-        return polling(str(error))
+        return await polling(str(error))
     log.info("change_streams_followed")
     return feed
 

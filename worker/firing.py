@@ -144,18 +144,37 @@ class Firing:
         }
         if not job_ids:
             return
-        docs = await self._jobs.find({"_id": {"$in": list(job_ids)}}, SCHEDULE_FIELDS).to_list(None)
-        found = {doc["_id"] for doc in docs}
-        await self._apply_jobs(docs, removed=list(job_ids - found), term=term, now=self._clock.now())
+        await self._reread(job_ids, removed=set(), term=term)
+
+    async def _reread(self, job_ids: set[ObjectId], *, removed: set[ObjectId], term: int) -> None:
+        """Read these jobs' schedule fields and apply them; one not found any more is removed."""
+        docs = (
+            await self._jobs.find({"_id": {"$in": list(job_ids)}}, SCHEDULE_FIELDS).to_list(None)
+            if job_ids
+            else []
+        )
+        gone = removed | (job_ids - {doc["_id"] for doc in docs})
+        await self._apply_jobs(docs, removed=list(gone), term=term, now=self._clock.now())
 
     async def apply_change(self, change: Change, term: int) -> None:
         await self.apply_changes([change], term)
 
     async def resync(self, term: int) -> None:
-        docs = await self._jobs.find({}, SCHEDULE_FIELDS).to_list(None)
-        present = {doc["_id"] for doc in docs}
-        removed = [job_id for job_id in self._versions if job_id not in present]
-        await self._apply_jobs(docs, removed=removed, term=term, now=self._clock.now())
+        """Compare every job's version with the timetable's and re-read only the jobs that differ: a resync
+        that finds nothing new reads two fields a job (on the in-memory database, a third less work than
+        the schedule's fields; the resync is most of an idle worker's CPU there)."""
+        versions = await self._jobs.find({}, {"version": 1}).to_list(None)
+        present = {doc["_id"] for doc in versions}
+        removed = {job_id for job_id in self._versions if job_id not in present}
+        changed = {doc["_id"] for doc in versions if self._versions.get(doc["_id"]) != doc.get("version")}
+        if len(changed) > CHANGE_BATCH:
+            # Many changed (a bulk edit by hand): one read of everything beats a long list of ids.
+            docs = await self._jobs.find({}, SCHEDULE_FIELDS).to_list(None)
+            fresh = {doc["_id"] for doc in docs}
+            gone = [job_id for job_id in self._versions if job_id not in fresh]
+            await self._apply_jobs(docs, removed=gone, term=term, now=self._clock.now())
+        else:
+            await self._reread(changed, removed=removed, term=term)
 
     async def _apply_jobs(
         self,

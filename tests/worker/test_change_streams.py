@@ -58,6 +58,15 @@ class ScriptedCollection:
         return ScriptedStream(events, error)
 
 
+def refusing(refusal: Exception) -> dict:
+    """A database whose watch() raises `refusal`; the jobs' change mark, which a polling feed reads when it
+    opens, is an in-memory one."""
+    return {
+        "syncjobs": ScriptedCollection([], refuse=refusal),
+        "change_marks": AsyncMongoMockClient()["x"]["change_marks"],
+    }
+
+
 def job_event(token: str, job_id: ObjectId, kind: str = "update") -> dict:
     return {"_id": {"_data": token}, "operationType": kind, "documentKey": {"_id": job_id}}
 
@@ -114,7 +123,7 @@ async def test_open_feed_prefers_change_streams_and_falls_back_when_the_server_h
     feed = await open_feed(supported, clock=clock, poll_seconds=2, resync_seconds=60, since=None)
     assert isinstance(feed, StreamFeed)
     standalone = OperationFailure("The $changeStream stage is only supported on replica sets", code=40573)
-    refused = {"syncjobs": ScriptedCollection([], refuse=standalone)}
+    refused = refusing(standalone)
     feed = await open_feed(refused, clock=clock, poll_seconds=2, resync_seconds=60, since=None)
     assert isinstance(feed, PollingFeed)
 
@@ -131,7 +140,7 @@ UNAVAILABLE_ANSWERS = [
 
 @pytest.mark.parametrize("answer", UNAVAILABLE_ANSWERS, ids=lambda e: str(e.code or "no-code"))
 async def test_every_way_a_server_says_it_has_no_change_streams_switches_to_polling(clock, answer):
-    refused = {"syncjobs": ScriptedCollection([], refuse=answer)}
+    refused = refusing(answer)
     feed = await open_feed(refused, clock=clock, poll_seconds=2, resync_seconds=60, since=None)
     assert isinstance(feed, PollingFeed) and "no change streams" in feed.reason
 
@@ -153,7 +162,7 @@ async def test_the_in_memory_database_polls_because_it_has_no_watch(clock):
 
 
 async def test_reload_mode_polling_never_opens_a_stream(clock):
-    never = {"syncjobs": ScriptedCollection([], refuse=AssertionError("watch() was called"))}
+    never = refusing(AssertionError("watch() was called"))
     feed = await open_feed(never, clock=clock, poll_seconds=2, resync_seconds=60, since=None, mode="polling")
     assert isinstance(feed, PollingFeed) and feed.reason == "RELOAD_MODE=polling"
 

@@ -5,7 +5,8 @@ from datetime import UTC, datetime
 from models.execution_store import ExecutionStore
 from models.sync_job import SyncJobSpec
 from models.sync_job_store import SyncJobStore
-from tests.worker.conftest import executions_of
+from tests.worker.conftest import FakeRunner, Workers, executions_of
+from tests.worker.test_commands import Counted, commands_of
 
 
 def spec(**overrides) -> SyncJobSpec:
@@ -145,3 +146,63 @@ async def test_a_queued_run_of_a_deleted_job_is_canceled(workers, db, clock):
     await clock.advance(3)
     done = await db.job_executions.find_one({"_id": execution["_id"]})
     assert done["status"] == "canceled" and done["reason"] == "the job was deleted"
+
+
+async def test_an_idle_poll_reads_the_change_mark_and_never_the_jobs(db, clock, worker_settings):
+    await SyncJobStore(db).create("ws-a", spec(), clock.now())
+    counted = Counted(db)
+    group = Workers(counted, clock, worker_settings, FakeRunner())
+    try:
+        await group.start()
+        await clock.advance(3)
+        idle = await commands_of(counted, clock, 40)  # 20 polls, and no resync (every 60 s)
+        assert idle[("change_marks", "find_one")] >= 19
+        assert [call for call in idle if call[0] == "syncjobs"] == []
+    finally:
+        await group.close()
+
+
+async def test_a_resync_that_finds_nothing_new_reads_the_jobs_once_and_writes_none(
+    db, clock, worker_settings
+):
+    store = SyncJobStore(db)
+    for _ in range(3):
+        await store.create("ws-a", spec(), clock.now())
+    counted = Counted(db)
+    group = Workers(counted, clock, worker_settings, FakeRunner())
+    try:
+        await group.start()
+        await clock.advance(3)
+        calls = await commands_of(counted, clock, 60)  # one resync
+        assert {call: n for call, n in calls.items() if call[0] == "syncjobs"} == {("syncjobs", "find"): 1}
+    finally:
+        await group.close()
+
+
+async def test_an_edit_made_by_hand_without_the_mark_reaches_the_schedule_at_the_resync(workers, db, clock):
+    """The mongo shell does not raise the change mark; the resync is the net for whatever the polls skip."""
+    job = await SyncJobStore(db).create("ws-a", spec(), clock.now())
+    leader = await workers.start()
+    await db.syncjobs.update_one(
+        {"_id": job["_id"]},
+        {"$set": {"schedule.cron": "*/5 * * * *", "updatedAt": clock.now()}, "$inc": {"version": 1}},
+    )
+    await clock.advance(61)
+    assert leader.timetable.next_fire_of(job["_id"]) == datetime(2030, 1, 7, 12, 5, tzinfo=UTC)
+
+
+async def test_a_bulk_edit_by_hand_reaches_the_schedule_at_the_resync(workers, db, clock, monkeypatch):
+    monkeypatch.setattr("worker.firing.CHANGE_BATCH", 1)  # more changed than a batch: one read of them all
+    store = SyncJobStore(db)
+    edited = [await store.create("ws-a", spec(), clock.now()) for _ in range(2)]
+    deleted = await store.create("ws-a", spec(), clock.now())
+    leader = await workers.start()
+    await db.syncjobs.update_many(
+        {"_id": {"$in": [job["_id"] for job in edited]}},
+        {"$set": {"schedule.cron": "*/5 * * * *"}, "$inc": {"version": 1}},
+    )
+    await db.syncjobs.delete_one({"_id": deleted["_id"]})
+    await clock.advance(61)
+    for job in edited:
+        assert leader.timetable.next_fire_of(job["_id"]) == datetime(2030, 1, 7, 12, 5, tzinfo=UTC)
+    assert deleted["_id"] not in leader.timetable
