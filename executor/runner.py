@@ -21,6 +21,7 @@ from models.clock import Clock, SystemClock
 from models.connectors import ConnectorCatalog
 from models.execution import ExecutionStatus
 from models.network_policy import NetworkPolicy
+from models.recent_reads import RecentReads
 from models.resources import DATA_SOURCE, DESTINATION
 from models.secrets import SecretBox
 from models.settings import Settings
@@ -49,7 +50,10 @@ class SubprocessRunner:
         self._settings = settings
         self._clock = clock or SystemClock()
         self._progress_seconds = progress_seconds
-        self._connectors = connectors or ConnectorCatalog.from_settings(db, settings)
+        # Runs launched within the same second share their reads of a data source, a destination and a
+        # connector: a run costs the worker's few commands, not three more of its own.
+        self._recent = RecentReads(self._clock)
+        self._connectors = connectors or ConnectorCatalog.from_settings(db, settings, recent=self._recent)
         self._policy = NetworkPolicy.from_setting(settings.syncjobs_allowed_networks)
 
     async def run(self, request: RunRequest) -> RunOutcome:
@@ -115,8 +119,10 @@ class SubprocessRunner:
     async def _load(self, kind, workspace_id: str, resource_id: str) -> dict[str, Any] | None:
         if not ObjectId.is_valid(resource_id):
             return None
-        doc = await self._db[kind.collection].find_one(
-            {"_id": ObjectId(resource_id), "workspaceId": workspace_id}
+        query = {"_id": ObjectId(resource_id), "workspaceId": workspace_id}
+        doc = await self._recent.get(
+            (kind.collection, workspace_id, resource_id),
+            lambda: self._db[kind.collection].find_one(query),
         )
         return kind.opened(doc, self._secrets) if doc else None
 

@@ -152,19 +152,25 @@ def config_problems(connector: dict[str, Any], config: Any, secrets: dict[str, s
 class ConnectorCatalog:
     """The connectors this process knows: built-in, from the operator's file, and from the database."""
 
-    def __init__(self, db, configured: list[dict[str, Any]] | None = None):
+    def __init__(self, db, configured: list[dict[str, Any]] | None = None, *, recent=None):
         self._collection = db[CONNECTORS]
         fixed = [builtin_http(), *(configured or [])]
         self._fixed = {entry["name"]: entry for entry in fixed}
+        # The worker's runs share their reads of a connector for a moment (models.recent_reads); the API
+        # reads it afresh.
+        self._recent = recent
 
     @classmethod
-    def from_settings(cls, db, settings) -> "ConnectorCatalog":
-        return cls(db, read_connectors_file(settings.syncjobs_connectors_file))
+    def from_settings(cls, db, settings, *, recent=None) -> "ConnectorCatalog":
+        return cls(db, read_connectors_file(settings.syncjobs_connectors_file), recent=recent)
 
     async def get(self, name: str) -> dict[str, Any]:
         if name in self._fixed:
             return self._fixed[name]
-        doc = await self._collection.find_one({"_id": name})
+        if self._recent is not None:
+            doc = await self._recent.get((CONNECTORS, name), lambda: self._collection.find_one({"_id": name}))
+        else:
+            doc = await self._collection.find_one({"_id": name})
         if doc is None:
             raise ConnectorNotFound(details={"name": name})
         return {**doc, "name": doc["_id"], "origin": "api"}
