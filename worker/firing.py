@@ -6,7 +6,6 @@ is written only when it differs from what the timetable now holds.
 """
 
 import asyncio
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfoNotFoundError
@@ -22,6 +21,7 @@ from models.execution_store import ExecutionStore
 from worker.change_feed import Change
 from worker.job_status import JobStatusWriter
 from worker.launcher import Launcher
+from worker.paced_writes import PacedChunks
 from worker.timetable import GroupKey, Timetable
 
 log = structlog.get_logger("syncjobs.worker")
@@ -37,18 +37,13 @@ SCHEDULE_FIELDS = {
     "updatedAt": 1,
     "workspaceId": 1,
 }
-# Executions written per insert: a chunk's runs start while the next chunk is written.
+# The most executions written per insert: a chunk's runs start while the next chunk is written.
 INSERT_CHUNK = 500
 CHANGE_BATCH = 500
 # A chunk that fails is tried again after these pauses (seconds); the lease alone decides when to give up.
 CHUNK_BACKOFF = (0.5, 1.0, 2.0, 5.0)
 
 Missed = list[tuple[dict[str, Any], datetime]]
-
-
-def chunks(items: list, size: int) -> Iterator[list]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 class Firing:
@@ -246,9 +241,9 @@ class Firing:
             await asyncio.sleep(0)
 
     async def fire_due(self, term: int) -> int:
-        """Write an execution for every job due now, in chunks of INSERT_CHUNK, and launch each chunk's
-        runs as soon as it is written; then one status write per distinct next fire time. Returns how many
-        were written.
+        """Write an execution for every job due now, in paced chunks (worker.paced_writes), and launch each
+        chunk's runs as soon as it is written; then one status write per distinct next fire time. Returns how
+        many were written.
 
         Nothing is read here: the timetable is what the feed last said. A job edited, disabled or deleted
         in the moment before its slot is caught by the launcher, which reads the job before it runs it."""
@@ -267,8 +262,11 @@ class Firing:
                 executions.append(execution)
             by_next.setdefault(self.timetable.group_next(key), []).extend(job_ids)
         written = 0
-        for chunk in chunks(executions, INSERT_CHUNK):
-            for execution in await self.queue_chunk(chunk, term):
+        paced = PacedChunks(executions, largest=INSERT_CHUNK)
+        for chunk in paced:
+            with paced.timed():
+                queued = await self.queue_chunk(chunk, term)
+            for execution in queued:
                 self._launcher.submit(execution, term)
                 written += 1
             await asyncio.sleep(0)

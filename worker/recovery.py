@@ -14,10 +14,11 @@ from models.collections import SYNC_JOBS
 from models.execution import ExecutionStatus, Trigger, new_execution_document
 from models.execution_store import ExecutionStore
 from models.job_locks import JobLocks
-from worker.firing import INSERT_CHUNK, Missed, chunks
+from worker.firing import INSERT_CHUNK, Missed
 from worker.launcher import MISFIRE_GRACE_DEFAULT, Launcher, log_finished
 from worker.leader_lock import LeaderLock
 from worker.misfires import classify, missed_slots
+from worker.paced_writes import PacedChunks
 
 log = structlog.get_logger("syncjobs.worker")
 
@@ -94,12 +95,21 @@ class Recovery:
                     execution["firedTerm"] = term
                     to_run.append(execution)
         await self._store.skip_missed(stale_skipped, now)
-        for chunk in chunks(skipped, INSERT_CHUNK):
-            await self._store.queue(chunk)
-            await asyncio.sleep(0)
-        for chunk in chunks(to_run, INSERT_CHUNK):
-            for execution in await self._store.queue(chunk):
+        # The runs first: the newest missed slots are due now, the missed ranges only say what happened.
+        # Paced, not in fixed chunks: with the database in this process a chunk of hundreds held the loop
+        # (and so the fire loop's next slot) for seconds. Re-running this writes nothing twice: the unique
+        # index on (job, slot, attempt) drops what landed already.
+        runs = PacedChunks(to_run, largest=INSERT_CHUNK)
+        for chunk in runs:
+            with runs.timed():
+                written = await self._store.queue(chunk)
+            for execution in written:
                 self._launcher.submit(execution, term)
+            await asyncio.sleep(0)
+        records = PacedChunks(skipped, largest=INSERT_CHUNK)
+        for chunk in records:
+            with records.timed():
+                await self._store.queue(chunk)
             await asyncio.sleep(0)
 
     async def _recorded_since(self, missed: Missed) -> dict[ObjectId, tuple[datetime | None, list[dict]]]:
