@@ -3,6 +3,7 @@ worker died, and outcomes a deposed leader recorded but could not commit."""
 
 import asyncio
 import bisect
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,13 +15,42 @@ from models.collections import SYNC_JOBS
 from models.execution import ExecutionStatus, Trigger, new_execution_document
 from models.execution_store import ExecutionStore
 from models.job_locks import JobLocks
-from worker.firing import INSERT_CHUNK, Missed
+from worker.firing import INSERT_CHUNK, Firing, Missed
 from worker.launcher import MISFIRE_GRACE_DEFAULT, Launcher, log_finished
 from worker.leader_lock import LeaderLock
 from worker.misfires import classify, missed_slots
 from worker.paced_writes import PacedChunks
 
 log = structlog.get_logger("syncjobs.worker")
+
+
+class Covered:
+    """The slots of one job that have a record: fired ones, and missed ranges."""
+
+    def __init__(self) -> None:
+        self._slots: set[datetime] = set()
+        self._ranges: list[tuple[datetime, datetime]] = []
+
+    def add(self, execution: dict[str, Any]) -> None:
+        missed = execution.get("missed")
+        if missed:
+            self._ranges.append((missed["firstSlot"], missed["lastSlot"]))
+        else:
+            self._slots.add(execution["scheduledFor"])
+
+    def holds(self, slot: datetime) -> bool:
+        return slot in self._slots or any(first <= slot <= last for first, last in self._ranges)
+
+
+def unbroken(indexes: list[int]) -> Iterator[tuple[int, int]]:
+    """(first, last) of each run of consecutive indexes, in order."""
+    start = None
+    for position, index in enumerate(indexes):
+        if start is None:
+            start = index
+        if position + 1 == len(indexes) or indexes[position + 1] != index + 1:
+            yield start, index
+            start = None
 
 
 class Recovery:
@@ -33,6 +63,7 @@ class Recovery:
         locks: JobLocks,
         launcher: Launcher,
         leader_lock: LeaderLock,
+        firing: Firing,
     ):
         self._jobs = db[SYNC_JOBS]
         self._clock = clock
@@ -40,15 +71,18 @@ class Recovery:
         self._locks = locks
         self._launcher = launcher
         self._leader_lock = leader_lock
+        self._firing = firing
 
     async def catch_up(self, missed: Missed, term: int, now: datetime) -> None:
         """Slots that came due while no leader fired them, up to `now` (when this term loaded): per job, the
-        newest runs once if within grace; older ones are recorded as one skipped execution, so every slot's
-        fate can be read back. Fire times are walked once per (cron, zone) group, in slices that yield.
+        newest runs once if within grace; older ones are recorded as skipped executions, one per unbroken
+        range, so every slot's fate can be read back. Fire times are walked once per (cron, zone) group, in
+        slices that yield. Then the jobs' stored nextRunAt may move on (Firing.caught_up): until these records
+        are written it stays at the first slot without one, where a next leader would start again.
 
-        A slot the last leader wrote but never started (it died between its insert and moving `nextRunAt`)
-        keeps its record and counts as one of the missed slots: it runs only if it is the newest and within
-        grace, and the missed range starts after it, so the two records never collide."""
+        A slot that already has a record (the last leader wrote it and died before moving `nextRunAt`, or
+        this term fired it before an earlier catch-up got this far) is not missed again. One still queued
+        runs only if it is the newest and within grace."""
         recorded = await self._recorded_since(missed)
         groups: dict[tuple[str, str], Missed] = {}
         for doc, first_missed in missed:
@@ -61,10 +95,10 @@ class Recovery:
         for (cron, zone), members in groups.items():
             walked = await missed_slots(cron, zone, min(first for _, first in members), now)
             for doc, first_missed in members:
-                last_recorded, stale = recorded.get(doc["_id"], (None, []))
-                slots = walked[bisect.bisect_left(walked, first_missed) :]
-                if last_recorded is not None:
-                    slots = slots[bisect.bisect_right(slots, last_recorded) :]
+                covered, stale = recorded.get(doc["_id"], (Covered(), []))
+                mine = walked[bisect.bisect_left(walked, first_missed) :]
+                unrecorded = [index for index, slot in enumerate(mine) if not covered.holds(slot)]
+                slots = [mine[index] for index in unrecorded]
                 grace = doc.get("misfireGraceSeconds", MISFIRE_GRACE_DEFAULT)
                 newest_stale = max(stale, key=lambda execution: execution["scheduledFor"], default=None)
                 run_slot = None
@@ -72,28 +106,25 @@ class Recovery:
                     # The stale slot is the newest: it stays queued (the dispatcher starts it) if in grace.
                     if now - newest_stale["scheduledFor"] <= timedelta(seconds=grace):
                         stale = [execution for execution in stale if execution is not newest_stale]
-                    misfire = classify(slots, now, 0)
                 else:
                     misfire = classify(slots, now, grace)
                     run_slot = misfire.run_slot if misfire else None
                 stale_skipped.extend(execution["_id"] for execution in stale)
-                if misfire is not None and misfire.skipped_count:
-                    skipped.append(
-                        self._store.missed_record(
-                            doc,
-                            count=misfire.skipped_count,
-                            first=misfire.first_skipped,
-                            last=misfire.last_skipped,
-                            now=now,
-                        )
-                    )
-                    log.info("slots_missed", job_id=str(doc["_id"]), count=misfire.skipped_count)
                 if run_slot is not None:
+                    unrecorded.pop()
                     execution = new_execution_document(
                         job=doc, trigger=Trigger.SCHEDULE, scheduled_for=run_slot, now=now
                     )
                     execution["firedTerm"] = term
                     to_run.append(execution)
+                for first, last in unbroken(unrecorded):
+                    skipped.append(
+                        self._store.missed_record(
+                            doc, count=last - first + 1, first=mine[first], last=mine[last], now=now
+                        )
+                    )
+                if unrecorded:
+                    log.info("slots_missed", job_id=str(doc["_id"]), count=len(unrecorded))
         await self._store.skip_missed(stale_skipped, now)
         # The runs first: the newest missed slots are due now, the missed ranges only say what happened.
         # Paced, not in fixed chunks: with the database in this process a chunk of hundreds held the loop
@@ -111,19 +142,18 @@ class Recovery:
             with records.timed():
                 await self._store.queue(chunk)
             await asyncio.sleep(0)
+        await self._firing.caught_up([doc["_id"] for doc, _ in missed], term)
 
-    async def _recorded_since(self, missed: Missed) -> dict[ObjectId, tuple[datetime | None, list[dict]]]:
-        """Per job, the last slot already recorded at or after its first missed one, and the executions of
+    async def _recorded_since(self, missed: Missed) -> dict[ObjectId, tuple["Covered", list[dict]]]:
+        """Per job, the slots already recorded at or after its first missed one, and the executions of
         those slots still queued: one read for every job that missed slots."""
         docs = await self._store.scheduled_since({doc["_id"]: first for doc, first in missed})
-        recorded: dict[ObjectId, tuple[datetime | None, list[dict]]] = {}
+        recorded: dict[ObjectId, tuple[Covered, list[dict]]] = {}
         for execution in docs:
-            last = (execution.get("missed") or {}).get("lastSlot") or execution["scheduledFor"]
-            last = max(last, execution["scheduledFor"])
-            previous, stale = recorded.get(execution["jobId"], (None, []))
+            covered, stale = recorded.setdefault(execution["jobId"], (Covered(), []))
+            covered.add(execution)
             if execution["status"] == ExecutionStatus.QUEUED.value:
-                stale = [*stale, execution]
-            recorded[execution["jobId"]] = (max(last, previous) if previous else last, stale)
+                stale.append(execution)
         return recorded
 
     async def _lock_lost(self, now: datetime) -> list[dict[str, Any]]:

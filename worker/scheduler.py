@@ -93,6 +93,7 @@ class Scheduler:
             locks=self.locks,
             launcher=self.launcher,
             leader_lock=self.leader_lock,
+            firing=self.firing,
         )
         self.dispatcher = Dispatcher(
             store=self.store,

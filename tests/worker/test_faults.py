@@ -228,6 +228,37 @@ async def test_a_slot_fired_by_a_leader_that_died_before_moving_next_run_keeps_o
     await wait_for_status(db, newest["_id"], "succeeded")
 
 
+async def test_a_leader_killed_before_its_catch_up_is_written_leaves_the_missed_slots_to_the_next(
+    workers, db, clock, add_job, worker_settings, monkeypatch
+):
+    # Found by the process chaos suite (tests/test_chaos_processes.py): a leader loaded, confirmed the
+    # job's next slot as nextRunAt and was killed before catch-up wrote the slots missed before it; the
+    # next leader, starting from that nextRunAt, found nothing missed, and those slots had no record.
+    from worker.recovery import Recovery
+
+    job = await add_job(nextRunAt=utc(2030, 1, 7, 12, 5))
+    clock.set(utc(2030, 1, 7, 12, 8, 30))
+
+    async def killed_before_writing(self, missed, term, now):
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(Recovery, "catch_up", killed_before_writing)
+    first = await workers.start("w1")
+    assert first.leading.is_set()
+    await workers.crash(first)
+    monkeypatch.undo()
+    assert (await db.syncjobs.find_one({"_id": job["_id"]}))["nextRunAt"] == utc(2030, 1, 7, 12, 5)
+    await clock.advance(worker_settings.worker_lease_seconds + 1)
+    await workers.start("w2")
+    await settle()
+    records = await executions_of(db, job["_id"])
+    assert [record["missed"] for record in records if record.get("missed")] == [
+        {"count": 4, "firstSlot": utc(2030, 1, 7, 12, 5), "lastSlot": utc(2030, 1, 7, 12, 8)}
+    ]
+    fired = [record["scheduledFor"] for record in records if record["attempt"] == 1]
+    assert fired == [utc(2030, 1, 7, 12, 9)]
+
+
 async def test_a_stale_slot_past_its_grace_is_not_run(workers, db, clock, add_job, runner):
     job = await add_job(nextRunAt=utc(2030, 1, 7, 12, 6), misfireGraceSeconds=60)
     stale = await fired_by_a_dead_leader(db, job, utc(2030, 1, 7, 12, 5))
