@@ -6,7 +6,6 @@ is written only when it differs from what the timetable now holds.
 """
 
 import asyncio
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfoNotFoundError
@@ -22,6 +21,7 @@ from models.execution_store import ExecutionStore
 from worker.change_feed import Change
 from worker.job_status import JobStatusWriter
 from worker.launcher import Launcher
+from worker.paced_writes import Pace
 from worker.timetable import GroupKey, Timetable
 
 log = structlog.get_logger("syncjobs.worker")
@@ -37,18 +37,13 @@ SCHEDULE_FIELDS = {
     "updatedAt": 1,
     "workspaceId": 1,
 }
-# Executions written per insert: a chunk's runs start while the next chunk is written.
+# The most executions written per insert: a chunk's runs start while the next chunk is written.
 INSERT_CHUNK = 500
 CHANGE_BATCH = 500
 # A chunk that fails is tried again after these pauses (seconds); the lease alone decides when to give up.
 CHUNK_BACKOFF = (0.5, 1.0, 2.0, 5.0)
 
 Missed = list[tuple[dict[str, Any], datetime]]
-
-
-def chunks(items: list, size: int) -> Iterator[list]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 class Firing:
@@ -78,6 +73,8 @@ class Firing:
         self._workspaces: dict[ObjectId, str] = {}
         self.changed = asyncio.Event()
         self.confirming: asyncio.Task | None = None
+        # Chunk sizes of the executions this worker writes, learned across terms (worker.paced_writes).
+        self.pace = Pace(largest=INSERT_CHUNK)
         # A job's stored nextRunAt is where the next leader starts looking for slots nobody recorded, so it
         # never moves past a slot without a record. Jobs whose missed slots catch-up has not written yet
         # keep theirs until it has (Recovery.catch_up calls `caught_up`); a group's slot popped from the
@@ -275,9 +272,9 @@ class Firing:
             await asyncio.sleep(0)
 
     async def fire_due(self, term: int) -> int:
-        """Write an execution for every job due now, in chunks of INSERT_CHUNK, and launch each chunk's
-        runs as soon as it is written; then one status write per distinct next fire time. Returns how many
-        were written.
+        """Write an execution for every job due now, in chunks of at most INSERT_CHUNK (sized by
+        `pace`), and launch each chunk's runs as soon as it is written; then one status write per distinct
+        next fire time. Returns how many were written.
 
         Nothing is read here: the timetable is what the feed last said. A job edited, disabled or deleted
         in the moment before its slot is caught by the launcher, which reads the job before it runs it."""
@@ -301,8 +298,10 @@ class Firing:
                 job_id for job_id in job_ids if job_id not in self.awaiting_catch_up
             )
         written = 0
-        for chunk in chunks(executions, INSERT_CHUNK):
-            for execution in await self.queue_chunk(chunk, term):
+        for chunk in self.pace.chunks(executions):
+            with self.pace.timed(len(chunk)):
+                queued = await self.queue_chunk(chunk, term)
+            for execution in queued:
                 self._launcher.submit(execution, term)
                 written += 1
             await asyncio.sleep(0)

@@ -3,7 +3,6 @@ worker died, and outcomes a deposed leader recorded but could not commit."""
 
 import asyncio
 import bisect
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,11 +14,10 @@ from models.collections import SYNC_JOBS
 from models.execution import ExecutionStatus, Trigger, new_execution_document
 from models.execution_store import ExecutionStore
 from models.job_locks import JobLocks
-from worker.firing import INSERT_CHUNK, Firing, Missed
+from worker.firing import Firing, Missed
 from worker.launcher import MISFIRE_GRACE_DEFAULT, Launcher, log_finished
 from worker.leader_lock import LeaderLock
-from worker.misfires import classify, missed_slots
-from worker.paced_writes import PacedChunks
+from worker.misfires import SLICE, missed_slots
 
 log = structlog.get_logger("syncjobs.worker")
 
@@ -28,7 +26,7 @@ class Covered:
     """The slots of one job that have a record: fired ones, and missed ranges."""
 
     def __init__(self) -> None:
-        self._slots: set[datetime] = set()
+        self._slots: list[datetime] = []
         self._ranges: list[tuple[datetime, datetime]] = []
 
     def add(self, execution: dict[str, Any]) -> None:
@@ -36,21 +34,26 @@ class Covered:
         if missed:
             self._ranges.append((missed["firstSlot"], missed["lastSlot"]))
         else:
-            self._slots.add(execution["scheduledFor"])
+            self._slots.append(execution["scheduledFor"])
 
-    def holds(self, slot: datetime) -> bool:
-        return slot in self._slots or any(first <= slot <= last for first, last in self._ranges)
-
-
-def unbroken(indexes: list[int]) -> Iterator[tuple[int, int]]:
-    """(first, last) of each run of consecutive indexes, in order."""
-    start = None
-    for position, index in enumerate(indexes):
-        if start is None:
-            start = index
-        if position + 1 == len(indexes) or indexes[position + 1] != index + 1:
-            yield start, index
-            start = None
+    def gaps(self, walked: list[datetime], start: int) -> list[tuple[int, int]]:
+        """(first, last) indexes of each unbroken run of `walked[start:]` without a record. A search per
+        record, not a look per slot: a day of minutely slots for each of a thousand jobs is walked at once."""
+        taken: set[int] = set()
+        for slot in self._slots:
+            index = bisect.bisect_left(walked, slot, start)
+            if index < len(walked) and walked[index] == slot:
+                taken.add(index)
+        for first, last in self._ranges:
+            taken.update(range(bisect.bisect_left(walked, first, start), bisect.bisect_right(walked, last)))
+        runs, run_start = [], start
+        for index in sorted(taken):
+            if index > run_start:
+                runs.append((run_start, index - 1))
+            run_start = max(run_start, index + 1)
+        if run_start < len(walked):
+            runs.append((run_start, len(walked) - 1))
+        return runs
 
 
 class Recovery:
@@ -94,52 +97,54 @@ class Recovery:
         stale_skipped: list[ObjectId] = []
         for (cron, zone), members in groups.items():
             walked = await missed_slots(cron, zone, min(first for _, first in members), now)
-            for doc, first_missed in members:
+            for position, (doc, first_missed) in enumerate(members, start=1):
                 covered, stale = recorded.get(doc["_id"], (Covered(), []))
-                mine = walked[bisect.bisect_left(walked, first_missed) :]
-                unrecorded = [index for index, slot in enumerate(mine) if not covered.holds(slot)]
-                slots = [mine[index] for index in unrecorded]
-                grace = doc.get("misfireGraceSeconds", MISFIRE_GRACE_DEFAULT)
+                gaps = covered.gaps(walked, bisect.bisect_left(walked, first_missed))
+                newest = walked[gaps[-1][1]] if gaps else None
+                grace = timedelta(seconds=doc.get("misfireGraceSeconds", MISFIRE_GRACE_DEFAULT))
                 newest_stale = max(stale, key=lambda execution: execution["scheduledFor"], default=None)
-                run_slot = None
-                if newest_stale is not None and (not slots or slots[-1] < newest_stale["scheduledFor"]):
+                if newest_stale is not None and (newest is None or newest < newest_stale["scheduledFor"]):
                     # The stale slot is the newest: it stays queued (the dispatcher starts it) if in grace.
-                    if now - newest_stale["scheduledFor"] <= timedelta(seconds=grace):
+                    if now - newest_stale["scheduledFor"] <= grace:
                         stale = [execution for execution in stale if execution is not newest_stale]
-                else:
-                    misfire = classify(slots, now, grace)
-                    run_slot = misfire.run_slot if misfire else None
-                stale_skipped.extend(execution["_id"] for execution in stale)
-                if run_slot is not None:
-                    unrecorded.pop()
+                elif newest is not None and now - newest <= grace:
+                    # The newest slot runs, late; the ones before it are recorded as missed.
+                    first, last = gaps.pop()
+                    if first < last:
+                        gaps.append((first, last - 1))
                     execution = new_execution_document(
-                        job=doc, trigger=Trigger.SCHEDULE, scheduled_for=run_slot, now=now
+                        job=doc, trigger=Trigger.SCHEDULE, scheduled_for=newest, now=now
                     )
                     execution["firedTerm"] = term
                     to_run.append(execution)
-                for first, last in unbroken(unrecorded):
+                stale_skipped.extend(execution["_id"] for execution in stale)
+                for first, last in gaps:
                     skipped.append(
                         self._store.missed_record(
-                            doc, count=last - first + 1, first=mine[first], last=mine[last], now=now
+                            doc, count=last - first + 1, first=walked[first], last=walked[last], now=now
                         )
                     )
-                if unrecorded:
-                    log.info("slots_missed", job_id=str(doc["_id"]), count=len(unrecorded))
+                if gaps:
+                    count = sum(last - first + 1 for first, last in gaps)
+                    log.info("slots_missed", job_id=str(doc["_id"]), count=count)
+                if position % SLICE == 0:
+                    await asyncio.sleep(0)
         await self._store.skip_missed(stale_skipped, now)
         # The runs first: the newest missed slots are due now, the missed ranges only say what happened.
-        # Paced, not in fixed chunks: with the database in this process a chunk of hundreds held the loop
-        # (and so the fire loop's next slot) for seconds. Re-running this writes nothing twice: the unique
-        # index on (job, slot, attempt) drops what landed already.
-        runs = PacedChunks(to_run, largest=INSERT_CHUNK)
-        for chunk in runs:
-            with runs.timed():
+        # From one document up (worker.paced_writes): this follows a load, with nothing learned yet, and is
+        # the biggest write a leader makes; with the database in this process a chunk of hundreds held the
+        # loop (and so the fire loop's next slot) for seconds. Re-running this writes nothing twice: the
+        # unique index on (job, slot, attempt) drops what landed already.
+        pace = self._firing.pace
+        pace.size = 1
+        for chunk in pace.chunks(to_run):
+            with pace.timed(len(chunk)):
                 written = await self._store.queue(chunk)
             for execution in written:
                 self._launcher.submit(execution, term)
             await asyncio.sleep(0)
-        records = PacedChunks(skipped, largest=INSERT_CHUNK)
-        for chunk in records:
-            with records.timed():
+        for chunk in pace.chunks(skipped):
+            with pace.timed(len(chunk)):
                 await self._store.queue(chunk)
             await asyncio.sleep(0)
         await self._firing.caught_up([doc["_id"] for doc, _ in missed], term)
