@@ -130,22 +130,21 @@ class Recovery:
                 if position % SLICE == 0:
                     await asyncio.sleep(0)
         await self._store.skip_missed(stale_skipped, now)
-        # The runs first: the newest missed slots are due now, the missed ranges only say what happened.
         # From one document up (worker.paced_writes): this follows a load, with nothing learned yet, and is
         # the biggest write a leader makes; with the database in this process a chunk of hundreds held the
         # loop (and so the fire loop's next slot) for seconds. Re-running this writes nothing twice: the
         # unique index on (job, slot, attempt) drops what landed already.
         pace = self._firing.pace
         pace.size = 1
+        for chunk in pace.chunks(skipped):
+            with pace.timed(len(chunk)):
+                await self._store.queue(chunk)
+            await asyncio.sleep(0)
         for chunk in pace.chunks(to_run):
             with pace.timed(len(chunk)):
                 written = await self._store.queue(chunk)
             for execution in written:
                 self._launcher.submit(execution, term)
-            await asyncio.sleep(0)
-        for chunk in pace.chunks(skipped):
-            with pace.timed(len(chunk)):
-                await self._store.queue(chunk)
             await asyncio.sleep(0)
         await self._firing.caught_up([doc["_id"] for doc, _ in missed], term)
 
