@@ -228,9 +228,10 @@ def main() -> None:
     parser.add_argument("--limit", type=float, default=150.0, help="seconds to wait for the figures")
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    # fresh_database takes MONGODB_URL when it is set: say which database was measured.
+    database = "the server at MONGODB_URL" if os.environ.get("MONGODB_URL") else "in-memory database"
     print(
-        f"{args.jobs} minutely jobs, {args.hours:g} h down, one worker"
-        " (in process, real clock, in-memory database)"
+        f"{args.jobs} minutely jobs, {args.hours:g} h down, one worker (in process, real clock, {database})"
     )
     figures = Figures()
     figures.time_every_step()

@@ -19,6 +19,9 @@ class RunRequest:
     progress: Any = None
     # Called with the child's pid once it has started.
     started: Any = None
+    # Asked right before the child starts: a reason it must not (its worker no longer holds the job's lock,
+    # say after a pause past the lock's lease), or None. The run then ends abandoned, its source never run.
+    may_start: Any = None
 
 
 @dataclass

@@ -189,6 +189,10 @@ class SyncSession:
         return {"entities": self._stats, "logLinesDropped": self._log.dropped}
 
     async def run(self) -> RunOutcome:
+        refused = self._request.may_start() if self._request.may_start is not None else None
+        if refused:
+            log.warning("source_not_started", reason=refused)
+            return RunOutcome(ExecutionStatus.ABANDONED, error=refused)
         try:
             process = await start_child(self._argv, self._env, grace_seconds=self._kill_grace, **self._spawn)
         except CannotStart as error:

@@ -6,150 +6,24 @@ The ticking job fires every 3 s: a seconds-field cron written to the database di
 minute crons only), so a takeover can be shown firing its next slot without waiting for a minute boundary.
 """
 
-import json
-import os
-import re
 import signal
-import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from bson import ObjectId
-from pymongo import MongoClient
 
-from models.collections import JOB_EXECUTIONS, JOB_LOCKS, SYNC_JOBS, WORKER_LOCKS
-from models.sync_job import SyncJobSpec, new_job_document
-from tests.conftest import SECRET_KEY
-from tests.interpreters import script_python
-from tests.processes_http import api_answers, call_api, wait_for
-from tests.test_cli import free_port
+from models.collections import JOB_EXECUTIONS, JOB_LOCKS, SYNC_JOBS
+from tests.replica_cluster import LEASE, POLL, RENEW, SOURCE_MARK, Cluster, pid_of, wait_for
 
 pytestmark = pytest.mark.wire
 
-LEASE = 2.0
-RENEW = LEASE / 3
-POLL = 0.5
-WORKSPACE = "ws-replicas"
-ADMIN_TOKEN = "sjt_replicas_" + uuid.uuid4().hex
 QUICK_SOURCE = (
     "import sys, json; sys.stdin.readline(); print(json.dumps({'type': 'result', 'status': 'succeeded'}))"
 )
 # Sleeps long enough to be killed mid-run; killed by the test at the end if its worker could not.
-SLOW_SOURCE = "import sys, time; sys.stdin.readline(); time.sleep(20)  # syncjobs-replica-test"
-OWNER = re.compile(r"^[^:]+:(\d+):[0-9a-f]{8,}")
-
-
-class Cluster:
-    """The four processes, the database they share, and the API as a user calls it."""
-
-    def __init__(self, url: str, tmp: Path):
-        self.db_name = f"replicas_{uuid.uuid4().hex[:8]}"
-        self.client = MongoClient(url, tz_aware=True)
-        self.db = self.client[self.db_name]
-        self.port = free_port()
-        self.tmp = tmp
-        self.env = {
-            **{k: v for k, v in os.environ.items() if k not in ("MONGODB_URL", "SYNCJOBS_SECRET_KEY")},
-            "MONGODB_URL": url,
-            "MONGODB_DB": self.db_name,
-            "SYNCJOBS_SECRET_KEY": SECRET_KEY,
-            "SYNCJOBS_BOOTSTRAP_TOKEN": ADMIN_TOKEN,
-            "LOG_FORMAT": "json",
-            "WORKER_LEASE_SECONDS": str(LEASE),
-            "WORKER_CLOCK_SKEW_SECONDS": "0.5",
-            "JOB_LOCK_TTL_SECONDS": "2",
-            "POLL_INTERVAL_SECONDS": str(POLL),
-            "RESYNC_INTERVAL_SECONDS": "3",
-            "SHUTDOWN_GRACE_SECONDS": "1",
-            "KILL_GRACE_SECONDS": "0.5",
-            "MAX_CONCURRENT_RUNS": "2",
-        }
-        self.workers: dict[int, subprocess.Popen] = {}
-        self.api: subprocess.Popen | None = None
-
-    def spawn(self, *args: str, name: str) -> subprocess.Popen:
-        log = open(self.tmp / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
-        return subprocess.Popen(
-            [sys.executable, "-m", "syncjobs", *args], stdout=log, stderr=subprocess.STDOUT, env=self.env
-        )
-
-    def start(self) -> None:
-        self.api = self.spawn("api", "--port", str(self.port), name="api")
-        for _ in range(3):
-            self.add_worker()
-        wait_for(self.api_answers, timeout=30, message="the API to answer")
-
-    def add_worker(self, *, wait: bool = False) -> None:
-        """Start one more worker process; with `wait`, until its first heartbeat (a replacement must be up
-        before a test relies on it as a standby)."""
-        process = self.spawn("worker", name=f"worker{len(self.workers)}")
-        self.workers[process.pid] = process
-        if wait:
-            wait_for(
-                lambda: self.db["workers"].find_one({"pid": process.pid}),
-                timeout=30,
-                message="the new worker's first heartbeat",
-            )
-
-    def api_answers(self) -> bool:
-        return api_answers(self.port)
-
-    def call(self, method: str, path: str, body: dict | None = None, *, under: str | None = None) -> dict:
-        """`path` under the workspace, or under `under` (e.g. /api/admin) when given."""
-        base = under if under is not None else f"/api/workspaces/{WORKSPACE}"
-        return call_api(self.port, ADMIN_TOKEN, method, base + path, body)
-
-    def lock(self) -> dict | None:
-        return self.db[WORKER_LOCKS].find_one({"_id": "sync-worker"})
-
-    def live_leader(self) -> dict | None:
-        """The lock document while it names a live worker process and has not expired."""
-        lock = self.lock()
-        if lock is None or lock["expiresAt"] <= datetime.now(UTC):
-            return None
-        pid = int(OWNER.match(lock["owner"]).group(1))
-        process = self.workers.get(pid)
-        return lock if process is not None and process.poll() is None else None
-
-    def leader_after(self, term: int, timeout: float) -> dict:
-        return wait_for(
-            lambda: (lock := self.live_leader()) and lock["term"] > term and lock,
-            timeout=timeout,
-            message=f"a leader with a term above {term}",
-        )
-
-    def events(self, name: str) -> list[dict]:
-        found = []
-        for path in self.tmp.glob("worker*.log"):
-            for line in path.read_text().splitlines():
-                if line.startswith("{") and json.loads(line).get("event") == name:
-                    found.append(json.loads(line))
-        return found
-
-    def stop(self) -> None:
-        for process in [*self.workers.values(), self.api]:
-            if process is not None and process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in [*self.workers.values(), self.api]:
-            if process is not None:
-                try:
-                    process.wait(10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-        # A source whose worker was killed with -9 outlives it (issue 8, item 7): end ours here.
-        for doc in self.db[JOB_EXECUTIONS].find({"pid": {"$ne": None}}, {"pid": 1}):
-            try:
-                if "syncjobs-replica-test" in Path(f"/proc/{doc['pid']}/cmdline").read_text():
-                    os.kill(doc["pid"], signal.SIGKILL)
-            except (OSError, ProcessLookupError):
-                pass
-        self.client.drop_database(self.db_name)
-        self.client.close()
+SLOW_SOURCE = f"import sys, time; sys.stdin.readline(); time.sleep(20)  # {SOURCE_MARK}"
 
 
 @pytest.fixture(scope="module")
@@ -157,29 +31,20 @@ def cluster(wire_server, tmp_path_factory) -> Iterator[Cluster]:
     cluster = Cluster(wire_server, tmp_path_factory.mktemp("replicas"))
     try:
         cluster.start()
-        # Workspaces name connectors, never programs: the operator registers the two scripts first.
-        for name, code in (("quick", QUICK_SOURCE), ("slow", SLOW_SOURCE)):
-            connector = {"name": name, "executable": script_python(), "args": ["-c", code]}
-            cluster.call("POST", "/connectors", connector, under="/api/admin")
-        source = cluster.call(
-            "POST", "/data-sources", {"name": "quick", "type": "command", "connector": "quick"}
-        )
-        slow = cluster.call("POST", "/data-sources", {"name": "slow", "type": "command", "connector": "slow"})
+        source = cluster.command_source("quick", QUICK_SOURCE)
+        slow = cluster.command_source("slow", SLOW_SOURCE)
         destination = cluster.call(
             "POST", "/destinations", {"name": "d", "type": "mongodb", "database": cluster.db_name + "_dest"}
         )
-        spec = SyncJobSpec.model_validate(
+        ticking = cluster.insert_job(
             {
                 "name": "ticking",
                 "dataSourceId": source["id"],
                 "destinationDatabaseId": destination["id"],
-                "schedule": {"cron": "* * * * *", "timezone": "UTC"},
                 "syncMode": "incremental",
-            }
+            },
+            cron="* * * * * */3",
         )
-        ticking = new_job_document(WORKSPACE, spec, datetime.now(UTC))
-        ticking["schedule"]["cron"] = "* * * * * */3"
-        cluster.db[SYNC_JOBS].insert_one(ticking)
         cluster.ticking_id = ticking["_id"]
         cluster.slow_id = ObjectId(
             cluster.call(
@@ -214,7 +79,7 @@ def test_exactly_one_of_three_worker_processes_leads(cluster):
 def test_the_lock_documents_read_as_the_readme_says(cluster):
     lock = cluster.leader_after(0, timeout=15)
     assert set(lock) == {"_id", "owner", "term", "acquiredAt", "heartbeatAt", "expiresAt"}
-    assert int(OWNER.match(lock["owner"]).group(1)) in cluster.workers  # host:pid:uuid of a live worker
+    assert pid_of(lock["owner"]) in cluster.workers  # host:pid:uuid of a live worker
     assert lock["acquiredAt"] <= lock["heartbeatAt"] < lock["expiresAt"]
     assert (lock["expiresAt"] - lock["heartbeatAt"]).total_seconds() == pytest.approx(LEASE, abs=0.002)
     run = cluster.call("POST", f"/sync-jobs/{cluster.slow_id}/run")
@@ -223,7 +88,7 @@ def test_the_lock_documents_read_as_the_readme_says(cluster):
         lambda: cluster.db[JOB_LOCKS].find_one({"_id": cluster.slow_id}), timeout=10, message="the job lock"
     )
     # Whichever worker claimed it: every replica runs syncs, the leader included.
-    assert held["executionId"] == execution_id and int(OWNER.match(held["owner"]).group(1)) in cluster.workers
+    assert held["executionId"] == execution_id and pid_of(held["owner"]) in cluster.workers
     assert set(held) == {"_id", "owner", "executionId", "acquiredAt", "heartbeatAt", "expiresAt"}
     assert held["acquiredAt"] <= held["heartbeatAt"] < held["expiresAt"]
     assert held["expiresAt"] > datetime.now(UTC)
@@ -308,17 +173,17 @@ def test_kill_9_of_the_leader_hands_over_within_the_lease_and_its_run_is_abandon
     lock = cluster.leader_after(0, timeout=15)
     in_flight = cluster.db[JOB_EXECUTIONS].find_one({"jobId": cluster.slow_id, "status": "running"})
     assert in_flight is not None
-    leader = cluster.workers[int(OWNER.match(lock["owner"]).group(1))]
+    leader = cluster.workers[pid_of(lock["owner"])]
     leader.send_signal(signal.SIGKILL)
     killed = datetime.now(UTC)
     leader.wait(5)
-    runner_pid = int(OWNER.match(in_flight["workerId"]).group(1))
+    runner_pid = pid_of(in_flight["workerId"])
     if runner_pid != leader.pid:
         # The slow run went to a standby: kill that one too (a worker killed mid-run), and start a
-        # replacement so that the fleet keeps a standby for the tests after this one.
+        # replacement, up before the next test relies on it as a standby.
         cluster.workers[runner_pid].send_signal(signal.SIGKILL)
         cluster.workers[runner_pid].wait(5)
-        cluster.add_worker(wait=True)
+        cluster.start_worker(wait=True)
     successor = cluster.leader_after(lock["term"], timeout=LEASE + 5)
     takeover = (successor["acquiredAt"] - killed).total_seconds()
     record_property("figure", f"kill -9: a standby led {takeover:.2f} s later (lease {LEASE:g} s)")
@@ -350,7 +215,7 @@ def test_kill_9_of_the_leader_hands_over_within_the_lease_and_its_run_is_abandon
 
 def test_sigterm_of_the_leader_hands_over_within_one_renewal(cluster, record_property):
     lock = cluster.leader_after(0, timeout=15)
-    leader = cluster.workers[int(OWNER.match(lock["owner"]).group(1))]
+    leader = cluster.workers[pid_of(lock["owner"])]
     leader.send_signal(signal.SIGTERM)
     assert leader.wait(10) == 0
     successor = cluster.leader_after(lock["term"], timeout=RENEW + 5)
@@ -398,7 +263,7 @@ def test_no_job_slot_and_attempt_ran_twice_and_nothing_is_left_running(cluster):
         return [
             run
             for run in cluster.db[JOB_EXECUTIONS].find({"status": "running"}, {"workerId": 1})
-            if int(OWNER.match(run["workerId"]).group(1)) not in alive
+            if pid_of(run["workerId"]) not in alive
         ]
 
     wait_for(

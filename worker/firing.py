@@ -6,7 +6,6 @@ is written only when it differs from what the timetable now holds.
 """
 
 import asyncio
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfoNotFoundError
@@ -21,6 +20,7 @@ from models.execution import Trigger, new_execution_document
 from models.execution_store import ExecutionStore
 from worker.change_feed import Change
 from worker.job_status import JobStatusWriter
+from worker.paced_writes import Pace
 from worker.timetable import GroupKey, Timetable
 
 log = structlog.get_logger("syncjobs.worker")
@@ -37,18 +37,13 @@ SCHEDULE_FIELDS = {
     "workspaceId": 1,
     "requiredLabel": 1,
 }
-# Executions written per insert: a chunk's runs start while the next chunk is written.
+# The most executions written per insert: a chunk's runs start while the next chunk is written.
 INSERT_CHUNK = 500
 CHANGE_BATCH = 500
 # A chunk that fails is tried again after these pauses (seconds); the lease alone decides when to give up.
 CHUNK_BACKOFF = (0.5, 1.0, 2.0, 5.0)
 
 Missed = list[tuple[dict[str, Any], datetime]]
-
-
-def chunks(items: list, size: int) -> Iterator[list]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 class Firing:
@@ -81,6 +76,14 @@ class Firing:
         self._labels: dict[ObjectId, str] = {}  # the jobs that require a worker label
         self.changed = asyncio.Event()
         self.confirming: asyncio.Task | None = None
+        # Chunk sizes of the executions this worker writes, learned across terms (worker.paced_writes).
+        self.pace = Pace(largest=INSERT_CHUNK)
+        # A job's stored nextRunAt is where the next leader starts looking for slots nobody recorded, so it
+        # never moves past a slot without a record. Jobs whose missed slots catch-up has not written yet
+        # keep theirs until it has (Recovery.catch_up calls `caught_up`); a group's slot popped from the
+        # timetable counts as its next until its executions are written.
+        self.awaiting_catch_up: set[ObjectId] = set()
+        self._popped: dict[GroupKey, datetime] = {}
 
     def reset(self) -> None:
         """The term is over: the next one loads everything afresh."""
@@ -91,6 +94,8 @@ class Firing:
         self._versions.clear()
         self._workspaces.clear()
         self._labels.clear()
+        self.awaiting_catch_up.clear()
+        self._popped.clear()
 
     async def load_all(self, term: int) -> tuple[datetime | None, datetime, Missed]:
         """Load every job at once. Returns the newest `updatedAt` seen (where polling starts), the moment
@@ -217,6 +222,9 @@ class Firing:
                 first_missed = doc.get("nextRunAt")
                 if loading and first_missed is not None and first_missed <= now:
                     missed.append((doc, first_missed))
+                    self.awaiting_catch_up.add(job_id)
+                if job_id in self.awaiting_catch_up:
+                    continue  # confirmed by `caught_up`, once its missed slots have their records
             else:
                 self.timetable.remove(job_id)
                 group, next_run = None, None
@@ -239,8 +247,7 @@ class Firing:
         """Write scheduleAppliedVersion and nextRunAt: one write per (version, next fire time), the next fire
         time read from the timetable right before its write, so a slot fired meanwhile is not written back."""
 
-        def next_of(group):
-            return self.timetable.group_next(group) if group else None
+        next_of = self._stored_next
 
         planned: dict[tuple[int, datetime | None], list[tuple[GroupKey | None, list[ObjectId]]]] = {}
         for (version, group), job_ids in applied.items():
@@ -252,6 +259,25 @@ class Firing:
             for next_run, job_ids in current.items():
                 await self._status.schedule_applied(job_ids, version, next_run, now, term)
             await asyncio.sleep(0)  # let a due slot fire between two writes
+
+    def _stored_next(self, group: GroupKey | None) -> datetime | None:
+        """The nextRunAt to store for a group's jobs: the timetable's, or the slot popped but not yet
+        written."""
+        if group is None:
+            return None
+        popped = self._popped.get(group)
+        upcoming = self.timetable.group_next(group)
+        return popped if popped is not None and (upcoming is None or popped < upcoming) else upcoming
+
+    async def caught_up(self, job_ids: list[ObjectId], term: int) -> None:
+        """Catch-up has written the records of these jobs' missed slots: their stored schedule may move on."""
+        applied: dict[tuple[int, GroupKey | None], list[ObjectId]] = {}
+        for job_id in job_ids:
+            self.awaiting_catch_up.discard(job_id)
+            if job_id in self._versions:  # not deleted meanwhile
+                group = self.timetable.group_of(job_id)
+                applied.setdefault((self._versions[job_id], group), []).append(job_id)
+        await self._confirm_applied(applied, self._clock.now(), term)
 
     async def fire_loop(self, term: int) -> None:
         while True:
@@ -274,9 +300,9 @@ class Firing:
             await asyncio.sleep(0)
 
     async def fire_due(self, term: int) -> int:
-        """Write an execution for every job due now, in chunks of INSERT_CHUNK, and hand each chunk to the
-        dispatchers as soon as it is written; then one status write per distinct next fire time. Returns how
-        many were written.
+        """Write an execution for every job due now, in chunks of at most INSERT_CHUNK (sized by
+        `pace`), and hand each chunk to the dispatchers as soon as it is written; then one status write per
+        distinct next fire time. Returns how many were written.
 
         Nothing is read here: the timetable is what the feed last said. A job edited, disabled or deleted
         in the moment before its slot is caught by the launcher, which reads the job before it runs it."""
@@ -285,7 +311,10 @@ class Firing:
             raise self._lost("the lease ran out with slots due")
         now = self._clock.now()
         executions, by_next = [], {}
+        popped: list[GroupKey] = []
         for slot, key, job_ids in self.timetable.pop_due(now):
+            self._popped.setdefault(key, slot)
+            popped.append(key)
             for job_id in job_ids:
                 job = {
                     "_id": job_id,
@@ -297,14 +326,20 @@ class Firing:
                 )
                 execution["firedTerm"] = term
                 executions.append(execution)
-            by_next.setdefault(self.timetable.group_next(key), []).extend(job_ids)
+            by_next.setdefault(self.timetable.group_next(key), []).extend(
+                job_id for job_id in job_ids if job_id not in self.awaiting_catch_up
+            )
         written = 0
-        for chunk in chunks(executions, INSERT_CHUNK):
-            written += len(await self.queue_chunk(chunk, term))
+        for chunk in self.pace.chunks(executions):
+            with self.pace.timed(len(chunk)):
+                written += len(await self.queue_chunk(chunk, term))
             self._queued()
             await asyncio.sleep(0)
+        for key in popped:
+            self._popped.pop(key, None)
         for next_run, job_ids in by_next.items():
-            await self._status.next_run(job_ids, next_run, term)
+            if job_ids:
+                await self._status.next_run(job_ids, next_run, term)
         return written
 
     async def queue_chunk(self, chunk: list[dict[str, Any]], term: int) -> list[dict[str, Any]]:

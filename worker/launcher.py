@@ -58,9 +58,15 @@ class Busy:
     until: datetime | None
 
 
+LOCK_LAPSED = "its job lock lapsed before the source started (this worker was paused or cut off)"
+
+
 @dataclass
 class Running:
     request: RunRequest
+    # Until when this worker's hold on the job's lock is known to last (the claim, then each renewal, plus
+    # the lock's TTL), by this worker's clock.
+    held_until: datetime
     cancel_reason: str | None = None
 
     def cancel(self, reason: str) -> None:
@@ -372,8 +378,11 @@ class Launcher:
             timeout_seconds=job.get("timeoutSeconds") or self._settings.default_timeout_seconds,
             progress=lambda stats, lines: self._progress(execution_id, stats, lines),
             started=lambda pid: self._started(execution_id, pid),
+            may_start=lambda: self._lock_lapsed(running),
         )
-        running = self.running[execution_id] = Running(request)
+        running = self.running[execution_id] = Running(
+            request, held_until=execution["startedAt"] + self._locks.ttl
+        )
         if self._past_grace:
             running.cancel(SHUTDOWN)  # claimed while the shutdown's cancel pass went by
         keeper = asyncio.create_task(self._keep_job_lock(execution["jobId"], execution_id, running))
@@ -389,9 +398,19 @@ class Launcher:
             self.running.pop(execution_id, None)
         return outcome, running.cancel_reason
 
+    def _lock_lapsed(self, running: Running) -> str | None:
+        """Whether this worker may no longer count on the job's lock: past its last known expiry, less the
+        clock-skew margin, another worker may have taken the job. Asked by the clock alone, so it costs no
+        command: a worker stopped between its claim and the start sees the time that passed."""
+        margin = timedelta(seconds=self._settings.worker_clock_skew_seconds)
+        return LOCK_LAPSED if self._clock.now() >= running.held_until - margin else None
+
     async def _started(self, execution_id: ObjectId, pid: int) -> None:
         # Written with the first progress report (within a second) instead of a write of its own.
         self._pids[execution_id] = pid
+        running = self.running.get(execution_id)
+        if running is not None and self._lock_lapsed(running):
+            running.cancel(LOCK_LAPSED)  # stopped between the check and the start: end it at once
 
     async def _progress(self, execution_id: ObjectId, stats: dict[str, Any], lines: list[str]) -> None:
         await self._store.progress(
@@ -408,10 +427,12 @@ class Launcher:
         while True:
             await self._clock.sleep(interval)
             try:
-                if not await self._locks.renew(job_id, execution_id, now=self._clock.now()):
+                renewed_at = self._clock.now()
+                if not await self._locks.renew(job_id, execution_id, now=renewed_at):
                     log.warning("job_lock_lost")
                     running.cancel("the job lock was lost")
                     return
+                running.held_until = renewed_at + self._locks.ttl
             except PyMongoError as error:
                 log.warning("job_lock_renewal_failed", error=str(error))
 

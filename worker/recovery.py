@@ -14,12 +14,46 @@ from models.collections import SYNC_JOBS
 from models.execution import ExecutionStatus, Trigger, new_execution_document
 from models.execution_store import ExecutionStore
 from models.job_locks import JobLocks
-from worker.firing import INSERT_CHUNK, Missed, chunks
+from worker.firing import Firing, Missed
 from worker.launcher import MISFIRE_GRACE_DEFAULT, Launcher, log_finished
 from worker.leader_lock import LeaderLock
-from worker.misfires import classify, missed_slots
+from worker.misfires import SLICE, missed_slots
 
 log = structlog.get_logger("syncjobs.worker")
+
+
+class Covered:
+    """The slots of one job that have a record: fired ones, and missed ranges."""
+
+    def __init__(self) -> None:
+        self._slots: list[datetime] = []
+        self._ranges: list[tuple[datetime, datetime]] = []
+
+    def add(self, execution: dict[str, Any]) -> None:
+        missed = execution.get("missed")
+        if missed:
+            self._ranges.append((missed["firstSlot"], missed["lastSlot"]))
+        else:
+            self._slots.append(execution["scheduledFor"])
+
+    def gaps(self, walked: list[datetime], start: int) -> list[tuple[int, int]]:
+        """(first, last) indexes of each unbroken run of `walked[start:]` without a record. A search per
+        record, not a look per slot: a day of minutely slots for each of a thousand jobs is walked at once."""
+        taken: set[int] = set()
+        for slot in self._slots:
+            index = bisect.bisect_left(walked, slot, start)
+            if index < len(walked) and walked[index] == slot:
+                taken.add(index)
+        for first, last in self._ranges:
+            taken.update(range(bisect.bisect_left(walked, first, start), bisect.bisect_right(walked, last)))
+        runs, run_start = [], start
+        for index in sorted(taken):
+            if index > run_start:
+                runs.append((run_start, index - 1))
+            run_start = max(run_start, index + 1)
+        if run_start < len(walked):
+            runs.append((run_start, len(walked) - 1))
+        return runs
 
 
 class Recovery:
@@ -33,6 +67,7 @@ class Recovery:
         launcher: Launcher,
         leader_lock: LeaderLock,
         queued,
+        firing: Firing,
     ):
         self._jobs = db[SYNC_JOBS]
         self._clock = clock
@@ -41,15 +76,18 @@ class Recovery:
         self._launcher = launcher
         self._leader_lock = leader_lock
         self._queued = queued  # wakes the dispatchers: the slots catch-up decided to run are queued
+        self._firing = firing
 
     async def catch_up(self, missed: Missed, term: int, now: datetime) -> None:
         """Slots that came due while no leader fired them, up to `now` (when this term loaded): per job, the
-        newest runs once if within grace; older ones are recorded as one skipped execution, so every slot's
-        fate can be read back. Fire times are walked once per (cron, zone) group, in slices that yield.
+        newest runs once if within grace; older ones are recorded as skipped executions, one per unbroken
+        range, so every slot's fate can be read back. Fire times are walked once per (cron, zone) group, in
+        slices that yield. Then the jobs' stored nextRunAt may move on (Firing.caught_up): until these records
+        are written it stays at the first slot without one, where a next leader would start again.
 
-        A slot the last leader wrote but never started (it died between its insert and moving `nextRunAt`)
-        keeps its record and counts as one of the missed slots: it runs only if it is the newest and within
-        grace, and the missed range starts after it, so the two records never collide."""
+        A slot that already has a record (the last leader wrote it and died before moving `nextRunAt`, or
+        this term fired it before an earlier catch-up got this far) is not missed again. One still queued
+        runs only if it is the newest and within grace."""
         recorded = await self._recorded_since(missed)
         groups: dict[tuple[str, str], Missed] = {}
         for doc, first_missed in missed:
@@ -61,61 +99,66 @@ class Recovery:
         stale_skipped: list[ObjectId] = []
         for (cron, zone), members in groups.items():
             walked = await missed_slots(cron, zone, min(first for _, first in members), now)
-            for doc, first_missed in members:
-                last_recorded, stale = recorded.get(doc["_id"], (None, []))
-                slots = walked[bisect.bisect_left(walked, first_missed) :]
-                if last_recorded is not None:
-                    slots = slots[bisect.bisect_right(slots, last_recorded) :]
-                grace = doc.get("misfireGraceSeconds", MISFIRE_GRACE_DEFAULT)
+            for position, (doc, first_missed) in enumerate(members, start=1):
+                covered, stale = recorded.get(doc["_id"], (Covered(), []))
+                gaps = covered.gaps(walked, bisect.bisect_left(walked, first_missed))
+                newest = walked[gaps[-1][1]] if gaps else None
+                grace = timedelta(seconds=doc.get("misfireGraceSeconds", MISFIRE_GRACE_DEFAULT))
                 newest_stale = max(stale, key=lambda execution: execution["scheduledFor"], default=None)
-                run_slot = None
-                if newest_stale is not None and (not slots or slots[-1] < newest_stale["scheduledFor"]):
+                if newest_stale is not None and (newest is None or newest < newest_stale["scheduledFor"]):
                     # The stale slot is the newest: it stays queued (the dispatcher starts it) if in grace.
-                    if now - newest_stale["scheduledFor"] <= timedelta(seconds=grace):
+                    if now - newest_stale["scheduledFor"] <= grace:
                         stale = [execution for execution in stale if execution is not newest_stale]
-                    misfire = classify(slots, now, 0)
-                else:
-                    misfire = classify(slots, now, grace)
-                    run_slot = misfire.run_slot if misfire else None
-                stale_skipped.extend(execution["_id"] for execution in stale)
-                if misfire is not None and misfire.skipped_count:
-                    skipped.append(
-                        self._store.missed_record(
-                            doc,
-                            count=misfire.skipped_count,
-                            first=misfire.first_skipped,
-                            last=misfire.last_skipped,
-                            now=now,
-                        )
-                    )
-                    log.info("slots_missed", job_id=str(doc["_id"]), count=misfire.skipped_count)
-                if run_slot is not None:
+                elif newest is not None and now - newest <= grace:
+                    # The newest slot runs, late; the ones before it are recorded as missed.
+                    first, last = gaps.pop()
+                    if first < last:
+                        gaps.append((first, last - 1))
                     execution = new_execution_document(
-                        job=doc, trigger=Trigger.SCHEDULE, scheduled_for=run_slot, now=now
+                        job=doc, trigger=Trigger.SCHEDULE, scheduled_for=newest, now=now
                     )
                     execution["firedTerm"] = term
                     to_run.append(execution)
+                stale_skipped.extend(execution["_id"] for execution in stale)
+                for first, last in gaps:
+                    skipped.append(
+                        self._store.missed_record(
+                            doc, count=last - first + 1, first=walked[first], last=walked[last], now=now
+                        )
+                    )
+                if gaps:
+                    count = sum(last - first + 1 for first, last in gaps)
+                    log.info("slots_missed", job_id=str(doc["_id"]), count=count)
+                if position % SLICE == 0:
+                    await asyncio.sleep(0)
         await self._store.skip_missed(stale_skipped, now)
-        for chunk in chunks(skipped, INSERT_CHUNK):
-            await self._store.queue(chunk)
+        # From one document up (worker.paced_writes): this follows a load, with nothing learned yet, and is
+        # the biggest write a leader makes; with the database in this process a chunk of hundreds held the
+        # loop (and so the fire loop's next slot) for seconds. Re-running this writes nothing twice: the
+        # unique index on (job, slot, attempt) drops what landed already.
+        pace = self._firing.pace
+        pace.size = 1
+        for chunk in pace.chunks(skipped):
+            with pace.timed(len(chunk)):
+                await self._store.queue(chunk)
             await asyncio.sleep(0)
-        for chunk in chunks(to_run, INSERT_CHUNK):
-            await self._store.queue(chunk)
+        for chunk in pace.chunks(to_run):
+            with pace.timed(len(chunk)):
+                await self._store.queue(chunk)
             self._queued()
             await asyncio.sleep(0)
+        await self._firing.caught_up([doc["_id"] for doc, _ in missed], term)
 
-    async def _recorded_since(self, missed: Missed) -> dict[ObjectId, tuple[datetime | None, list[dict]]]:
-        """Per job, the last slot already recorded at or after its first missed one, and the executions of
+    async def _recorded_since(self, missed: Missed) -> dict[ObjectId, tuple["Covered", list[dict]]]:
+        """Per job, the slots already recorded at or after its first missed one, and the executions of
         those slots still queued: one read for every job that missed slots."""
         docs = await self._store.scheduled_since({doc["_id"]: first for doc, first in missed})
-        recorded: dict[ObjectId, tuple[datetime | None, list[dict]]] = {}
+        recorded: dict[ObjectId, tuple[Covered, list[dict]]] = {}
         for execution in docs:
-            last = (execution.get("missed") or {}).get("lastSlot") or execution["scheduledFor"]
-            last = max(last, execution["scheduledFor"])
-            previous, stale = recorded.get(execution["jobId"], (None, []))
+            covered, stale = recorded.setdefault(execution["jobId"], (Covered(), []))
+            covered.add(execution)
             if execution["status"] == ExecutionStatus.QUEUED.value:
-                stale = [*stale, execution]
-            recorded[execution["jobId"]] = (max(last, previous) if previous else last, stale)
+                stale.append(execution)
         return recorded
 
     async def _lock_lost(self, now: datetime) -> list[dict[str, Any]]:

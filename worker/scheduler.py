@@ -100,6 +100,7 @@ class Scheduler:
             launcher=self.launcher,
             leader_lock=self.leader_lock,
             queued=self.dispatcher.wake.set,
+            firing=self.firing,
         )
         # How edits reach the schedule while leading: change_streams | polling (None while standing by).
         self.reload_mode: str | None = None

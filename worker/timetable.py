@@ -88,6 +88,9 @@ class Timetable:
         key = self._group_of.get(job_id)
         return self._groups[key].next_fire if key else None
 
+    def group_of(self, job_id: ObjectId) -> GroupKey | None:
+        return self._group_of.get(job_id)
+
     def group_next(self, key: GroupKey) -> datetime | None:
         group = self._groups.get(key)
         return group.next_fire if group else None

@@ -257,3 +257,18 @@ async def test_the_builtin_http_connector_runs_as_a_subprocess(
     assert [doc["_id"] for doc in await warehouse(db, "customers")] == [0, 1, 2, 3, 4]
     assert outcome.cursors == {"customers": 4}
     assert "Bearer k" not in str(outcome.log_tail)
+
+
+async def test_a_run_its_worker_may_no_longer_start_never_starts_its_source(
+    runner, script, make_job, clock, tmp_path
+):
+    marker = tmp_path / "ran"
+    argv = await script(f"""
+        open({str(marker)!r}, "w").close()
+        emit(type="result", status="succeeded")
+    """)
+    request = request_for(await make_job(argv), clock)
+    request.may_start = lambda: "its job lock lapsed before the source started"
+    outcome = await runner.run(request)
+    assert outcome.status == ExecutionStatus.ABANDONED and "lock lapsed" in outcome.error
+    assert outcome.pid is None and not marker.exists()

@@ -397,3 +397,46 @@ async def test_failed_runs_are_logged_as_warnings_and_abandoned_ones_as_errors(
         await wait_for_status(db, execution["_id"], "failed")
     levels = {entry["status"]: entry["log_level"] for entry in logs if entry["event"] == "execution_finished"}
     assert levels["failed"] == "warning" and levels["abandoned"] == "error"
+
+
+async def test_a_worker_paused_between_its_claim_and_the_start_does_not_start_the_source(
+    workers, db, clock, add_job
+):
+    class PausedBeforeTheStart:
+        """SIGSTOP lands after the claim, before the source starts, and lasts past the lock's 60 s TTL."""
+
+        asked: list = []
+
+        async def run(self, request):
+            clock.set(clock.now() + timedelta(seconds=61))
+            reason = request.may_start()
+            self.asked.append(reason)
+            if reason:
+                return RunOutcome(ExecutionStatus.ABANDONED, error=reason)
+            return RunOutcome(ExecutionStatus.SUCCEEDED)
+
+    runner = PausedBeforeTheStart()
+    job = await add_job(schedule={"cron": "0 0 1 1 *", "timezone": "UTC"}, retry={"maxAttempts": 2})
+    await workers.start(runner=runner)
+    execution = await start_run(db, clock, job)
+    await clock.advance(2)
+    done = await wait_for_status(db, execution["_id"], "abandoned")
+    assert "lock lapsed" in done["error"] and runner.asked and runner.asked[0]
+    # Retried like any abandoned run, once the job lock is free again.
+    assert await db.job_executions.find_one({"retryOf": execution["_id"]}) is not None
+
+
+async def test_a_run_whose_lock_is_held_may_start(workers, db, clock, runner, add_job):
+    asked = []
+
+    class Asking:
+        async def run(self, request):
+            asked.append(request.may_start())
+            return RunOutcome(ExecutionStatus.SUCCEEDED)
+
+    job = await add_job(schedule={"cron": "0 0 1 1 *", "timezone": "UTC"})
+    await workers.start(runner=Asking())
+    execution = await start_run(db, clock, job)
+    await clock.advance(2)
+    await wait_for_status(db, execution["_id"], "succeeded")
+    assert asked == [None]

@@ -66,25 +66,11 @@ async def test_a_day_down_with_a_thousand_minutely_jobs_the_next_slot_is_on_time
     unindexed_db, clock, worker_settings, runner
 ):
     runner.hold = True  # one run holds the only run slot: the rest wait, so the test measures the schedule
-    from models.sync_job import SyncJobSpec, new_job_document
     from tests.worker.conftest import Workers
 
     db = unindexed_db
     clock.set(utc(2030, 1, 8, 12, 0, 30))
-    spec = SyncJobSpec.model_validate(
-        {
-            "name": "minutely",
-            "dataSourceId": "a" * 24,
-            "destinationDatabaseId": "b" * 24,
-            "schedule": {"cron": "* * * * *", "timezone": "UTC"},
-        }
-    )
-    docs = []
-    for _ in range(1000):
-        doc = new_job_document("ws-a", spec, clock.now() - timedelta(days=2))
-        doc["nextRunAt"] = utc(2030, 1, 7, 12, 0)  # the last leader died a day ago
-        docs.append(doc)
-    await db.syncjobs.insert_many(docs)
+    await minutely_jobs(db, 1000, next_run=utc(2030, 1, 7, 12, 0))  # the last leader died a day ago
     group = Workers(db, clock, worker_settings, runner)
     try:
         await group.start(max_concurrent=1)
@@ -110,6 +96,38 @@ async def test_a_day_down_with_a_thousand_minutely_jobs_the_next_slot_is_on_time
         await group.close()
 
 
+async def test_catch_up_on_the_in_memory_database_never_holds_the_event_loop_for_100_ms(
+    clock, worker_settings, runner
+):
+    """The in-memory database does each insert on the event loop, at a cost that grows with the collection
+    (a scan per unique index per document): catch-up's writes are sized so that no step of any task holds
+    the loop for long, timed as the chaos suite's watchdog does (CPU time per loop callback)."""
+    from mongomock_motor import AsyncMongoMockClient
+
+    from models.collections import ensure_indexes
+    from tests.worker.chaos_world import Meter, Watchdog
+    from tests.worker.conftest import Workers
+
+    db = AsyncMongoMockClient(tz_aware=True)["syncjobs_catch_up_paced"]
+    await ensure_indexes(db)
+    runner.hold = True
+    clock.set(utc(2030, 1, 8, 12, 0, 30))
+    await minutely_jobs(db, 200, next_run=utc(2030, 1, 8, 10, 0))  # two hours down
+    watchdog = Watchdog(Meter(), freeze_seconds=60)  # nothing subtracted: the database's time counts
+    watchdog.install()
+    group = Workers(db, clock, worker_settings, runner)
+    try:
+        await group.start(max_concurrent=1)
+        await eventually(
+            lambda: _count_is(db, {"reason": "missed"}, 200), timeout=30, message="every missed record"
+        )
+    finally:
+        watchdog.uninstall()
+        await group.close()
+    assert await db.job_executions.count_documents({"scheduledFor": utc(2030, 1, 8, 12, 0)}) == 200
+    assert watchdog.worst < 0.1, f"{watchdog.worst * 1000:.0f} ms in {watchdog.worst_at}"
+
+
 async def test_walking_a_week_of_minutely_slots_yields_to_other_tasks_every_slice():
     beats = 0
 
@@ -124,6 +142,26 @@ async def test_walking_a_week_of_minutely_slots_yields_to_other_tasks_every_slic
     beating.cancel()
     assert len(slots) == 7 * 1440 + 1
     assert beats >= len(slots) // SLICE  # other tasks ran between slices
+
+
+async def minutely_jobs(db, count: int, *, next_run: datetime) -> None:
+    """`count` minutely jobs as a leader that died left them: due at `next_run`."""
+    from models.sync_job import SyncJobSpec, new_job_document
+
+    spec = SyncJobSpec.model_validate(
+        {
+            "name": "minutely",
+            "dataSourceId": "a" * 24,
+            "destinationDatabaseId": "b" * 24,
+            "schedule": {"cron": "* * * * *", "timezone": "UTC"},
+        }
+    )
+    docs = []
+    for _ in range(count):
+        doc = new_job_document("ws-a", spec, next_run - timedelta(days=2))
+        doc["nextRunAt"] = next_run
+        docs.append(doc)
+    await db.syncjobs.insert_many(docs)
 
 
 async def _count_is(db, query, expected) -> bool:
@@ -188,6 +226,37 @@ async def test_a_slot_fired_by_a_leader_that_died_before_moving_next_run_keeps_o
     }
     newest = by_slot[(utc(2030, 1, 7, 12, 8), 1)]
     await wait_for_status(db, newest["_id"], "succeeded")
+
+
+async def test_a_leader_killed_before_its_catch_up_is_written_leaves_the_missed_slots_to_the_next(
+    workers, db, clock, add_job, worker_settings, monkeypatch
+):
+    # Found by the process chaos suite (tests/test_chaos_processes.py): a leader loaded, confirmed the
+    # job's next slot as nextRunAt and was killed before catch-up wrote the slots missed before it; the
+    # next leader, starting from that nextRunAt, found nothing missed, and those slots had no record.
+    from worker.recovery import Recovery
+
+    job = await add_job(nextRunAt=utc(2030, 1, 7, 12, 5))
+    clock.set(utc(2030, 1, 7, 12, 8, 30))
+
+    async def killed_before_writing(self, missed, term, now):
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(Recovery, "catch_up", killed_before_writing)
+    first = await workers.start("w1")
+    assert first.leading.is_set()
+    await workers.crash(first)
+    monkeypatch.undo()
+    assert (await db.syncjobs.find_one({"_id": job["_id"]}))["nextRunAt"] == utc(2030, 1, 7, 12, 5)
+    await clock.advance(worker_settings.worker_lease_seconds + 1)
+    await workers.start("w2")
+    await settle()
+    records = await executions_of(db, job["_id"])
+    assert [record["missed"] for record in records if record.get("missed")] == [
+        {"count": 4, "firstSlot": utc(2030, 1, 7, 12, 5), "lastSlot": utc(2030, 1, 7, 12, 8)}
+    ]
+    fired = [record["scheduledFor"] for record in records if record["attempt"] == 1]
+    assert fired == [utc(2030, 1, 7, 12, 9)]
 
 
 async def test_a_stale_slot_past_its_grace_is_not_run(workers, db, clock, add_job, runner):

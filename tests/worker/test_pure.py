@@ -86,3 +86,55 @@ def test_a_timetable_of_ten_thousand_jobs_in_a_hundred_groups_has_a_hundred_time
     assert len(timetable) == 10_000
     assert len(timetable._heap) == 100
     assert timetable.next_fire() == now + timedelta(minutes=1)
+
+
+MINUTES = [utc(2030, 1, 1, 12, minute) for minute in range(10)]
+
+
+@pytest.mark.parametrize(
+    ("fired", "ranges", "start", "gaps"),
+    [
+        ([], [], 0, [(0, 9)]),
+        ([], [], 4, [(4, 9)]),
+        ([3], [], 0, [(0, 2), (4, 9)]),  # a slot this term fired before an earlier catch-up got there
+        ([0, 9], [(2, 4)], 0, [(1, 1), (5, 8)]),
+        ([], [(0, 9)], 0, []),
+        ([2], [], 5, [(5, 9)]),  # records before the first missed slot do not count
+    ],
+)
+def test_catch_up_skips_exactly_the_slots_already_recorded(fired, ranges, start, gaps):
+    from worker.recovery import Covered
+
+    covered = Covered()
+    for index in fired:
+        covered.add({"scheduledFor": MINUTES[index]})
+    for first, last in ranges:
+        covered.add(
+            {
+                "scheduledFor": MINUTES[first],
+                "missed": {"firstSlot": MINUTES[first], "lastSlot": MINUTES[last]},
+            }
+        )
+    assert covered.gaps(MINUTES, start) == gaps
+
+
+@pytest.mark.parametrize(
+    ("size", "cpu_seconds", "next_size"),
+    [
+        (500, 3.0, 5),  # 6 ms a document against a 30 ms budget: five at once, not halving for minutes
+        (500, 0.001, 500),  # never over the largest
+        (4, 0.001, 8),
+        (1, 1.0, 1),
+        (100, 0.02, 100),  # between half the budget and the budget: kept
+    ],
+)
+def test_a_write_sizes_the_next_by_the_cpu_time_it_held_the_loop(monkeypatch, size, cpu_seconds, next_size):
+    from worker import paced_writes
+
+    pace = paced_writes.Pace(largest=500)
+    pace.size = size
+    clock = iter([10.0, 10.0 + cpu_seconds])
+    monkeypatch.setattr(paced_writes.time, "thread_time", lambda: next(clock))
+    with pace.timed(size):
+        pass
+    assert pace.size == next_size
