@@ -128,18 +128,13 @@ class ExecutionStore:
             {"$set": {"status": ExecutionStatus.QUEUED.value}, "$unset": {"startedAt": "", "workerId": ""}},
         )
 
-    async def started_ahead(self, execution: dict[str, Any]) -> int:
-        """How many runs of the execution's workspace are recorded running and were started before it (by
-        start time, then id): the runs the fleet-wide cap lets go first."""
-        started = execution["startedAt"]
+    async def others_running(self, execution: dict[str, Any]) -> int:
+        """How many other runs of the execution's workspace are recorded running, across the fleet."""
         return await self._executions.count_documents(
             {
                 "workspaceId": execution["workspaceId"],
                 "status": ExecutionStatus.RUNNING.value,
-                "$or": [
-                    {"startedAt": {"$lt": started}},
-                    {"startedAt": started, "_id": {"$lt": execution["_id"]}},
-                ],
+                "_id": {"$ne": execution["_id"]},
             }
         )
 

@@ -324,10 +324,11 @@ class Launcher:
 
     async def _over_workspace_cap(self, started: dict[str, Any]) -> bool:
         """MAX_RUNS_PER_WORKSPACE holds across the fleet: the dispatcher counts before it claims, and a claim
-        that raced others past the cap (more runs of the workspace started before it than the cap allows)
-        goes back to the queue. Of racing claims the earlier started stay, so the cap is never exceeded;
-        at worst one more waits a pass."""
-        if self._per_workspace is None or await self._store.started_ahead(started) < self._per_workspace:
+        that raced others past the cap goes back to the queue. Each claim counts the others once it is
+        recorded running, so the last of any cap + 1 to be recorded sees the other cap and backs off: the cap
+        is never exceeded. Claims made at the same moment may all back off; they are tried again at the next
+        look."""
+        if self._per_workspace is None or await self._store.others_running(started) < self._per_workspace:
             return False
         await self._store.hand_back(started["_id"], owner=self._worker_id)
         await self._locks.release(started["jobId"], started["_id"])
