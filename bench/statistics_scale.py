@@ -1,11 +1,11 @@
 """Execution statistics over 100,000 executions on the mongoeco wire-protocol server, beside baselines.
 
-    python bench/statistics_scale.py                     # 100,000 + 20,000 executions, about 5 minutes
+    python bench/statistics_scale.py                     # 100,000 + 10,000 executions, about 30 minutes here
     python bench/statistics_scale.py --executions 20000 --repeats 5
     MONGODB_URL=mongodb://127.0.0.1:27017/?directConnection=true python bench/statistics_scale.py
 
 Data: `--executions` executions of one workspace (`ws-main`, 80 jobs) in the last 30 days (the default
-retention), plus a fifth as many spread over four smaller workspaces, so the index has something to leave out.
+retention), plus a tenth as many spread over four smaller workspaces, so the index has something to leave out.
 Each job fires on its own interval; the documents are what the worker writes (trigger schedule, retry or
 manual; succeeded, failed, timed out, abandoned, skipped, canceled, a few queued or running; per-job
 lognormal durations; stats of one to three entities; a log tail; expireAt for the retention).
@@ -173,7 +173,7 @@ def dataset(count: int, now: datetime) -> tuple[list[dict], list]:
     docs = workspace_executions(rng, MAIN, main_jobs, count, now, workers)
     for workspace in OTHERS:
         jobs = [ObjectId() for _ in range(20)]
-        docs.extend(workspace_executions(rng, workspace, jobs, count // 20, now, workers))
+        docs.extend(workspace_executions(rng, workspace, jobs, count // 40, now, workers))
     docs.sort(key=lambda doc: doc["queuedAt"])
     return docs, main_jobs
 
