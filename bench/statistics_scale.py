@@ -286,6 +286,7 @@ async def measure(rows: dict, repeats: int) -> dict[str, list[float]]:
             started = time.perf_counter()
             await call()
             times[name].append((time.perf_counter() - started) * 1000)
+        print("round:", ", ".join(f"{name} {values[-1]:.0f} ms" for name, values in times.items()))
     return times
 
 
@@ -350,6 +351,8 @@ async def main(count: int, repeats: int) -> None:
         del docs
 
         api, base = start_api(url, db_name, token)
+        async with aiohttp.ClientSession() as session:
+            await wait_until_up(session, f"{base}/readyz", deadline_s=300)
         headers = {"Authorization": f"Bearer {token}"}
         match = period_match(workspace_id=MAIN, now=now, days=DAYS)
         job_match = period_match(workspace_id=MAIN, job_id=main_jobs[0], now=now, days=DAYS)
@@ -362,7 +365,6 @@ async def main(count: int, repeats: int) -> None:
         print(f"explain, one job:   {await explain(db, statistics_pipeline(job_match))}")
 
         async with aiohttp.ClientSession() as session:
-            await wait_until_up(session, f"{base}/readyz")
 
             async def http():
                 async with session.get(
