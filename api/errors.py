@@ -2,6 +2,7 @@
 
 import structlog
 from aiohttp import web
+from pymongo.errors import ConnectionFailure, ExecutionTimeout
 
 from models.errors import (
     Conflict,
@@ -93,6 +94,17 @@ async def error_middleware(request: web.Request, handler):
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
         code = HTTP_CODES.get(exc.status, "http_error")
         return error_response(exc.status, code, exc.reason, None, headers)
+    except (ConnectionFailure, ExecutionTimeout) as error:
+        # The database is down, unreachable or gave up on the command (the driver cancels one it waited
+        # on too long): nothing the client did, and worth a retry later.
+        log.warning("request_database_unavailable", error=str(error) or type(error).__name__)
+        return error_response(
+            503,
+            StoreUnavailable.code,
+            "The database did not answer in time; try again shortly.",
+            None,
+            {"Retry-After": "5"},
+        )
     except Exception:
         log.exception("request_failed")
         return error_response(500, "internal_error", "Internal server error; it has been logged.")

@@ -75,3 +75,17 @@ async def test_wrong_types_everywhere_never_500(client, ws):
 async def test_request_id_is_echoed(client):
     resp = await client.get("/healthz", headers={"X-Request-Id": "abc-123"})
     assert resp.headers["X-Request-Id"] == "abc-123"
+
+
+async def test_a_database_that_gives_up_on_a_request_answers_503_to_retry_not_500(client, ws, monkeypatch):
+    from pymongo.errors import AutoReconnect
+
+    from models.sync_job_store import SyncJobStore
+
+    async def cut_off(*args, **kwargs):
+        raise AutoReconnect("operation cancelled")  # what the driver says when it gives up on a command
+
+    monkeypatch.setattr(SyncJobStore, "list", cut_off)
+    resp = await client.get(ws.jobs, headers=ws.headers)
+    body = await assert_error(resp, 503, "store_unavailable")
+    assert resp.headers["Retry-After"] == "5" and "operation cancelled" not in body["error"]["message"]
