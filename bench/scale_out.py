@@ -48,6 +48,16 @@ SECRET_KEY = SecretBox.new_key()
 RESULT_LINE = '{"type": "result", "status": "succeeded"}\n'
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process and its ended children (each run's supervisor and source) have used so
+    far (Linux /proc), 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(field) for field in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 class Round:
     """One database, the API, and the worker processes of one measurement."""
 
@@ -113,7 +123,9 @@ class Round:
             message="the workers' heartbeats",
         )
 
-    def queue_and_time(self, jobs: list[dict]) -> tuple[float, int]:
+    def queue_and_time(self, jobs: list[dict], server_pid: int | None) -> tuple[float, int, dict]:
+        workers = [process.pid for process in self.processes[1:]]
+        cpu_before = {pid: cpu_seconds(pid) for pid in [*workers, *([server_pid] if server_pid else [])]}
         now = datetime.now(UTC)
         runs = [
             new_execution_document(job=job, trigger=Trigger.MANUAL, scheduled_for=now, now=now)
@@ -128,12 +140,16 @@ class Round:
             message="every run to end",
         )
         elapsed = time.monotonic() - started
+        used = {pid: cpu_seconds(pid) - before for pid, before in cpu_before.items()}
+        busy = {
+            "workers": sum(used[pid] for pid in workers) / elapsed,
+            "database": used[server_pid] / elapsed if server_pid else None,
+        }
         failed = self.db[JOB_EXECUTIONS].count_documents({"status": {"$ne": "succeeded"}})
-        workers = len(self.db[JOB_EXECUTIONS].distinct("workerId"))
         if failed:
             doc = self.db[JOB_EXECUTIONS].find_one({"status": {"$ne": "succeeded"}})
             print(f"  {failed} runs did not succeed, e.g. {doc.get('status')}: {doc.get('error')}")
-        return elapsed, workers
+        return elapsed, len(self.db[JOB_EXECUTIONS].distinct("workerId")), busy
 
     def close(self) -> None:
         for process in self.processes:
@@ -239,14 +255,17 @@ def main() -> None:
             try:
                 jobs = round_.setup(args.runs)
                 round_.start_workers(count)
-                elapsed, used = round_.queue_and_time(jobs)
+                elapsed, used, busy = round_.queue_and_time(jobs, server.pid if server else None)
             finally:
                 round_.close()
             rates[count] = args.runs / elapsed
             ratio = rates[count] / rates[min(rates)]
             print(
                 f"  {count} worker(s): {rates[count]:6.1f} runs/s  "
-                f"({ratio:.2f}x of 1 worker; runs landed on {used})"
+                f"({ratio:.2f}x of 1 worker; runs landed on {used}); CPU in cores: workers with their runs "
+                f"{busy['workers']:.2f}"
+                + (f", database server {busy['database']:.2f}" if busy["database"] is not None else "")
+                + f" of {os.cpu_count()}"
             )
         cost = asyncio.run(commands_per_run(url, min(args.runs, 60), args.capacity))
         print(
