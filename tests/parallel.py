@@ -1,0 +1,45 @@
+"""Which tests pytest-xdist must keep together: `make test` spreads the suite over two worker processes
+(`-n 2 --dist loadgroup`), and every test not named here goes wherever a worker is free.
+
+A module goes in a group when its tests share a module-scoped fixture that is costly to make twice (a
+cluster of processes, a browser, one long hypothesis run), or when it starts processes of its own whose
+timing it asserts: such modules share one group, so they run one after another on one worker and never
+beside each other.
+
+The groups are read from this table by the scheduler below, not from `xdist_group` marks: xdist 3.8 routes
+a mark by renaming the test's node id through an attribute pytest 9 no longer reads, so marks group nothing.
+"""
+
+import pytest
+
+# Module path -> group.
+GROUPS = {
+    # Processes: an API and three workers on the wire server, asserting takeover times.
+    "tests/test_replicas.py": "processes",
+    # Processes: a live `syncjobs api` the fuzzer calls thousands of times.
+    "tests/api/test_schemathesis.py": "processes",
+    # Processes: `syncjobs dev` and chromium.
+    "tests/api/ui/test_dashboard_in_browser.py": "processes",
+    # One seeded hypothesis run of the chaos world, shared by the module's tests.
+    "tests/worker/test_chaos.py": "chaos",
+    # The client generated once by openapi-python-client (a subprocess), shared by the module's tests.
+    "tests/api/test_generated_client.py": "generated-client",
+}
+
+
+def group_of(nodeid: str) -> str:
+    """The unit of work a test goes in: its module's group, or the test alone."""
+    return GROUPS.get(nodeid.split("::", 1)[0], nodeid)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    if config.getoption("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class GroupedLoad(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return group_of(nodeid)
+
+    return GroupedLoad(config, log)
