@@ -32,6 +32,16 @@ def group_of(nodeid: str) -> str:
     return GROUPS.get(nodeid.split("::", 1)[0], nodeid)
 
 
+def distinct(nodeids: list[str]) -> list[str]:
+    """The node ids with each repeat numbered (`id#2`, `id#3`), in the same order."""
+    seen: dict[str, int] = {}
+    numbered = []
+    for nodeid in nodeids:
+        seen[nodeid] = seen.get(nodeid, 0) + 1
+        numbered.append(nodeid if seen[nodeid] == 1 else f"{nodeid}#{seen[nodeid]}")
+    return numbered
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     if config.getoption("dist") != "loadgroup":
@@ -39,6 +49,11 @@ def pytest_xdist_make_scheduler(config, log):
     from xdist.scheduler import LoadGroupScheduling
 
     class GroupedLoad(LoadGroupScheduling):
+        def add_node_collection(self, node, collection) -> None:
+            # Schemathesis gives its 56 cases one node id; a unit of work keys its tests by node id, so
+            # without a mark of their own all but the first would silently never run.
+            super().add_node_collection(node, distinct(collection))
+
         def _split_scope(self, nodeid: str) -> str:
             return group_of(nodeid)
 
