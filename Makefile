@@ -25,8 +25,9 @@ $(MONGO_VENV)/.installed: tests/wire/requirements.txt
 run: $(VENV)/.installed
 	$(VENV)/bin/syncjobs dev
 
+# Two worker processes, one per core; tests that must not be split or overlap are grouped (tests/parallel.py).
 test: $(VENV)/.installed $(MONGO_VENV)/.installed
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 lint: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[lint]'

@@ -13,7 +13,7 @@ from tests.fakes import FakeClock
 
 SECRET_KEY = SecretBox.new_key()
 # The `db` fixture over both backends (in-memory, the mongoeco wire server), and the count of each.
-pytest_plugins = ["tests.wire.backend"]
+pytest_plugins = ["tests.wire.backend", "tests.parallel"]
 
 
 def pytest_collection_modifyitems(config, items):

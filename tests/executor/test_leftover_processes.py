@@ -75,27 +75,32 @@ async def test_a_source_exiting_zero_while_a_grandchild_holds_stdout_succeeds(
 
 
 async def test_a_hanging_source_times_out_and_its_whole_tree_is_gone(runner, script, make_job, clock):
-    argv = await script("""
+    # The daemon is found by its command line, so it must be this run's own: the same test on the other
+    # backend may be running in the other pytest-xdist worker, with daemons of its own.
+    seconds = f"49.{os.getpid()}"
+    argv = await script(
+        """
         import subprocess
-        child = subprocess.Popen(["sleep", "49"])  # in the source's group
-        escaped = subprocess.Popen(["setsid", "sleep", "49"])  # a session of its own
+        child = subprocess.Popen(["sleep", "SECONDS"])  # in the source's group
+        escaped = subprocess.Popen(["setsid", "sleep", "SECONDS"])  # a session of its own
         if os.fork() == 0:  # a daemon: double fork and setsid, its parent gone at once
             os.setsid()
             if os.fork() == 0:
-                os.execvp("sleep", ["sleep", "49"])
+                os.execvp("sleep", ["sleep", "SECONDS"])
             os._exit(0)
         time.sleep(0.2)
         daemon = [int(p) for p in os.listdir("/proc") if p.isdigit()
-                  and open(f"/proc/{p}/cmdline", "rb").read() == b"sleep\\x0049\\x00"
+                  and open(f"/proc/{p}/cmdline", "rb").read() == b"sleep\\x00SECONDS\\x00"
                   and int(p) not in (child.pid, escaped.pid)]
         emit(type="log", message="tree " + " ".join(str(p) for p in [child.pid, escaped.pid, *daemon]))
         time.sleep(60)
-    """)
+    """.replace("SECONDS", seconds)
+    )
     outcome = await runner.run(request_for(await make_job(argv, timeout=2), clock))
     assert outcome.status == ExecutionStatus.TIMED_OUT, (outcome.error, outcome.log_tail)
     tree = pids_in(outcome.log_tail, "tree")
     assert len(tree) == 3, outcome.log_tail
-    assert [pid for pid in tree if running(pid, "49")] == []
+    assert [pid for pid in tree if running(pid, seconds)] == []
 
 
 async def test_one_run_ending_leaves_the_processes_of_a_run_still_going(

@@ -119,14 +119,15 @@ def pytest_configure(config):
     )
 
 
-_backend_of_test: dict[str, str] = {}
 _counts: dict[tuple[str, str], int] = {}
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
         backend = backend_of(item)
-        _backend_of_test[item.nodeid] = backend or "none"
+        # Carried by every report of the test, so the count below also adds up where the tests ran in
+        # pytest-xdist's worker processes and only their reports reach this one.
+        item.user_properties.append(("backend", backend or "none"))
         if backend != "wire":
             continue
         if marker := item.get_closest_marker("memory_only"):
@@ -143,7 +144,8 @@ def pytest_runtest_logreport(report):
         value for name, value in report.user_properties if name == "figure" and report.when == "call"
     )
     if report.when == "call" or (report.when == "setup" and report.skipped):
-        key = (_backend_of_test.get(report.nodeid, "none"), "skipped" if report.when == "setup" else "ran")
+        backend = dict(report.user_properties).get("backend", "none")
+        key = (backend, "skipped" if report.when == "setup" else "ran")
         _counts[key] = _counts.get(key, 0) + 1
 
 

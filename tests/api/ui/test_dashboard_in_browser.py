@@ -392,7 +392,8 @@ def test_a_viewer_token_sees_no_write_buttons(dev, request):
     assert dev.call("GET", "/api/whoami", token=viewer)[1]["role"] == "viewer"
     page = request.getfixturevalue("page")  # only once the server can make a viewer token
     sign_in(page, dev, viewer)
-    assert "role viewer" in page.locator("#who-text").inner_text()
+    # Filled in once the page's whoami call answers ("Checking your token…" until then): wait for it.
+    page.locator("#who-text", has_text="role viewer").wait_for()
     row = job_row(page, dev)
     row.get_by_role("link", name=DEMO_JOB).wait_for()
     assert row.get_by_role("button").count() == 0 and row.get_by_role("switch").count() == 0
