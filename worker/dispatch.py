@@ -50,20 +50,6 @@ def take_turns(
     return picked
 
 
-def waits_for_its_lock(execution: dict, now: datetime) -> bool:
-    """A manual run or a retry whose job another execution holds waits in the queue, not in a worker's
-    hand: the worker whose run lets the job go looks again at once, the others at their next look. A slot
-    is taken anyway: the job's overlap policy decides there and then (skip, cancel the running one, or
-    wait)."""
-    lock = execution.pop("lock", None)
-    return (
-        lock is not None
-        and lock["expiresAt"] > now
-        and lock["executionId"] != execution["_id"]
-        and execution["trigger"] != Trigger.SCHEDULE.value
-    )
-
-
 class Dispatcher:
     def __init__(
         self,
@@ -85,6 +71,14 @@ class Dispatcher:
         # Whether the last look left due runs queued for want of capacity: then a run ending here is worth
         # a look at once; otherwise it is not, and the queue is not read again after every run.
         self._backlog = False
+        # Jobs whose manual run or retry found the job's lock held by another execution: their queued runs
+        # are passed over until this worker lets such a lock go or the next poll, so a blocked run is not
+        # tried again at every pass.
+        self._blocked: set = set()
+
+    def blocked(self, job_id) -> None:
+        self._blocked.add(job_id)
+        self._backlog = True
 
     def slot_freed(self) -> None:
         if self._backlog:
@@ -100,7 +94,8 @@ class Dispatcher:
         """Until `stop` (the worker's drain begins): dispatch, then sleep until woken or the poll is due."""
         while not stop.is_set():
             await self.dispatch()
-            await nap(self._clock, self.wake, self._until_next())
+            if not await nap(self._clock, self.wake, self._until_next()):
+                self._blocked.clear()  # the poll: a lock let go on another worker is found by trying again
 
     def _until_next(self) -> float:
         wait = self._settings.poll_interval_seconds
@@ -133,9 +128,10 @@ class Dispatcher:
         )
         for execution_id, reason in cancels.items():
             launcher.cancel(execution_id, reason)
-        now = self._clock.now()
+        self._blocked -= launcher.released_jobs
+        launcher.released_jobs.clear()
         waiting = [execution for execution in queued if execution["_id"] not in in_flight]
-        queued = [execution for execution in waiting if not waits_for_its_lock(execution, now)]
+        queued = [execution for execution in waiting if not self._waits_for_its_lock(execution)]
         picked: list[dict] = []
         if queued and free:
             cap = self._settings.max_runs_per_workspace
@@ -145,11 +141,18 @@ class Dispatcher:
                 else {}
             )
             picked = take_turns(queued, launcher.free, running, cap, launcher.jobs_in_hand())
+            if picked:
+                await launcher.read_jobs(picked)
             for execution in picked:
                 launcher.submit(execution)
         # Full, we cannot tell what waits: a run ending here looks again.
         self._backlog = len(waiting) > len(picked) if free else True
         await self._wake_freed_locks()
+
+    def _waits_for_its_lock(self, execution: dict) -> bool:
+        """A manual run or a retry of a job found locked waits in the queue. A slot is taken anyway: the
+        job's overlap policy decides there and then (skip, cancel the running one, or wait)."""
+        return execution["jobId"] in self._blocked and execution["trigger"] != Trigger.SCHEDULE.value
 
     async def _wake_freed_locks(self) -> None:
         waits = self._launcher.lock_waits()

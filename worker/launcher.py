@@ -105,6 +105,7 @@ class Launcher:
         current_term=None,
         on_retry=lambda run_after: None,
         on_free=lambda: None,
+        on_blocked=lambda job_id: None,
     ):
         self._store = store
         self._locks = locks
@@ -134,11 +135,16 @@ class Launcher:
         self._past_grace = False
         # Set when this worker releases a job's lock: runs of that job waiting for it try again at once.
         self._lock_freed: dict[ObjectId, asyncio.Event] = {}
+        # Jobs whose lock this worker let go (or saw lapse) since the dispatcher's last pass.
+        self.released_jobs: set[ObjectId] = set()
         self._pids: dict[ObjectId, int] = {}
         # Called with the moment a retry this worker queued comes due.
         self._on_retry = on_retry
         # Called when an execution leaves this worker: a run slot is free again.
         self._on_free = on_free
+        # Called with a job whose manual run or retry found another execution holding its lock: the run
+        # stays queued, for whichever worker looks once the lock is let go.
+        self._on_blocked = on_blocked
 
     @property
     def in_flight(self) -> set[ObjectId]:
@@ -167,9 +173,18 @@ class Launcher:
         return set(self._lock_freed)
 
     def lock_freed(self, job_id: ObjectId) -> None:
+        self.released_jobs.add(job_id)
         freed = self._lock_freed.pop(job_id, None)
         if freed is not None:
             freed.set()
+
+    async def read_jobs(self, executions: list[dict[str, Any]]) -> None:
+        """Attach to each execution its job as stored now (`job`, None once deleted): one read for all the
+        runs a dispatch pass claims, instead of one each."""
+        ids = list({execution["jobId"] for execution in executions})
+        found = {doc["_id"]: doc for doc in await self._jobs.find({"_id": {"$in": ids}}).to_list(None)}
+        for execution in executions:
+            execution["job"] = found.get(execution["jobId"])
 
     def submit(self, execution: dict[str, Any]) -> bool:
         """Start an execution in the background; False if this worker already has it. An execution read
@@ -493,9 +508,10 @@ class Launcher:
             cursors=cursors,
         )
         if commit is Commit.SUPERSEDED:
-            # A newer run of the job has ended already: retrying this older one would only go back in time.
+            # A run that started later has its outcome on the job already: this one's stays in its history.
             log.warning("outcome_superseded_by_a_newer_run")
-        elif commit is not Commit.JOB_GONE:
+        if commit is not Commit.JOB_GONE:
+            # The retry policy holds for every attempt, superseded or not (its slot was not synced).
             await self.queue_retry_if_allowed(execution, job, status, finished)
         if mark:
             await self._store.mark_committed(execution["_id"])
@@ -541,7 +557,10 @@ class Launcher:
             return None  # another worker claimed this very execution first: it is that worker's
         busy = Busy(holder["expiresAt"])
         if execution["trigger"] != Trigger.SCHEDULE.value:
-            return busy
+            # A manual run or a retry waits its turn in the queue, not in this worker's hand: the worker
+            # whose run lets the job go (or any, at its next poll) takes it then.
+            self._on_blocked(job["_id"])
+            return None
         policy = job.get("overlapPolicy", OverlapPolicy.SKIP.value)
         if policy == OverlapPolicy.SKIP.value:
             await self._end_unstarted(

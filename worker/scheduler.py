@@ -79,6 +79,7 @@ class Scheduler:
             current_term=self._term_cache.get,
             on_retry=lambda run_after: self.dispatcher.wake_at(run_after),
             on_free=lambda: self.dispatcher.slot_freed(),
+            on_blocked=lambda job_id: self.dispatcher.blocked(job_id),
         )
         self.dispatcher = Dispatcher(
             store=self.store, locks=self.locks, launcher=self.launcher, clock=clock, settings=settings
