@@ -61,6 +61,11 @@ class SourceProcess:
             if not self.exited.done():
                 self.exited.set_result(None)
 
+    def renew(self) -> None:
+        """The worker still holds the job's lock: the source may run for another lease."""
+        with contextlib.suppress(ProcessLookupError):
+            self._supervisor.send_signal(signal.SIGUSR1)
+
     async def stop(self, grace_seconds: float) -> int:
         """Ask the supervisor to stop the source (SIGTERM, SIGKILL after the grace; then every process left
         is killed) and wait for it; returns the exit code."""
@@ -87,6 +92,7 @@ async def start_child(
     env: dict[str, str],
     *,
     grace_seconds: float,
+    lease_seconds: float | None = None,
     cwd: str | None = None,
     user: int | None = None,
     group: int | None = None,
@@ -94,13 +100,16 @@ async def start_child(
 ) -> SourceProcess:
     """Start `argv` under a supervisor; raises CannotStart when the program cannot be run. `cwd`, `user`
     and `group` (executor/sandbox.py) are the source's: the supervisor stays this process's user, so it can
-    stop and reap whatever the source starts, and drops them only for the source."""
+    stop and reap whatever the source starts, and drops them only for the source. With `lease_seconds`,
+    the source is stopped unless `SourceProcess.renew()` is called within each lease (supervisor.py)."""
     status_read, status_write = os.pipe()
     identity: list[str] = []
     if user is not None:
         identity += ["--user", str(user), "--group", str(group if group is not None else user)]
     if extra_groups:
         raise ValueError("a source runs with no supplementary groups")
+    if lease_seconds is not None:
+        identity += ["--lease", str(lease_seconds)]
     try:
         supervisor = await asyncio.create_subprocess_exec(
             sys.executable,

@@ -22,6 +22,9 @@ class RunRequest:
     # Asked right before the child starts: a reason it must not (its worker no longer holds the job's lock,
     # say after a pause past the lock's lease), or None. The run then ends abandoned, its source never run.
     may_start: Any = None
+    # Set by the runner once the source runs: the worker calls it with each renewal of the job's lock, and
+    # the source is stopped when the calls stop (a paused or cut-off worker; executor/supervisor.py).
+    renewed: Any = None
 
 
 @dataclass

@@ -113,6 +113,7 @@ class SubprocessRunner:
                 kill_grace=self._settings.kill_grace_seconds,
                 progress_seconds=self._progress_seconds,
                 spawn=sandbox.spawn,
+                lease_seconds=source_lease_seconds(self._settings),
             )
             return await session.run()
 
@@ -125,6 +126,14 @@ class SubprocessRunner:
             lambda: self._db[kind.collection].find_one(query),
         )
         return kind.opened(doc, self._secrets) if doc else None
+
+
+def source_lease_seconds(settings: Settings) -> float:
+    """How long a source may run without the worker renewing its job lock: the lock's TTL less the clock-skew
+    margin and the kill grace, so that the source is gone before another worker can take the job. Never
+    under two renewal intervals (a third of the TTL each), so one late renewal does not stop a healthy run."""
+    ttl = settings.job_lock_ttl_seconds
+    return max(ttl - settings.worker_clock_skew_seconds - settings.kill_grace_seconds, ttl * 2 / 3)
 
 
 def selected_entities(job: dict[str, Any], source: dict[str, Any]) -> list[str] | None:
@@ -160,8 +169,10 @@ class SyncSession:
         kill_grace: float,
         progress_seconds: float,
         spawn: dict[str, Any] | None = None,
+        lease_seconds: float | None = None,
     ):
         self._request = request
+        self._lease_seconds = lease_seconds
         self._writer = writer
         self._spec = spec
         self._argv = argv
@@ -194,10 +205,17 @@ class SyncSession:
             log.warning("source_not_started", reason=refused)
             return RunOutcome(ExecutionStatus.ABANDONED, error=refused)
         try:
-            process = await start_child(self._argv, self._env, grace_seconds=self._kill_grace, **self._spawn)
+            process = await start_child(
+                self._argv,
+                self._env,
+                grace_seconds=self._kill_grace,
+                lease_seconds=self._lease_seconds,
+                **self._spawn,
+            )
         except CannotStart as error:
             return RunOutcome(ExecutionStatus.FAILED, error=f"cannot start {self._argv[0]!r}: {error}")
         log.info("source_started", pid=process.pid, argv0=self._argv[0])
+        self._request.renewed = process.renew
         if self._request.started is not None:
             with contextlib.suppress(Exception):
                 await self._request.started(process.pid)

@@ -18,6 +18,10 @@ The life of a run:
   then `{"exited": code}` (negative: killed by that signal) when the source itself ends;
 - SIGTERM (or SIGINT, SIGHUP, or the worker's death) asks for a stop: SIGTERM to the source's group, SIGKILL
   after the grace;
+- with `--lease S`, the source may run only while the worker keeps renewing its job lock: each SIGUSR1 from
+  the worker (sent with every renewal) extends the lease to S seconds from then; when it runs out (the
+  worker is stopped, paused or cut off, and another worker may take the job) the source is stopped as
+  above. The worker sizes S so that the source is gone before the lock can lapse;
 - once the source has ended, every process left (its group, and every descendant reparented here) gets
   SIGKILL and is reaped, round after round until none is left; then the supervisor exits.
 
@@ -36,7 +40,8 @@ import time
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
-WATCHED = STOP_SIGNALS | {signal.SIGCHLD}
+RENEWED = signal.SIGUSR1
+WATCHED = STOP_SIGNALS | {signal.SIGCHLD, RENEWED}
 
 
 def prctl(option: int, value: int) -> bool:
@@ -99,7 +104,15 @@ def reap_ready(on_reaped) -> None:
 
 
 class Supervision:
-    def __init__(self, argv: list[str], status_fd: int, grace: float, user: int | None = None, group=None):
+    def __init__(
+        self,
+        argv: list[str],
+        status_fd: int,
+        grace: float,
+        user: int | None = None,
+        group=None,
+        lease: float | None = None,
+    ):
         self.argv = argv
         # The source's own uid and gid (SOURCE_USER), with no supplementary groups; this supervisor keeps
         # the worker's, so it can signal and reap the source's whole tree.
@@ -110,6 +123,8 @@ class Supervision:
         self.code: int | None = None
         self.kill_at: float | None = None
         self.killed = False
+        self.lease = lease
+        self.lease_until = None if lease is None else time.monotonic() + lease
 
     def report(self, **message) -> None:
         with contextlib.suppress(BrokenPipeError):
@@ -154,18 +169,30 @@ class Supervision:
         return 0
 
     def wait_for_signal(self) -> None:
-        if self.kill_at is None or self.killed:
+        deadline = None
+        if self.kill_at is None and self.lease_until is not None:
+            deadline = self.lease_until
+        elif self.kill_at is not None and not self.killed:
+            deadline = self.kill_at
+        if deadline is None:
             received = signal.sigwaitinfo(WATCHED)
         else:
-            received = signal.sigtimedwait(WATCHED, max(0.0, self.kill_at - time.monotonic()))
-        if received is None:  # the grace after SIGTERM is over
+            received = signal.sigtimedwait(WATCHED, max(0.0, deadline - time.monotonic()))
+        if received is None and self.kill_at is None:  # the lease ran out: the worker stopped renewing
+            self.stop()
+        elif received is None:  # the grace after SIGTERM is over
             self.killed = True
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.source_pid, signal.SIGKILL)
+        elif received.si_signo == RENEWED and self.lease is not None:
+            self.lease_until = time.monotonic() + self.lease
         elif received.si_signo in STOP_SIGNALS and self.kill_at is None:
-            self.kill_at = time.monotonic() + self.grace
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.source_pid, signal.SIGTERM)
+            self.stop()
+
+    def stop(self) -> None:
+        self.kill_at = time.monotonic() + self.grace
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.source_pid, signal.SIGTERM)
 
 
 def main(args: list[str]) -> int:
@@ -178,6 +205,7 @@ def main(args: list[str]) -> int:
         float(options["--grace"]),
         user=int(user) if user is not None else None,
         group=int(group) if group is not None else None,
+        lease=float(options["--lease"]) if "--lease" in options else None,
     )
     return supervision.run()
 

@@ -449,6 +449,8 @@ class Launcher:
                     running.cancel("the job lock was lost")
                     return
                 running.held_until = renewed_at + self._locks.ttl
+                if running.request.renewed is not None:
+                    running.request.renewed()  # the source may go on for another lease
             except PyMongoError as error:
                 log.warning("job_lock_renewal_failed", error=str(error))
 

@@ -204,3 +204,23 @@ async def test_output_held_open_past_the_grace_ends_the_run_by_its_exit(monkeypa
         held_open.cancel()
         never_canceled.cancel()
     assert ended == (None, None)
+
+
+async def test_a_source_whose_worker_stops_renewing_its_lock_is_stopped_when_the_lease_runs_out():
+    """A worker paused (SIGSTOP) or cut off stops renewing; another worker may take the job once its lock
+    lapses. The supervisor stops the source at the end of its lease, without the worker."""
+    from executor.child import minimal_environment, start_child
+
+    sleeper = [sys.executable, "-c", "import time; time.sleep(30)"]
+    renewed = await start_child(sleeper, minimal_environment(), grace_seconds=0.2, lease_seconds=0.6)
+    abandoned = await start_child(sleeper, minimal_environment(), grace_seconds=0.2, lease_seconds=0.6)
+    try:
+        for _ in range(6):  # 1.2 s: twice the lease, renewed every 0.2 s
+            await asyncio.sleep(0.2)
+            renewed.renew()
+        code = await asyncio.wait_for(abandoned.wait(), 5)
+        assert code != 0  # stopped by SIGTERM, long before its 30 s
+        assert not renewed.exited.done()  # still going: its worker keeps renewing
+    finally:
+        await renewed.stop(0.2)
+        await abandoned.stop(0.2)
