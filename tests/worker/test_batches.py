@@ -142,39 +142,40 @@ def count_reads(scheduler) -> list:
     return reads
 
 
-async def test_a_full_worker_claims_what_waited_as_its_runs_end_not_a_poll_later(
-    workers, db, clock, runner, add_job
-):
+async def held_manual_runs(workers, db, clock, runner, add_job, count: int):
+    """`count` manual runs queued at once on a worker of 4 run slots that never polls (a 600 s poll, a clock
+    standing still), held open once started; returns the worker when as many as fit are running."""
     workers.settings = workers.settings.model_copy(update={"poll_interval_seconds": 600})
     runner.hold = True
-    jobs = [await add_job(name=f"j{i}", schedule={"cron": "0 0 1 1 *", "timezone": "UTC"}) for i in range(6)]
+    jobs = [
+        await add_job(name=f"j{i}", schedule={"cron": "0 0 1 1 *", "timezone": "UTC"}) for i in range(count)
+    ]
     leader = await workers.start()
     store = ExecutionStore(db, retention_days=30)
     for job in jobs:
         await store.queue_manual_run(job, clock.now())
     leader.dispatcher.wake.set()
-    await eventually(lambda: runner.active == 4)
+    await eventually(lambda: runner.active == min(count, 4))
+    return leader
+
+
+async def test_a_full_worker_claims_what_waited_as_its_runs_end_not_a_poll_later(
+    workers, db, clock, runner, add_job
+):
+    leader = await held_manual_runs(workers, db, clock, runner, add_job, 6)
     assert await db.job_executions.count_documents({"status": "queued"}) == 2  # not held in memory
     reads = count_reads(leader)
     runner.hold = False
     runner.release.set()
     # The clock stands still: no poll comes; the runs ending are what makes the worker look.
-    await eventually(lambda: _all_succeeded(db))
-    assert 1 <= len(reads) <= 4
+    await eventually(lambda: _count_succeeded(db, 6))
+    assert 0 < len(reads) <= 4
 
 
 async def test_runs_ending_with_nothing_waiting_do_not_make_the_dispatcher_read_the_queue(
     workers, db, clock, runner, add_job
 ):
-    workers.settings = workers.settings.model_copy(update={"poll_interval_seconds": 600})
-    runner.hold = True
-    jobs = [await add_job(name=f"j{i}", schedule={"cron": "0 0 1 1 *", "timezone": "UTC"}) for i in range(3)]
-    leader = await workers.start()
-    store = ExecutionStore(db, retention_days=30)
-    for job in jobs:
-        await store.queue_manual_run(job, clock.now())
-    leader.dispatcher.wake.set()
-    await eventually(lambda: runner.active == 3)
+    leader = await held_manual_runs(workers, db, clock, runner, add_job, 3)
     reads = count_reads(leader)
     runner.hold = False
     runner.release.set()
@@ -185,7 +186,3 @@ async def test_runs_ending_with_nothing_waiting_do_not_make_the_dispatcher_read_
 
 async def _count_succeeded(db, count: int) -> bool:
     return await db.job_executions.count_documents({"status": "succeeded"}) == count
-
-
-async def _all_succeeded(db) -> bool:
-    return await _count_succeeded(db, 6)
