@@ -81,7 +81,7 @@ def job_executions(
     rng: random.Random, workspace: str, job_id, count: int, now: datetime, workers: list[str]
 ) -> list[dict]:
     """`count` executions of one job, its slots evenly spaced over the last DAYS days."""
-    from bson import ObjectId
+    from models.execution import Trigger, new_execution_document
 
     interval = timedelta(days=DAYS) / count
     first = now - timedelta(days=DAYS) + interval * rng.random()
@@ -99,28 +99,15 @@ def job_executions(
         status = rng.choices(list(OUTCOMES), weights=list(OUTCOMES.values()))[0]
         if now - queued < timedelta(minutes=2) and slot == count - 1:
             status = "running" if rng.random() < 0.5 else "queued"
-        doc = {
-            "_id": ObjectId(),
-            "jobId": job_id,
-            "workspaceId": workspace,
-            "trigger": trigger,
-            "scheduledFor": scheduled,
-            "attempt": attempt,
-            "status": status,
-            "queuedAt": queued,
-            "runAfter": queued,
-            "startedAt": None,
-            "finishedAt": None,
-            "durationMs": None,
-            "workerId": None,
-            "lockTerm": None,
-            "pid": None,
-            "exitCode": None,
-            "error": None,
-            "stats": {},
-            "logTail": [],
-            "cancelRequestedAt": None,
-        }
+        # The document the worker writes, so the bench reads what production stores.
+        doc = new_execution_document(
+            job={"_id": job_id, "workspaceId": workspace},
+            trigger=Trigger(trigger),
+            scheduled_for=scheduled,
+            now=queued,
+            attempt=attempt,
+        )
+        doc["status"] = status
         if status in ("skipped", "canceled"):
             finished = queued + timedelta(milliseconds=rng.randint(1, 500))
             doc.update(finishedAt=finished, reason="overlap" if status == "skipped" else "job_deleted")
@@ -131,7 +118,6 @@ def job_executions(
             doc.update(
                 startedAt=started,
                 workerId=worker,
-                lockTerm=rng.randint(1, 40),
                 pid=rng.randint(1000, 60000),
                 logTail=[f"{entity}: page {page} read" for entity in entities for page in range(1, 3)],
             )
