@@ -24,6 +24,7 @@ from models.execution import (
     new_execution_document,
 )
 from models.pagination import after_descending, page
+from models.scheduler_control import PAUSED_REASON, Paused, SchedulerControl, paused_scope
 from models.sync_job import OverlapPolicy
 
 MANUAL_SLOT_TRIES = 3
@@ -45,8 +46,15 @@ MISSED_ATTEMPT = 0  # a missed-slots record was never attempted: it can never co
 
 
 class ExecutionStore:
+    """Pauses hold without a read at each launch: a pause ends every queued run of its scope at once
+    (`skip_queued_while_paused`, right after the pause is written), and each write that leaves a run queued
+    reads the pauses after it (`_unless_paused`). Either that read sees the pause, or the pause was written
+    later and its sweep finds the run still queued. So nothing queued outlives a pause, and no worker reads
+    pauses before it launches; a run claimed in the moment between a pause's two writes still starts."""
+
     def __init__(self, db, *, retention_days: float):
         self._executions = db[JOB_EXECUTIONS]
+        self._control = SchedulerControl(db)
         self._retention_days = retention_days
 
     def _finished(self, status: ExecutionStatus, now: datetime) -> dict[str, Any]:
@@ -62,13 +70,15 @@ class ExecutionStore:
             return []
         try:
             await self._executions.insert_many(docs, ordered=False)
-            return docs
+            written = docs
         except BulkWriteError as error:
             errors = error.details.get("writeErrors", [])
             if any(item.get("code") != DUPLICATE_KEY for item in errors):
                 raise
             duplicates = {item["index"] for item in errors}
-            return [doc for index, doc in enumerate(docs) if index not in duplicates]
+            written = [doc for index, doc in enumerate(docs) if index not in duplicates]
+        await self._unless_paused(written)
+        return written
 
     def missed_record(
         self, job: dict[str, Any], *, count: int, first: datetime, last: datetime, now: datetime
@@ -85,7 +95,8 @@ class ExecutionStore:
     async def queue_retry(
         self, execution: dict[str, Any], job: dict[str, Any], *, now: datetime, run_after: datetime
     ) -> dict[str, Any] | None:
-        """The next attempt of a failed execution; None if whoever finished this attempt first queued it."""
+        """The next attempt of a failed execution; None if whoever finished this attempt first queued it, or
+        if a pause ended it as soon as it was queued (recorded skipped)."""
         retry = new_execution_document(
             job=job,
             trigger=Trigger.RETRY,
@@ -98,6 +109,8 @@ class ExecutionStore:
         try:
             await self._executions.insert_one(retry)
         except DuplicateKeyError:
+            return None
+        if await self._unless_paused([retry]):
             return None
         return retry
 
@@ -121,12 +134,56 @@ class ExecutionStore:
             return False, None
         return True, started
 
-    async def hand_back(self, execution_id: ObjectId, *, owner: str) -> None:
+    async def hand_back(self, execution: dict[str, Any], *, owner: str) -> None:
         """A claim that went over its workspace's fleet-wide cap goes back to the queue, as it was."""
         await self._executions.update_one(
-            {"_id": execution_id, "status": ExecutionStatus.RUNNING.value, "workerId": owner},
+            {"_id": execution["_id"], "status": ExecutionStatus.RUNNING.value, "workerId": owner},
             {"$set": {"status": ExecutionStatus.QUEUED.value}, "$unset": {"startedAt": "", "workerId": ""}},
         )
+        # Running, it escaped a pause's sweep: back in the queue, it is held to the pause like a new run.
+        await self._unless_paused([{**execution, "status": ExecutionStatus.QUEUED.value}])
+
+    # -- pauses --------------------------------------------------------------------------------------
+
+    async def skip_queued_while_paused(self, workspace_id: str | None, now: datetime) -> int:
+        """The sweep of a pause just written (of one workspace, or of everything): its queued runs end
+        `skipped`, reason `paused`, retries waiting for their time included. Returns how many."""
+        query: dict[str, Any] = {"status": ExecutionStatus.QUEUED.value}
+        if workspace_id is not None:
+            query["workspaceId"] = workspace_id
+        result = await self._executions.update_many(
+            query, {"$set": self._paused_fields("scheduler" if workspace_id is None else "workspace", now)}
+        )
+        return result.modified_count
+
+    async def _unless_paused(self, docs: builtins.list[dict[str, Any]]) -> set[ObjectId]:
+        """Right after `docs` were left queued: those of a paused scope end skipped (see the class's
+        docstring for why the read comes after the write). Returns their ids; the documents say so too."""
+        queued = [doc for doc in docs if doc["status"] == ExecutionStatus.QUEUED.value]
+        if not queued:
+            return set()
+        paused = await self._control.paused_ids()
+        if not paused:
+            return set()
+        by_scope: dict[str, builtins.list[dict[str, Any]]] = {}
+        for doc in queued:
+            scope = paused_scope(paused, doc["workspaceId"])
+            if scope is not None:
+                by_scope.setdefault(scope, []).append(doc)
+        skipped: set[ObjectId] = set()
+        for scope, scoped in by_scope.items():
+            fields = self._paused_fields(scope, scoped[0]["queuedAt"])
+            ids = [doc["_id"] for doc in scoped]
+            await self._executions.update_many(
+                {"_id": {"$in": ids}, "status": ExecutionStatus.QUEUED.value}, {"$set": fields}
+            )
+            for doc in scoped:
+                doc.update(fields)
+            skipped.update(ids)
+        return skipped
+
+    def _paused_fields(self, scope: str, now: datetime) -> dict[str, Any]:
+        return {**self._finished(ExecutionStatus.SKIPPED, now), "reason": PAUSED_REASON, "pausedBy": scope}
 
     async def others_running(self, execution: dict[str, Any]) -> int:
         """How many other runs of the execution's workspace are recorded running, across the fleet."""
@@ -366,11 +423,22 @@ class ExecutionStore:
             doc = new_execution_document(job=job, trigger=Trigger.MANUAL, scheduled_for=requested, now=now)
             try:
                 await self._executions.insert_one(doc)
-                return doc
             except DuplicateKeyError:
                 # Either a racing request queued one (found above on the next turn), or a run canceled
                 # within the same millisecond holds this slot: the next millisecond is free.
                 requested += timedelta(milliseconds=1)
+                continue
+            if await self._unless_paused([doc]):
+                # A pause landed while this was being queued: it is recorded skipped, and refused as the
+                # API refuses a run asked for while paused.
+                raise Paused(
+                    details={
+                        "pausedBy": doc["pausedBy"],
+                        "workspaceId": job["workspaceId"],
+                        "executionId": str(doc["_id"]),
+                    }
+                )
+            return doc
         raise Conflict("The job's manual runs are contended; try again")
 
     async def list(

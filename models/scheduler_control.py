@@ -1,5 +1,6 @@
 """Pausing the scheduler, everywhere or for one workspace: documents in `scheduler_control` that the API
-writes and the worker reads before it launches anything."""
+writes. What they stop is the queue: a pause ends its scope's queued runs, and every write that queues a run
+reads them right after (models.execution_store), so workers launch without reading them."""
 
 from datetime import datetime
 from typing import Any

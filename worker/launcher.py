@@ -23,7 +23,6 @@ from models.execution_store import ExecutionStore
 from models.job_locks import JobLocks
 from models.settings import Settings
 from models.sync_job import OverlapPolicy, RetryPolicy, SyncJobSpec
-from worker.control import PauseGate
 from worker.fair_slots import FairSlots
 from worker.job_status import Commit, JobStatusWriter
 from worker.naps import nap
@@ -118,7 +117,6 @@ class Launcher:
         self._settings = settings
         self._worker_id = worker_id
         self._status = JobStatusWriter(db)
-        self._pauses = PauseGate(db, store=store, clock=clock)
         self._rng = rng or random.Random()
         limit = max_concurrent if max_concurrent is not None else settings.max_concurrent_runs
         self.capacity = limit
@@ -304,8 +302,8 @@ class Launcher:
         execution_id, job_id = execution["_id"], execution["jobId"]
         if self._draining:
             return None
-        if await self._pauses.skipped(execution):
-            return None
+        # No pause read here: a pause ends the queued runs of its scope itself (models.execution_store),
+        # so a paused run is no longer queued and its claim fails.
         job = execution["job"] if "job" in execution else await self._jobs.find_one({"_id": job_id})
         if job is None:
             await self._end_unstarted(execution_id, ExecutionStatus.CANCELED, "the job was deleted")
@@ -345,7 +343,7 @@ class Launcher:
         look."""
         if self._per_workspace is None or await self._store.others_running(started) < self._per_workspace:
             return False
-        await self._store.hand_back(started["_id"], owner=self._worker_id)
+        await self._store.hand_back(started, owner=self._worker_id)
         await self._locks.release(started["jobId"], started["_id"])
         self.lock_freed(started["jobId"])
         log.info("claim_handed_back_workspace_cap", cap=self._per_workspace)

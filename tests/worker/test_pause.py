@@ -49,15 +49,16 @@ async def test_a_paused_workspace_skips_only_its_own_jobs(client, workers, db, c
     await wait_for_status(db, ran["_id"], "succeeded")
 
 
-async def test_a_run_queued_before_the_pause_is_skipped_when_it_would_launch(
+async def test_a_run_queued_before_the_pause_is_skipped_by_the_pause_itself(
     client, workers, db, clock, add_job, token_for
 ):
     from tests.worker.test_executions import start_run
 
     job = await add_job(schedule={"cron": "0 0 1 1 *", "timezone": "UTC"})
     await workers.start()
-    queued = await start_run(db, clock, job)  # queued before the pause, picked up after it
+    queued = await start_run(db, clock, job)  # queued before the pause, not picked up yet
     await client.post(f"{ADMIN}/pause", headers=await token_for(admin=True))
+    done = await db.job_executions.find_one({"_id": queued["_id"]})  # no poll went by: the pause did it
+    assert (done["status"], done["reason"], done["pausedBy"]) == ("skipped", "paused", "scheduler")
     await clock.advance(3)
-    done = await wait_for_status(db, queued["_id"], "skipped")
-    assert done["reason"] == "paused" and workers.runner.requests == []
+    assert workers.runner.requests == []
