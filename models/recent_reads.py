@@ -1,7 +1,9 @@
 """Reads shared for a moment: a document read by its key is kept at most `max_age`, so the runs launched
 within that time (many jobs of one data source, one destination, one connector) cost one read between
-them. An edit reaches the next read after at most `max_age`, as a revoked token does (api/token_cache.py)."""
+them; runs launched together wait for the one read in flight rather than each send their own. An edit
+reaches the next read after at most `max_age`, as a revoked token does (api/token_cache.py)."""
 
+import asyncio
 from collections.abc import Awaitable, Callable, Hashable
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,6 +19,7 @@ class RecentReads:
         self._clock = clock
         self._max_age = max_age
         self._entries: dict[Hashable, tuple[Any, datetime]] = {}
+        self._loading: dict[Hashable, asyncio.Future] = {}
 
     async def get(self, key: Hashable, load: Callable[[], Awaitable[Any]]) -> Any:
         """The value read for `key` within `max_age`, else `load()` (absence included: a None is kept too,
@@ -26,7 +29,19 @@ class RecentReads:
         # A clock stepped back must not stretch an entry's life, so the age is bounded on both sides.
         if cached is not None and timedelta(0) <= now - cached[1] < self._max_age:
             return cached[0]
-        value = await load()
+        pending = self._loading.get(key)
+        if pending is None:
+            pending = self._loading[key] = asyncio.ensure_future(self._load(key, load, now))
+            # Read here even if every caller has gone (cancelled): no "exception never retrieved".
+            pending.add_done_callback(lambda done: done.cancelled() or done.exception())
+        # Shielded: one caller cancelled does not cancel the read the others wait for.
+        return await asyncio.shield(pending)
+
+    async def _load(self, key: Hashable, load: Callable[[], Awaitable[Any]], now: datetime) -> Any:
+        try:
+            value = await load()
+        finally:
+            self._loading.pop(key, None)
         if len(self._entries) >= MAX_ENTRIES:
             self._entries.clear()
         self._entries[key] = (value, now)

@@ -1,17 +1,19 @@
 """Dispatch, on every worker: claim queued runs whose time has come (scheduled slots, manual runs,
 retries) up to this worker's free capacity, workspaces taking turns, and pass cancel requests on to the
-runs going here. One read per pass gives both, each run with its job. Woken by events (a slot fired or a
-run queued, a run ended here, a retry's time coming, a job lock let go), with the poll interval as the
-floor: that is how other workers' work reaches this one."""
+runs going here. One read per pass gives both. Woken by events (a slot fired or a run queued, a retry's
+time coming, a job lock let go), with the poll interval as the floor: that is how other workers' work
+reaches this one. A run ending here under a backlog takes the next of the runs the last read left waiting,
+without reading the queue again."""
 
 import asyncio
 from collections import deque
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from models.clock import Clock
 from models.execution import Trigger
 from models.execution_store import ExecutionStore
 from models.job_locks import JobLocks
+from models.recent_reads import MAX_AGE as SHARED_READ_MAX_AGE
 from models.settings import Settings
 from worker.launcher import Launcher
 from worker.naps import nap
@@ -75,10 +77,23 @@ class Dispatcher:
         # are passed over until this worker lets such a lock go or the next poll, so a blocked run is not
         # tried again at every pass.
         self._blocked: set = set()
+        # The due runs the last read left for want of capacity, in the turn order it gave them, and when it
+        # was read. A run ending here takes the next of them while that read is younger than the poll
+        # interval, instead of reading the queue again after every run: one read per pass, not per run.
+        # Any other wake-up (new work, a retry due, the poll) reads the queue afresh, so new work still
+        # takes its turn at once wherever an event announces it, and within a poll otherwise.
+        self._ready: deque[dict] = deque()
+        self._ready_read_at: datetime | None = None
+        self._read_again = True
 
     def blocked(self, job_id) -> None:
         self._blocked.add(job_id)
         self._backlog = True
+
+    def look(self) -> None:
+        """Something was queued or changed: read the queue at once."""
+        self._read_again = True
+        self.wake.set()
 
     def slot_freed(self) -> None:
         if self._backlog:
@@ -88,7 +103,7 @@ class Dispatcher:
         """A run queued by this worker (a retry) comes due then: dispatch at that moment, not a poll later."""
         if self._due_at is None or moment < self._due_at:
             self._due_at = moment
-            self.wake.set()
+            self.look()
 
     async def loop(self, stop: asyncio.Event) -> None:
         """Until `stop` (the worker's drain begins): dispatch, then sleep until woken or the poll is due."""
@@ -96,6 +111,7 @@ class Dispatcher:
             await self.dispatch()
             if not await nap(self._clock, self.wake, self._until_next()):
                 self._blocked.clear()  # the poll: a lock let go on another worker is found by trying again
+                self._read_again = True
 
     def _until_next(self) -> float:
         wait = self._settings.poll_interval_seconds
@@ -110,6 +126,8 @@ class Dispatcher:
     async def dispatch(self) -> None:
         """Claim what is due, up to the free capacity; pass cancel requests on; wake runs whose job lock
         another worker has let go."""
+        if not self._read_again and await self._take_ready():
+            return
         launcher = self._launcher
         running_here = list(launcher.running)
         free = launcher.free
@@ -133,6 +151,7 @@ class Dispatcher:
         waiting = [execution for execution in queued if execution["_id"] not in in_flight]
         queued = [execution for execution in waiting if not self._waits_for_its_lock(execution)]
         picked: list[dict] = []
+        ready: list[dict] = []
         if queued and free:
             cap = self._settings.max_runs_per_workspace
             running = (
@@ -140,14 +159,56 @@ class Dispatcher:
                 if cap is not None
                 else {}
             )
-            picked = take_turns(queued, launcher.free, running, cap, launcher.jobs_in_hand())
+            if cap is None:
+                # The whole read in turn order: what does not fit now is taken as runs end here.
+                order = take_turns(queued, len(queued), {}, None, launcher.jobs_in_hand())
+                picked, ready = order[: launcher.free], order[launcher.free :]
+            else:
+                # Under a fleet-wide cap, what may go depends on the counts of the moment: read again.
+                picked = take_turns(queued, launcher.free, running, cap, launcher.jobs_in_hand())
             if picked:
-                await launcher.read_jobs(picked)
+                # The jobs of what waits come with the same read: a run taking its turn within a second
+                # starts from them, as runs share their data source's read (models.recent_reads).
+                await launcher.read_jobs(picked + ready)
             for execution in picked:
                 launcher.submit(execution)
+        if free:
+            # A read made while full saw what waits but could not order it against capacity: the next run
+            # ending reads again rather than take an older list.
+            self._ready, self._ready_read_at, self._read_again = deque(ready), self._clock.now(), False
         # Full, we cannot tell what waits: a run ending here looks again.
         self._backlog = len(waiting) > len(picked) if free else True
         await self._wake_freed_locks()
+
+    async def _take_ready(self) -> bool:
+        """A run ended here: claim the next of the runs the last read left waiting. False when none is left
+        (or the read is older than the poll interval): then the queue is read again."""
+        launcher = self._launcher
+        if not self._ready or self._ready_read_at is None:
+            return False
+        if not launcher.free:
+            return True  # full again already: the next run ending here comes back
+        age = (self._clock.now() - self._ready_read_at).total_seconds()
+        if not 0 <= age < self._settings.poll_interval_seconds:
+            return False
+        in_flight, busy = launcher.in_flight, launcher.jobs_in_hand() | self._blocked
+        picked: list[dict] = []
+        while self._ready and len(picked) < launcher.free:
+            execution = self._ready.popleft()
+            if execution["_id"] in in_flight:
+                continue
+            if execution["trigger"] != Trigger.SCHEDULE.value:
+                if execution["jobId"] in busy:
+                    continue  # it waits for its job's lock: a later read finds it again
+                busy.add(execution["jobId"])
+            picked.append(execution)
+        if not picked:
+            return False
+        if not timedelta(0) <= self._clock.now() - self._ready_read_at < SHARED_READ_MAX_AGE:
+            await launcher.read_jobs(picked)  # their jobs as read with them are too old to start from
+        for execution in picked:
+            launcher.submit(execution)
+        return True
 
     def _waits_for_its_lock(self, execution: dict) -> bool:
         """A manual run or a retry of a job found locked waits in the queue. A slot is taken anyway: the

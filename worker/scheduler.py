@@ -89,7 +89,7 @@ class Scheduler:
             clock=clock,
             store=self.store,
             status=self._status,
-            queued=self.dispatcher.wake.set,
+            queued=self.dispatcher.look,
             acting=self.acting,
             lost=LeadershipLost,
         )
@@ -100,7 +100,7 @@ class Scheduler:
             locks=self.locks,
             launcher=self.launcher,
             leader_lock=self.leader_lock,
-            queued=self.dispatcher.wake.set,
+            queued=self.dispatcher.look,
             firing=self.firing,
         )
         # How edits reach the schedule while leading: change_streams | polling (None while standing by).
@@ -151,7 +151,7 @@ class Scheduler:
 
     async def apply_change(self, change: Change, term: int) -> None:
         await self.firing.apply_change(change, term)
-        self.dispatcher.wake.set()
+        self.dispatcher.look()
 
     async def resync(self, term: int) -> None:
         await self.firing.resync(term)
@@ -161,7 +161,7 @@ class Scheduler:
 
     async def _watch_queue(self) -> None:
         try:
-            await watch_queue(self._db, self.dispatcher.wake.set, mode=self._settings.reload_mode)
+            await watch_queue(self._db, self.dispatcher.look, mode=self._settings.reload_mode)
         except Exception as error:  # an outage at the probe: the dispatcher's poll still finds the work
             log.warning("queue_watch_failed", error=repr(error))
 
@@ -192,9 +192,7 @@ class Scheduler:
         tasks = [
             asyncio.create_task(self.firing.fire_loop(term), name="fire"),
             asyncio.create_task(self._recover_loop(term), name="recover"),
-            asyncio.create_task(
-                self.firing.follow(feed, term, on_change=self.dispatcher.wake.set), name="feed"
-            ),
+            asyncio.create_task(self.firing.follow(feed, term, on_change=self.dispatcher.look), name="feed"),
         ]
         if missed:
             # Beside the fire loop, not before it: the first new slot fires on time however long the outage.
