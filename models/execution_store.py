@@ -77,7 +77,8 @@ class ExecutionStore:
                 raise
             duplicates = {item["index"] for item in errors}
             written = [doc for index, doc in enumerate(docs) if index not in duplicates]
-        await self._unless_paused(written)
+        if written:
+            await self._unless_paused(written, max(doc["queuedAt"] for doc in written))
         return written
 
     def missed_record(
@@ -110,7 +111,7 @@ class ExecutionStore:
             await self._executions.insert_one(retry)
         except DuplicateKeyError:
             return None
-        if await self._unless_paused([retry]):
+        if await self._unless_paused([retry], now):
             return None
         return retry
 
@@ -134,14 +135,14 @@ class ExecutionStore:
             return False, None
         return True, started
 
-    async def hand_back(self, execution: dict[str, Any], *, owner: str) -> None:
+    async def hand_back(self, execution: dict[str, Any], *, owner: str, now: datetime) -> None:
         """A claim that went over its workspace's fleet-wide cap goes back to the queue, as it was."""
         await self._executions.update_one(
             {"_id": execution["_id"], "status": ExecutionStatus.RUNNING.value, "workerId": owner},
             {"$set": {"status": ExecutionStatus.QUEUED.value}, "$unset": {"startedAt": "", "workerId": ""}},
         )
         # Running, it escaped a pause's sweep: back in the queue, it is held to the pause like a new run.
-        await self._unless_paused([{**execution, "status": ExecutionStatus.QUEUED.value}])
+        await self._unless_paused([{**execution, "status": ExecutionStatus.QUEUED.value}], now)
 
     # -- pauses --------------------------------------------------------------------------------------
 
@@ -156,31 +157,27 @@ class ExecutionStore:
         )
         return result.modified_count
 
-    async def _unless_paused(self, docs: builtins.list[dict[str, Any]]) -> set[ObjectId]:
+    async def _unless_paused(self, docs: builtins.list[dict[str, Any]], now: datetime) -> set[ObjectId]:
         """Right after `docs` were left queued: those of a paused scope end skipped (see the class's
-        docstring for why the read comes after the write). Returns their ids; the documents say so too."""
+        docstring for why the read comes after the write). The whole scope is swept again, not only these:
+        a pause whose own sweep never came (the API died between its two writes) holds from the first run
+        queued in its scope. Returns the ids of `docs` skipped; the documents say so too."""
         queued = [doc for doc in docs if doc["status"] == ExecutionStatus.QUEUED.value]
         if not queued:
             return set()
         paused = await self._control.paused_ids()
         if not paused:
             return set()
-        by_scope: dict[str, builtins.list[dict[str, Any]]] = {}
+        caught = {doc["_id"]: scope for doc in queued if (scope := paused_scope(paused, doc["workspaceId"]))}
+        if "scheduler" in caught.values():
+            await self.skip_queued_while_paused(None, now)
+        else:
+            for workspace_id in sorted({doc["workspaceId"] for doc in queued if doc["_id"] in caught}):
+                await self.skip_queued_while_paused(workspace_id, now)
         for doc in queued:
-            scope = paused_scope(paused, doc["workspaceId"])
-            if scope is not None:
-                by_scope.setdefault(scope, []).append(doc)
-        skipped: set[ObjectId] = set()
-        for scope, scoped in by_scope.items():
-            fields = self._paused_fields(scope, scoped[0]["queuedAt"])
-            ids = [doc["_id"] for doc in scoped]
-            await self._executions.update_many(
-                {"_id": {"$in": ids}, "status": ExecutionStatus.QUEUED.value}, {"$set": fields}
-            )
-            for doc in scoped:
-                doc.update(fields)
-            skipped.update(ids)
-        return skipped
+            if doc["_id"] in caught:
+                doc.update(self._paused_fields(caught[doc["_id"]], now))
+        return set(caught)
 
     def _paused_fields(self, scope: str, now: datetime) -> dict[str, Any]:
         return {**self._finished(ExecutionStatus.SKIPPED, now), "reason": PAUSED_REASON, "pausedBy": scope}
@@ -428,7 +425,7 @@ class ExecutionStore:
                 # within the same millisecond holds this slot: the next millisecond is free.
                 requested += timedelta(milliseconds=1)
                 continue
-            if await self._unless_paused([doc]):
+            if await self._unless_paused([doc], now):
                 # A pause landed while this was being queued: it is recorded skipped, and refused as the
                 # API refuses a run asked for while paused.
                 raise Paused(

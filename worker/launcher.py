@@ -343,7 +343,7 @@ class Launcher:
         look."""
         if self._per_workspace is None or await self._store.others_running(started) < self._per_workspace:
             return False
-        await self._store.hand_back(started, owner=self._worker_id)
+        await self._store.hand_back(started, owner=self._worker_id, now=self._clock.now())
         await self._locks.release(started["jobId"], started["_id"])
         self.lock_freed(started["jobId"])
         log.info("claim_handed_back_workspace_cap", cap=self._per_workspace)

@@ -86,7 +86,7 @@ async def test_a_claim_handed_back_during_a_pause_does_not_go_back_to_the_queue(
     await pause(db, clock)
     # The sweep saw it running; handed back (its workspace was at the fleet's cap), it is held to the pause.
     assert await store.skip_queued_while_paused(None, clock.now()) == 0
-    await store.hand_back(started, owner="host:1:w1")
+    await store.hand_back(started, owner="host:1:w1", now=clock.now())
     assert (await status_of(db, run))["status"] == "skipped"
 
 
@@ -111,3 +111,16 @@ async def test_nothing_is_skipped_while_nothing_is_paused(db, clock):
     runs = [slot(JOB, clock), slot(OTHER, clock)]
     assert await store.queue(runs) == runs
     assert [(await status_of(db, doc))["status"] for doc in runs] == ["queued", "queued"]
+
+
+async def test_a_pause_whose_sweep_never_came_holds_from_the_first_run_queued_in_its_scope(db, clock):
+    # The API died between writing the pause and ending what was queued: the run queued before it is still
+    # queued. The next run queued in that workspace ends both; another workspace's run is left alone.
+    store = store_of(db)
+    before, theirs = slot(JOB, clock), slot(OTHER, clock)
+    await store.queue([before, theirs])
+    await pause(db, clock, "ws-a")
+    await store.queue([slot(JOB, clock, minutes=1)])
+    assert (await status_of(db, before))["pausedBy"] == "workspace"
+    assert (await status_of(db, theirs))["status"] == "queued"
+    assert await db.job_executions.count_documents({"workspaceId": "ws-a", "status": "queued"}) == 0
