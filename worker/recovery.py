@@ -32,7 +32,8 @@ class Covered:
     def add(self, execution: dict[str, Any]) -> None:
         missed = execution.get("missed")
         if missed:
-            self._ranges.append((missed["firstSlot"], missed["lastSlot"]))
+            # A range's record is scheduled for its first slot (the read projects only its last).
+            self._ranges.append((execution["scheduledFor"], missed["lastSlot"]))
         else:
             self._slots.append(execution["scheduledFor"])
 
