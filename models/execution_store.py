@@ -136,11 +136,25 @@ class ExecutionStore:
         return True, started
 
     async def hand_back(self, execution: dict[str, Any], *, owner: str, now: datetime) -> None:
-        """A claim that went over its workspace's fleet-wide cap goes back to the queue, as it was."""
-        await self._executions.update_one(
-            {"_id": execution["_id"], "status": ExecutionStatus.RUNNING.value, "workerId": owner},
+        """A claim that went over its workspace's fleet-wide cap goes back to the queue, as it was; one that
+        was asked to stop meanwhile ends canceled instead (queued, nothing would ever claim it)."""
+        mine = {"_id": execution["_id"], "status": ExecutionStatus.RUNNING.value, "workerId": owner}
+        back = await self._executions.update_one(
+            {**mine, "cancelRequestedAt": None},
             {"$set": {"status": ExecutionStatus.QUEUED.value}, "$unset": {"startedAt": "", "workerId": ""}},
         )
+        if back.modified_count == 0:
+            await self._executions.update_one(
+                mine,
+                {
+                    "$set": {
+                        **self._finished(ExecutionStatus.CANCELED, now),
+                        "reason": "canceled before it started",
+                        "startedAt": None,
+                    },
+                },
+            )
+            return
         # Running, it escaped a pause's sweep: back in the queue, it is held to the pause like a new run.
         await self._unless_paused([{**execution, "status": ExecutionStatus.QUEUED.value}], now)
 

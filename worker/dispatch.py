@@ -95,6 +95,12 @@ class Dispatcher:
         self._read_again = True
         self.wake.set()
 
+    def stale(self) -> None:
+        """A claim found its run taken or ended elsewhere: the next pass reads the queue again. No wake-up
+        of its own (the freed slot wakes the dispatcher if runs wait), so a run that can never be claimed
+        is not tried over and over."""
+        self._read_again = True
+
     def slot_freed(self) -> None:
         if self._backlog:
             self.wake.set()

@@ -105,6 +105,7 @@ class Launcher:
         on_retry=lambda run_after: None,
         on_free=lambda: None,
         on_blocked=lambda job_id: None,
+        on_lost=lambda: None,
     ):
         self._store = store
         self._locks = locks
@@ -143,6 +144,9 @@ class Launcher:
         # Called with a job whose manual run or retry found another execution holding its lock: the run
         # stays queued, for whichever worker looks once the lock is let go.
         self._on_blocked = on_blocked
+        # Called when a claim finds its execution started elsewhere or no longer queued: what this worker
+        # last read of the queue is out of date.
+        self._on_lost = on_lost
 
     @property
     def in_flight(self) -> set[ObjectId]:
@@ -367,6 +371,7 @@ class Launcher:
             won, started = await self._store.claim(execution_id, owner=self._worker_id, now=self._clock.now())
         if started is None:
             await self._locks.release(job_id, execution_id)
+            self._on_lost()
         return started
 
     async def _too_late(self, execution: dict[str, Any], job: dict[str, Any]) -> str | None:
@@ -554,6 +559,7 @@ class Launcher:
         if holder is None or holder["expiresAt"] <= now:
             return Busy(None)  # let go (or lapsed) since the claim: the next try takes it
         if holder["executionId"] == execution["_id"]:
+            self._on_lost()
             return None  # another worker claimed this very execution first: it is that worker's
         busy = Busy(holder["expiresAt"])
         if execution["trigger"] != Trigger.SCHEDULE.value:

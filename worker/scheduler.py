@@ -80,6 +80,7 @@ class Scheduler:
             on_retry=lambda run_after: self.dispatcher.wake_at(run_after),
             on_free=lambda: self.dispatcher.slot_freed(),
             on_blocked=lambda job_id: self.dispatcher.blocked(job_id),
+            on_lost=lambda: self.dispatcher.stale(),
         )
         self.dispatcher = Dispatcher(
             store=self.store, locks=self.locks, launcher=self.launcher, clock=clock, settings=settings
