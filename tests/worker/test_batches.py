@@ -216,3 +216,27 @@ async def test_a_run_announced_while_the_worker_was_full_takes_its_turn_before_o
     await eventually(lambda: _count_succeeded(db, 4))
     names = [request.job["name"] for request in runner.requests]
     assert names == ["a0", "a1", "b", "a2"]
+
+
+async def test_a_waiting_run_taken_more_than_a_second_after_its_read_starts_from_its_job_as_stored_now(
+    workers, db, clock, runner, add_job
+):
+    workers.settings = workers.settings.model_copy(
+        update={"poll_interval_seconds": 600, "max_concurrent_runs": 1}
+    )
+    runner.hold = True
+    yearly = {"cron": "0 0 1 1 *", "timezone": "UTC"}
+    first, second = [await add_job(name=f"j{i}", schedule=yearly) for i in range(2)]
+    leader = await workers.start()
+    store = ExecutionStore(db, retention_days=30)
+    for job in (first, second):
+        await store.queue_manual_run(job, clock.now())
+    leader.dispatcher.look()
+    await eventually(lambda: runner.active == 1)
+    # The second run waits with its job as read beside it; an edit lands, and the first run ends later.
+    await db.syncjobs.update_one({"_id": second["_id"]}, {"$set": {"timeoutSeconds": 77}})
+    await clock.advance(2)
+    runner.hold = False
+    runner.release.set()
+    await eventually(lambda: _count_succeeded(db, 2))
+    assert [request.job["timeoutSeconds"] for request in runner.requests] == [first["timeoutSeconds"], 77]
