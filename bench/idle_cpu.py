@@ -50,7 +50,7 @@ def main() -> None:
     print(f"idle CPU over {args.seconds:.0f} s, nothing due (target < {TARGET_PCT} %)")
     header = (
         f"{'':<12} {'jobs':>6} {'CPU %':>7} {'vs APS':>8} {'resyncs':>7} {'ms/resync':>9} {'cmds/s':>7}"
-        f" {'loaded':>7} {'fired':>5}"
+        f" {'loaded':>7} {'load s':>6} {'fired':>5}"
     )
     print(header)
     for name, jobs, result in rows:
@@ -62,7 +62,7 @@ def main() -> None:
         resync = f"{per_resync:9.1f}" if per_resync is not None else f"{'-':>9}"
         print(
             f"{name:<12} {jobs:>6} {cpu:7.3f} {ratio(cpu, base):>8} {result['resyncs']:>7} {resync}"
-            f" {commands} {result['scheduled']:>7} {result['executions']:>5}"
+            f" {commands} {result['scheduled']:>7} {result['load_s']:6.1f} {result['executions']:>5}"
             f"  {'meets' if cpu < TARGET_PCT else 'MISSES'} the target"
         )
     if "error" in baseline:
@@ -70,7 +70,10 @@ def main() -> None:
     else:
         print(f"{'APScheduler':<12} {args.jobs:>6} {base:7.3f} {'1.00x':>8}")
     print("commands/s: database commands the worker sent (pymongo command monitoring; none in memory)")
-    print("loaded: jobs in the leader's timetable at the end; fired: executions in the database at the end")
+    print(
+        "loaded: jobs in the leader's timetable at the end; load s: from leading to all of them in it"
+        " (the window opens after); fired: executions in the database at the end"
+    )
 
 
 def wire_idle(jobs: int, seconds: float) -> dict:

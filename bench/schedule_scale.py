@@ -266,7 +266,15 @@ async def ours_idle(jobs: int, url: str | None = None, seconds: float = 5.0, see
     stop = asyncio.Event()
     task = asyncio.create_task(scheduler.run(stop))
     await scheduler.leading.wait()
-    await asyncio.sleep(1.0)  # let the load's confirmation writes finish
+    # Leading is said before the load; on the wire server reading 10,000 jobs takes seconds, and a window
+    # opened before it ends would count part of the load, and end before the first resync.
+    led = time.perf_counter()
+    while len(scheduler.timetable) < jobs and time.perf_counter() - led < 600:
+        await asyncio.sleep(0.05)
+    load_s = time.perf_counter() - led
+    if scheduler.firing.confirming is not None:
+        await scheduler.firing.confirming
+    await asyncio.sleep(1.0)  # the term's other first steps (recovery, the loops starting)
     mark = COMMANDS.mark()
     cpu0, wall0 = time.process_time(), time.perf_counter()
     await asyncio.sleep(seconds)
@@ -279,6 +287,7 @@ async def ours_idle(jobs: int, url: str | None = None, seconds: float = 5.0, see
     return {
         "idle_cpu_pct": 100 * cpu / wall,
         "commands_per_s": idle["commands"] / wall,
+        "load_s": load_s,
         "scheduled": scheduled,
         "executions": executions,
         "resyncs": len(resync_cpu),
