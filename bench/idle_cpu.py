@@ -50,7 +50,7 @@ def main() -> None:
     print(f"idle CPU over {args.seconds:.0f} s, nothing due (target < {TARGET_PCT} %)")
     header = (
         f"{'':<12} {'jobs':>6} {'CPU %':>7} {'vs APS':>8} {'resyncs':>7} {'ms/resync':>9} {'cmds/s':>7}"
-        f" {'loaded':>7} {'load s':>6} {'fired':>5}"
+        f" {'loaded':>7} {'load s':>6} {'term':>4} {'fired':>5}"
     )
     print(header)
     for name, jobs, result in rows:
@@ -62,7 +62,8 @@ def main() -> None:
         resync = f"{per_resync:9.1f}" if per_resync is not None else f"{'-':>9}"
         print(
             f"{name:<12} {jobs:>6} {cpu:7.3f} {ratio(cpu, base):>8} {result['resyncs']:>7} {resync}"
-            f" {commands} {result['scheduled']:>7} {result['load_s']:6.1f} {result['executions']:>5}"
+            f" {commands} {result['scheduled']:>7} {result['load_s']:6.1f} {result['term']:>4}"
+            f" {result['executions']:>5}"
             f"  {'meets' if cpu < TARGET_PCT else 'MISSES'} the target"
         )
     if "error" in baseline:
@@ -72,7 +73,8 @@ def main() -> None:
     print("commands/s: database commands the worker sent (pymongo command monitoring; none in memory)")
     print(
         "loaded: jobs in the leader's timetable at the end; load s: from leading to all of them in it"
-        " (the window opens after); fired: executions in the database at the end"
+        " (the window opens after); term: the leader's term at the end (1: it never lost the lease);"
+        " fired: executions in the database at the end"
     )
 
 

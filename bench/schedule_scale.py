@@ -281,6 +281,7 @@ async def ours_idle(jobs: int, url: str | None = None, seconds: float = 5.0, see
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     idle = COMMANDS.since(mark)
     scheduled = len(scheduler.timetable)
+    term = scheduler.lease.term if scheduler.lease else None  # above 1: leadership was lost on the way
     executions = await db[JOB_EXECUTIONS].count_documents({})
     stop.set()
     await task
@@ -289,6 +290,7 @@ async def ours_idle(jobs: int, url: str | None = None, seconds: float = 5.0, see
         "commands_per_s": idle["commands"] / wall,
         "load_s": load_s,
         "scheduled": scheduled,
+        "term": term,
         "executions": executions,
         "resyncs": len(resync_cpu),
         "resync_cpu_ms": 1000 * sum(resync_cpu) / len(resync_cpu) if resync_cpu else None,
