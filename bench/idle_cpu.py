@@ -7,9 +7,9 @@ The target (issue 11) is < 1 % of a core with 10,000 jobs. Each figure is proces
 for `--seconds` (default 65) from the moment the leader holds every job (on the wire server its load takes
 tens of seconds, mostly the term's fence written to every job; printed as "load s"): at the default
 intervals that window holds about 32 polls (POLL_INTERVAL_SECONDS, 2 s) and one resync
-(RESYNC_INTERVAL_SECONDS, 60 s), so it is the steady state, not a stretch between resyncs. The CPU of each resync pass is printed on its own.
-The worker runs the change feed's polling mode on both: the in-memory database has no change streams, and
-neither has the mongoeco wire-protocol server.
+(RESYNC_INTERVAL_SECONDS, 60 s), so it is the steady state, not a stretch between resyncs. The CPU of each
+resync pass is printed on its own. The worker runs the change feed's polling mode on both: the in-memory
+database has no change streams, and neither has the mongoeco wire-protocol server.
 
 The baseline is APScheduler 3.x holding the same jobs in memory (a scheduler that never looks at a
 database), measured over the same window in the same run. Each scenario runs in a fresh process
