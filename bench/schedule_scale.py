@@ -49,6 +49,7 @@ ZONES = [
 ]
 SPEED = 60.0
 SEED_BATCH = 500
+BENCH_DB = "syncjobs_bench"
 
 
 def crons(jobs: int, distinct: int, *, quiet: bool = False) -> list[tuple[str, str]]:
@@ -92,8 +93,9 @@ class Commands:
 COMMANDS = Commands()
 
 
-async def fresh_database(url: str | None = None):
-    """The in-memory database, or a scratch database on the server at `url` (or MONGODB_URL) when set."""
+async def fresh_database(url: str | None = None, *, seeded: bool = False):
+    """The in-memory database, or a scratch database on the server at `url` (or MONGODB_URL) when set.
+    `seeded`: the server at `url` holds the bench's jobs already (bench/seeding.py): opened as it is."""
     from models.collections import ensure_indexes
     from models.database import open_in_memory
 
@@ -102,8 +104,9 @@ async def fresh_database(url: str | None = None):
         from pymongo import AsyncMongoClient
 
         client = AsyncMongoClient(url, tz_aware=True, event_listeners=[COMMANDS.listener])
-        await client.drop_database("syncjobs_bench")
-        db = client["syncjobs_bench"]
+        if not seeded:
+            await client.drop_database(BENCH_DB)
+        db = client[BENCH_DB]
     else:
         db = open_in_memory("bench").db
     await ensure_indexes(db)
@@ -161,9 +164,11 @@ class NoopRunner:
         return RunOutcome(ExecutionStatus.SUCCEEDED)
 
 
-async def seed(db, pairs: list[tuple[str, str]], now: datetime, *, confirmed: bool = True) -> None:
-    """Insert the jobs; `confirmed` leaves them as a previous leader would (nextRunAt, scheduleAppliedVersion
-    written), which is what a takeover or a restart loads."""
+def job_documents(pairs: list[tuple[str, str]], now: datetime, *, confirmed: bool = True) -> list[dict]:
+    """One job document per (cron, zone), as the API creates them; `confirmed` leaves them as a previous
+    leader would (nextRunAt, scheduleAppliedVersion written), which is what a takeover or a restart loads."""
+    from bson import ObjectId
+
     from models.cron import next_fire_time
     from models.sync_job import SyncJobSpec, new_job_document
 
@@ -179,14 +184,23 @@ async def seed(db, pairs: list[tuple[str, str]], now: datetime, *, confirmed: bo
     created = now - timedelta(hours=1)  # jobs of a running deployment, not a bulk import of a second ago
     docs = []
     for cron, zone in pairs:
-        doc = new_job_document("ws", spec, created)
+        doc = {"_id": ObjectId(), **new_job_document("ws", spec, created)}
         doc["schedule"] = {"cron": cron, "timezone": zone}
         if confirmed:
             doc.update(nextRunAt=next_of[(cron, zone)], scheduleAppliedVersion=1, scheduleAppliedAt=created)
         docs.append(doc)
+    return docs
+
+
+async def seed(db, pairs: list[tuple[str, str]], now: datetime, *, confirmed: bool = True) -> None:
+    """Insert the jobs (job_documents) and raise the jobs' change mark once, as the API's creates leave it."""
+    from models.job_changes import JobChangeMark
+
+    docs = job_documents(pairs, now, confirmed=confirmed)
     # In batches: one insert of 10,000 documents outlasts a slow server's patience (mongoeco cancels at 20 s).
     for first in range(0, len(docs), SEED_BATCH):
         await db.syncjobs.insert_many(docs[first : first + SEED_BATCH])
+    await JobChangeMark(db).bump(now)
 
 
 def make_scheduler(db, clock, **settings):
@@ -220,14 +234,26 @@ async def ours_load(jobs: int, distinct: int, confirmed: bool = True, url: str |
     }
 
 
-async def ours_idle(jobs: int, url: str | None = None, seconds: float = 5.0) -> dict:
-    """Process CPU over wall time for `seconds` with nothing due; the resyncs in the window are timed on
-    their own (CPU ms per pass), so a window without one still says what one costs."""
-    from models.clock import SystemClock
+def idle_pairs(jobs: int) -> list[tuple[str, str]]:
+    """The idle scenario's jobs: 100 (cron, zone) pairs, none due for months."""
+    return crons(jobs, 100, quiet=True)
 
-    db = await fresh_database(url)
+
+async def ours_idle(jobs: int, url: str | None = None, seconds: float = 5.0, seeded: bool = False) -> dict:
+    """Process CPU over wall time for `seconds` with nothing due; the resyncs in the window are timed on
+    their own (CPU ms per pass), so a window without one still says what one costs. `seeded`: the server at
+    `url` holds the idle_pairs(jobs) jobs already (bench/seeding.py). Also returned: the jobs the leader
+    scheduled, and the executions in the database at the end (nothing due: 0)."""
+    from models.clock import SystemClock
+    from models.collections import JOB_EXECUTIONS
+    from models.job_changes import JobChangeMark
+
+    db = await fresh_database(url, seeded=seeded)
     clock = SystemClock()
-    await seed(db, crons(jobs, 100, quiet=True), clock.now())
+    if seeded:
+        await JobChangeMark(db).bump(clock.now())  # as seed() leaves it
+    else:
+        await seed(db, idle_pairs(jobs), clock.now())
     scheduler = make_scheduler(db, clock)
     resync, resync_cpu = scheduler.firing.resync, []
 
@@ -240,17 +266,32 @@ async def ours_idle(jobs: int, url: str | None = None, seconds: float = 5.0) -> 
     stop = asyncio.Event()
     task = asyncio.create_task(scheduler.run(stop))
     await scheduler.leading.wait()
-    await asyncio.sleep(1.0)  # let the load's confirmation writes finish
+    # Leading is said before the load; on the wire server reading 10,000 jobs takes seconds, and a window
+    # opened before it ends would count part of the load, and end before the first resync.
+    led = time.perf_counter()
+    while len(scheduler.timetable) < jobs and time.perf_counter() - led < 600:
+        await asyncio.sleep(0.05)
+    load_s = time.perf_counter() - led
+    if scheduler.firing.confirming is not None:
+        await scheduler.firing.confirming
+    await asyncio.sleep(1.0)  # the term's other first steps (recovery, the loops starting)
     mark = COMMANDS.mark()
     cpu0, wall0 = time.process_time(), time.perf_counter()
     await asyncio.sleep(seconds)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     idle = COMMANDS.since(mark)
+    scheduled = len(scheduler.timetable)
+    term = scheduler.lease.term if scheduler.lease else None  # above 1: leadership was lost on the way
+    executions = await db[JOB_EXECUTIONS].count_documents({})
     stop.set()
     await task
     return {
         "idle_cpu_pct": 100 * cpu / wall,
         "commands_per_s": idle["commands"] / wall,
+        "load_s": load_s,
+        "scheduled": scheduled,
+        "term": term,
+        "executions": executions,
         "resyncs": len(resync_cpu),
         "resync_cpu_ms": 1000 * sum(resync_cpu) / len(resync_cpu) if resync_cpu else None,
     }
@@ -335,7 +376,7 @@ async def aps_idle(jobs: int, seconds: float = 5.0) -> dict:
     from apscheduler.triggers.cron import CronTrigger
 
     scheduler = aps_scheduler()
-    for cron, zone in crons(jobs, 100, quiet=True):
+    for cron, zone in idle_pairs(jobs):
         scheduler.add_job(noop, CronTrigger.from_crontab(cron, timezone=zone))
     scheduler.start()
     await asyncio.sleep(1.0)

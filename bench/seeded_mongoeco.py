@@ -69,7 +69,8 @@ async def seed(client, path: str, db_name: str, collection: str, indexes: list[d
     target = client[db_name][collection]
     count = 0
     with unique_checks_skipped():
-        await client[db_name].command({"createIndexes": collection, "indexes": indexes})
+        if indexes:
+            await client[db_name].command({"createIndexes": collection, "indexes": indexes})
         for batch in batches(path):
             await target.insert_many(batch)
             count += len(batch)

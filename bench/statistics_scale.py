@@ -40,7 +40,6 @@ import json
 import os
 import random
 import secrets
-import selectors
 import socket
 import subprocess
 import sys
@@ -54,6 +53,8 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.seeding import start_seeded_mongoeco  # noqa: E402
 
 DB_NAME = "bench_statistics"
 MAIN = "ws-main"
@@ -168,59 +169,6 @@ def dataset(count: int, now: datetime) -> tuple[list[dict], list]:
     return docs, main_jobs
 
 
-def unique_keys_hold(docs: list[dict]) -> None:
-    """The seed's keys are unique for every unique index of job_executions (bench/seeded_mongoeco.py skips
-    mongoeco's own checks while it seeds)."""
-    from models.collections import INDEXES, JOB_EXECUTIONS
-
-    for model in INDEXES[JOB_EXECUTIONS]:
-        spec = model.document
-        if not spec.get("unique"):
-            continue
-        partial = spec.get("partialFilterExpression", {})
-        covered = [doc for doc in docs if all(doc.get(field) == value for field, value in partial.items())]
-        keys = {tuple(doc.get(field) for field in spec["key"]) for doc in covered}
-        assert len(keys) == len(covered), f"the seed breaks the unique index {spec['name']}"
-    assert len({doc["_id"] for doc in docs}) == len(docs)
-
-
-def start_seeded_mongoeco(docs: list[dict], timeout_s: float = 1800) -> tuple[subprocess.Popen, dict]:
-    """bench/seeded_mongoeco.py holding `docs` in job_executions, with production's indexes; its report
-    ({uri, documents, seconds, msPerDocument})."""
-    import bson
-    from bson import json_util
-
-    from models.collections import INDEXES, JOB_EXECUTIONS
-    from tests.wire.process import MONGO_PYTHON
-
-    if not MONGO_PYTHON.exists():
-        raise SystemExit(
-            f"{MONGO_PYTHON} is missing: run `make test` (it makes .venv-mongo) or set MONGODB_URL"
-        )
-    unique_keys_hold(docs)
-    with tempfile.TemporaryDirectory() as folder:
-        seed, indexes = Path(folder, "seed.bson"), Path(folder, "indexes.json")
-        seed.write_bytes(b"".join(bson.encode(doc) for doc in docs))
-        indexes.write_text(json_util.dumps([model.document for model in INDEXES[JOB_EXECUTIONS]]))
-        script = ROOT / "bench" / "seeded_mongoeco.py"
-        process = subprocess.Popen(
-            [str(MONGO_PYTHON), str(script), str(seed), DB_NAME, JOB_EXECUTIONS, str(indexes)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        with selectors.DefaultSelector() as selector:
-            selector.register(process.stdout, selectors.EVENT_READ)
-            if not selector.select(timeout_s):
-                process.kill()
-                raise SystemExit(f"the seeded mongoeco server did not answer within {timeout_s:.0f} s")
-        line = process.stdout.readline()
-    if not line.startswith("{"):
-        process.kill()
-        raise SystemExit("the seeded mongoeco server did not start")
-    return process, json.loads(line)
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -314,7 +262,7 @@ async def main(count: int, repeats: int) -> None:
     db_name = DB_NAME if not url else f"{DB_NAME}_{os.getpid()}"
     started = time.perf_counter()
     if not url:
-        server, report = start_seeded_mongoeco(docs)
+        server, report = start_seeded_mongoeco(docs, DB_NAME, JOB_EXECUTIONS)
         url = report["uri"]
         print(
             f"seeded {report['documents']:,} executions in-process in {report['seconds']} s "
