@@ -82,5 +82,8 @@ async def source_sandbox(user: str) -> AsyncIterator[Sandbox]:
             spawn.update(user=account.pw_uid, group=account.pw_gid, extra_groups=[])
         yield Sandbox(workdir, spawn)
     finally:
-        # In a thread: a source may leave many files behind, and the event loop must not wait on them.
-        await asyncio.to_thread(shutil.rmtree, workdir, ignore_errors=True)
+        try:
+            os.rmdir(workdir)  # a source that left nothing behind: no thread for that
+        except OSError:
+            # In a thread: a source may leave many files behind, and the event loop must not wait on them.
+            await asyncio.to_thread(shutil.rmtree, workdir, ignore_errors=True)
