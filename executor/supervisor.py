@@ -80,11 +80,23 @@ def children_of(parent: int) -> list[int]:
     return found
 
 
+def has_children() -> bool:
+    """Whether any process is still our child (exited or not), without reaping it."""
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return False
+    return True
+
+
 def kill_everything_left(source_pid: int, on_reaped) -> None:
-    """SIGKILL the source's group and every child of ours, reap them, and again for what reparents here."""
+    """SIGKILL the source's group and every child of ours, reap them, and again for what reparents here.
+
+    A subreaper with no child has no descendant at all (an orphan comes back to its nearest living
+    ancestor of the tree, and that is us at the latest), so /proc is read only when something is left."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(source_pid, signal.SIGKILL)
-    while True:
+    while has_children():
         left = children_of(os.getpid())
         if not left:
             break
