@@ -226,7 +226,7 @@ async def ours(url: str | None, child: str, runs: int, poll: float, concurrency:
                 await asyncio.sleep(poll * (len(delays) % 7) / 7)
             result["trigger_p50_ms"] = 1000 * percentile(delays, 0.5)
             result["trigger_p95_ms"] = 1000 * percentile(delays, 0.95)
-        count_from, began = commands.count, time.perf_counter()
+        count_from, began, cpu_from = commands.count, time.perf_counter(), time.process_time()
         queued = [await store.queue_manual_run(job, clock.now()) for job in jobs]
         docs = await finished(api_db, [doc["_id"] for doc in queued], within=600)
         spent = time.perf_counter() - began
@@ -236,6 +236,7 @@ async def ours(url: str | None, child: str, runs: int, poll: float, concurrency:
         first = min(doc["startedAt"] for doc in docs)
         last = max(doc["finishedAt"] for doc in docs)
         result["runs_per_s"] = len(docs) / max((last - first).total_seconds(), 1e-3)
+        result["cpu_ms_per_run"] = 1000 * (time.process_time() - cpu_from) / len(docs)
         if url:
             result["commands_per_run"] = (commands.count - count_from - idle_rate * spent) / len(docs)
         return result
@@ -280,7 +281,8 @@ def backend_rows(label: str, url: str | None, args) -> list[str]:
         commands = ours_.get("commands_per_run")
         rows.append(
             f"{label:<12} {concurrency:>3} {ours_['runs_per_s']:9.1f} {bare['runs_per_s']:9.1f} "
-            f"{ratio:6.2f}x {target:>6} " + (f"{commands:9.1f}" if commands is not None else f"{'n/a':>9}")
+            f"{ratio:6.2f}x {target:>6} {ours_['cpu_ms_per_run']:8.1f} "
+            + (f"{commands:9.1f}" if commands is not None else f"{'n/a':>9}")
         )
         if "trigger_p50_ms" in ours_:
             limit = args.poll * 1000 + 50
@@ -308,7 +310,10 @@ def main() -> None:
         f"no-op runs through the worker vs the spawn floor ({args.runs} runs each, child: "
         f"{' '.join(child_argv(args.child))[:40]}..., poll {args.poll:g} s)"
     )
-    print(f"{'database':<12} {'c':>3} {'runs/s':>9} {'floor/s':>9} {'ratio':>7} {'>=0.6':>6} {'cmds/run':>9}")
+    print(
+        f"{'database':<12} {'c':>3} {'runs/s':>9} {'floor/s':>9} {'ratio':>7} {'>=0.6':>6} {'cpu ms':>8} "
+        f"{'cmds/run':>9}"
+    )
     for row in backend_rows("in memory", None, args):
         print(row)
     if not args.no_wire:
@@ -324,6 +329,7 @@ def main() -> None:
         finally:
             stop_server(process)
     print(f"cmds/run: the worker's commands per run beyond its idle rate (target <= {TARGET_COMMANDS})")
+    print("cpu ms: the worker process's CPU per run (in memory: with the database and the bench's queueing)")
 
 
 if __name__ == "__main__":
