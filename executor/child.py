@@ -127,7 +127,9 @@ class SourceProcess:
     """A running source, seen through its supervisor: the source's pipes, its pid and its exit code.
 
     The supervisor is the fork server's child, not ours: its status pipe closing tells us it has ended, and
-    no signal goes to its pid after that (the pid could be another process's by then)."""
+    no signal goes to its pid after that (the pid could be another process's by then; in the moment before
+    we see the pipe close it cannot: Linux hands out pids in turn, and would have to go round them all).
+    """
 
     def __init__(
         self,

@@ -11,8 +11,10 @@ the next. Nothing comes back on the socket: the supervisor answers on the status
 
 The supervisors are its children, so their death signal (SIGTERM, when their parent dies) follows the fork
 server, and the fork server's own follows the worker: it asks for SIGKILL when the worker dies
-(`PR_SET_PDEATHSIG`), and it also ends when the worker's end of the socket closes. The kernel reaps the
-supervisors (SIGCHLD ignored): the worker learns that one has ended from its status pipe.
+(`PR_SET_PDEATHSIG`, which Linux ties to the thread that started it: the worker's event-loop thread), and
+it also ends when the worker's end of the socket closes. The kernel reaps the supervisors (SIGCHLD
+ignored): the worker learns that one has ended from its status pipe. SOCK_SEQPACKET keeps one request one
+message; Linux has it for Unix sockets, as it has the prctl calls.
 
 It is non-dumpable (`PR_SET_DUMPABLE` 0): a source running as the worker's own user could otherwise
 ptrace it and take over the runs it forks next. Only the standard library, as for the supervisor.
