@@ -12,8 +12,9 @@ the next. Nothing comes back on the socket: the supervisor answers on the status
 The supervisors are its children, so their death signal (SIGTERM, when their parent dies) follows the fork
 server, and the fork server's own follows the worker: it asks for SIGKILL when the worker dies
 (`PR_SET_PDEATHSIG`, which Linux ties to the thread that started it: the worker's event-loop thread), and
-it also ends when the worker's end of the socket closes. The kernel reaps the supervisors (SIGCHLD
-ignored): the worker learns that one has ended from its status pipe. SOCK_SEQPACKET keeps one request one
+it also ends when the worker's end of the socket closes. It reaps the supervisors as they end (the worker
+learns that one has ended from its status pipe), so that their CPU, and their sources', counts in its own
+ended children's time in /proc/<pid>/stat, as it did in the worker's when the worker started them. SOCK_SEQPACKET keeps one request one
 message; Linux has it for Unix sockets, as it has the prctl calls.
 
 It is non-dumpable (`PR_SET_DUMPABLE` 0): a source running as the worker's own user could otherwise
@@ -75,13 +76,23 @@ def supervise(supervisor, request: dict, fds: list[int], parent: int) -> int:
     ).run()
 
 
+def reap_supervisors(signum=None, frame=None) -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
 def serve(channel: socket.socket, worker: int) -> int:
     supervisor = load_supervisor()
     supervisor.prctl(supervisor.PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != worker:
         return 1  # the worker died before the death signal was armed
     supervisor.prctl(PR_SET_DUMPABLE, 0)
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    signal.signal(signal.SIGCHLD, reap_supervisors)  # it interrupts the wait for a request, which goes on
     server = os.getpid()
     while True:
         data, fds, flags, _ = socket.recv_fds(channel, REQUEST_LIMIT, DESCRIPTORS)
