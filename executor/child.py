@@ -63,7 +63,10 @@ class ForkServer:
         message = json.dumps(request).encode()
         for attempt in range(2):
             if not self._alive():
-                self._start()
+                try:
+                    self._start()
+                except OSError as error:
+                    raise CannotStart(f"the fork server cannot start: {error}") from None
             try:
                 socket.send_fds(self._channel, [message], fds)
                 return

@@ -14,8 +14,8 @@ server, and the fork server's own follows the worker: it asks for SIGKILL when t
 (`PR_SET_PDEATHSIG`, which Linux ties to the thread that started it: the worker's event-loop thread), and
 it also ends when the worker's end of the socket closes. It reaps the supervisors as they end (the worker
 learns that one has ended from its status pipe), so that their CPU, and their sources', counts in its own
-ended children's time in /proc/<pid>/stat, as it did in the worker's when the worker started them. SOCK_SEQPACKET keeps one request one
-message; Linux has it for Unix sockets, as it has the prctl calls.
+ended children's time in /proc/<pid>/stat, as it did in the worker's when the worker started them.
+SOCK_SEQPACKET keeps one request one message; Linux has it for Unix sockets, as it has the prctl calls.
 
 It is non-dumpable (`PR_SET_DUMPABLE` 0): a source running as the worker's own user could otherwise
 ptrace it and take over the runs it forks next. Only the standard library, as for the supervisor.
@@ -77,6 +77,7 @@ def supervise(supervisor, request: dict, fds: list[int], parent: int) -> int:
 
 
 def reap_supervisors(signum=None, frame=None) -> None:
+    """Reap every supervisor that has ended (the SIGCHLD handler)."""
     while True:
         try:
             pid, _ = os.waitpid(-1, os.WNOHANG)
