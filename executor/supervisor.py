@@ -92,8 +92,9 @@ def has_children() -> bool:
 def kill_everything_left(source_pid: int, on_reaped) -> None:
     """SIGKILL the source's group and every child of ours, reap them, and again for what reparents here.
 
-    A subreaper with no child has no descendant at all (an orphan comes back to its nearest living
-    ancestor of the tree, and that is us at the latest), so /proc is read only when something is left."""
+    A subreaper with no child has no descendant at all (each living descendant has a living parent in the
+    tree: an orphan is taken in by the nearest subreaper above it, us at the latest), so /proc is read only
+    when something is left."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(source_pid, signal.SIGKILL)
     while has_children():
