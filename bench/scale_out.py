@@ -48,14 +48,23 @@ SECRET_KEY = SecretBox.new_key()
 RESULT_LINE = '{"type": "result", "status": "succeeded"}\n'
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU a process and its ended children (each run's supervisor and source) have used so
-    far (Linux /proc), 0 once it is gone."""
+def stat_fields(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command name (empty once the process is gone)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return 0.0
-    return sum(int(field) for field in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+        return []
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process and its ended children have used so far, with its live children's
+    likewise: a worker's fork server, whose ended children are each run's supervisor with its source (Linux
+    /proc), 0 once it is gone."""
+    family = [pid] + [
+        int(p) for p in os.listdir("/proc") if p.isdigit() and stat_fields(int(p))[1:2] == [str(pid)]
+    ]
+    ticks = sum(int(field) for member in family for field in stat_fields(member)[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 class Round:

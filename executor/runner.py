@@ -279,9 +279,11 @@ class SyncSession:
             pending = {task for task in (stdout, canceled, process.exited) if not task.done()}
             await asyncio.wait(pending, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
 
-    async def _conclude(self, status, error, exit_code: int, pid: int) -> RunOutcome:
+    async def _conclude(self, status, error, exit_code: int | None, pid: int) -> RunOutcome:
         if status is None:
-            if exit_code != 0:
+            if exit_code is None:
+                status, error = ExecutionStatus.FAILED, "the source's supervisor died before the source ended"
+            elif exit_code != 0:
                 status = ExecutionStatus.FAILED
                 tail = "\n".join(self._log.last(STDERR_TAIL_IN_ERROR))
                 error = f"source exited with code {exit_code}" + (f":\n{tail}" if tail else "")

@@ -10,26 +10,30 @@ whatever escapes lands on it, and when the source ends it kills everything it ha
 session that is in.
 
 The life of a run:
-- the worker starts `python supervisor.py --status-fd N --grace G -- argv...` in a session of its own, with
-  the source's pipes and environment; the supervisor marks itself subreaper, asks for SIGTERM should the
-  worker die (`PR_SET_PDEATHSIG`), starts the source in a session of its own, and then holds none of the
-  source's pipes, so the worker sees EOF as soon as the source's tree is gone;
-- it reports on the status pipe, one JSON object a line: `{"started": pid}` or `{"cannotStart": message}`,
-  then `{"exited": code}` (negative: killed by that signal) when the source itself ends;
-- SIGTERM (or SIGINT, SIGHUP, or the worker's death) asks for a stop: SIGTERM to the source's group, SIGKILL
-  after the grace;
-- with `--lease S`, the source may run only while the worker keeps renewing its job lock: each SIGUSR1 from
-  the worker (sent with every renewal) extends the lease to S seconds from then; when it runs out (the
-  worker is stopped, paused or cut off, and another worker may take the job) the source is stopped as
-  above. The worker sizes S so that the source is gone before the lock can lapse;
+- the worker's fork server (executor/fork_server.py) forks this supervisor in a session of its own, with the
+  source's pipes and environment; the supervisor marks itself subreaper, asks for SIGTERM should the fork
+  server die (`PR_SET_PDEATHSIG`; the fork server itself dies with the worker), starts the source in a
+  session of its own, and then holds none of the source's pipes, so the worker sees EOF as soon as the
+  source's tree is gone;
+- it reports on the status pipe, one JSON object a line: `{"started": pid, "supervisor": its own pid}` (the
+  worker signals that pid: it is not the worker's child) or `{"cannotStart": message}`, then
+  `{"exited": code}` (negative: killed by that signal) when the source itself ends; the pipe closes when
+  the supervisor is gone, and with it the source's whole tree;
+- SIGTERM (or SIGINT, SIGHUP, or the fork server's death) asks for a stop: SIGTERM to the source's group,
+  SIGKILL after the grace;
+- with a lease of S seconds, the source may run only while the worker keeps renewing its job lock: each
+  SIGUSR1 from the worker (sent with every renewal) extends the lease to S seconds from then; when it runs
+  out (the worker is stopped, paused or cut off, and another worker may take the job) the source is stopped
+  as above. The worker sizes S so that the source is gone before the lock can lapse;
 - once the source has ended, every process left (its group, and every descendant reparented here) gets
   SIGKILL and is reaped, round after round until none is left; then the supervisor exits.
 
-Only the standard library: the worker runs this file with `python -I -S`, before any of our packages load.
+Only the standard library: the fork server loads this file into a `python -I -S`, before any of our packages.
 Linux gives the full guarantee; elsewhere (no prctl) only the source's process group is stopped.
 """
 
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -44,14 +48,19 @@ RENEWED = signal.SIGUSR1
 WATCHED = STOP_SIGNALS | {signal.SIGCHLD, RENEWED}
 
 
+@functools.cache
+def libc():
+    """The C library, loaded once: by the fork server, so no forked supervisor loads it again."""
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True)
+
+
 def prctl(option: int, value: int) -> bool:
     """`prctl(option, value)` through libc; False where there is no such call (not Linux)."""
     if not sys.platform.startswith("linux"):
         return False
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    return libc.prctl(option, value, 0, 0, 0) == 0
+    return libc().prctl(option, value, 0, 0, 0) == 0
 
 
 def children_of(parent: int) -> list[int]:
@@ -71,11 +80,24 @@ def children_of(parent: int) -> list[int]:
     return found
 
 
+def has_children() -> bool:
+    """Whether any process is still our child (exited or not), without reaping it."""
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return False
+    return True
+
+
 def kill_everything_left(source_pid: int, on_reaped) -> None:
-    """SIGKILL the source's group and every child of ours, reap them, and again for what reparents here."""
+    """SIGKILL the source's group and every child of ours, reap them, and again for what reparents here.
+
+    A subreaper with no child has no descendant at all (each living descendant has a living parent in the
+    tree: an orphan is taken in by the nearest subreaper above it, us at the latest), so /proc is read only
+    when something is left."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(source_pid, signal.SIGKILL)
-    while True:
+    while has_children():
         left = children_of(os.getpid())
         if not left:
             break
@@ -112,8 +134,15 @@ class Supervision:
         user: int | None = None,
         group=None,
         lease: float | None = None,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+        parent: int | None = None,
     ):
         self.argv = argv
+        self.env = env
+        self.cwd = cwd
+        # The process whose death stops the run (the fork server); by default the one that started us.
+        self.parent = parent
         # The source's own uid and gid (SOURCE_USER), with no supplementary groups; this supervisor keeps
         # the worker's, so it can signal and reap the source's whole tree.
         self.identity = {} if user is None else {"user": user, "group": group, "extra_groups": []}
@@ -135,16 +164,18 @@ class Supervision:
             self.code = os.waitstatus_to_exitcode(status)
 
     def run(self) -> int:
-        parent = os.getppid()
+        parent = os.getppid() if self.parent is None else self.parent
         prctl(PR_SET_CHILD_SUBREAPER, 1)
         prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
         # Blocked, then taken one at a time with sigtimedwait: no handler runs in the middle of a waitpid.
         signal.pthread_sigmask(signal.SIG_BLOCK, WATCHED)
         if os.getppid() != parent:
-            return 1  # the worker died before the death signal was armed: start nothing
+            return 1  # our parent died before the death signal was armed: start nothing
         try:
             source = subprocess.Popen(
                 self.argv,
+                env=self.env,
+                cwd=self.cwd,
                 start_new_session=True,
                 preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_UNBLOCK, WATCHED),
                 **self.identity,
@@ -153,7 +184,7 @@ class Supervision:
             self.report(cannotStart=f"{error.strerror or error}", errno=error.errno)
             return 0
         self.source_pid = source.pid
-        self.report(started=source.pid)
+        self.report(started=source.pid, supervisor=os.getpid())
         # Only the source holds its pipes now: the worker reads EOF when the source's tree is gone.
         null = os.open(os.devnull, os.O_RDWR)
         os.dup2(null, 0)
@@ -193,22 +224,3 @@ class Supervision:
         self.kill_at = time.monotonic() + self.grace
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.source_pid, signal.SIGTERM)
-
-
-def main(args: list[str]) -> int:
-    split = args.index("--")
-    options = dict(zip(args[:split:2], args[1:split:2], strict=True))
-    user, group = options.get("--user"), options.get("--group")
-    supervision = Supervision(
-        args[split + 1 :],
-        int(options["--status-fd"]),
-        float(options["--grace"]),
-        user=int(user) if user is not None else None,
-        group=int(group) if group is not None else None,
-        lease=float(options["--lease"]) if "--lease" in options else None,
-    )
-    return supervision.run()
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

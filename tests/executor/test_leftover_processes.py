@@ -14,24 +14,12 @@ from bson import ObjectId
 import executor.runner as runner_module
 from executor.log_capture import LogTail
 from models.execution import ExecutionStatus
-from tests.executor.runs import request_for, warehouse
+from tests.executor.runs import request_for, running, warehouse
 from tests.fakes import eventually
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="PR_SET_CHILD_SUBREAPER is Linux"
 )
-
-
-def running(pid: int, marker: str) -> bool:
-    """Whether `pid` is a live (not zombie, not reaped) process whose command line holds `marker`."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-            argv = cmdline.read()
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            state = stat.read().rsplit(b")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return marker.encode() in argv and state != b"Z"
 
 
 def pids_in(log_tail: list[str], prefix: str) -> list[int]:
@@ -139,8 +127,10 @@ async def test_one_run_ending_leaves_the_processes_of_a_run_still_going(
 
 
 async def test_a_worker_killed_mid_run_leaves_no_source_process(tmp_path):
-    # SIGKILL gives the worker no chance to stop anything: the supervisor notices its parent's death.
+    # SIGKILL gives the worker no chance to stop anything: its fork server notices the worker's death, and
+    # the run's supervisor its fork server's.
     pids = tmp_path / "pids"
+    fork_server = tmp_path / "fork_server"
     source = tmp_path / "source.py"
     source.write_text(
         textwrap.dedent(f"""
@@ -154,10 +144,12 @@ async def test_a_worker_killed_mid_run_leaves_no_source_process(tmp_path):
     worker.write_text(
         textwrap.dedent(f"""
             import asyncio, sys
-            from executor.child import minimal_environment, start_child
+            import pathlib
+            from executor.child import FORK_SERVER, minimal_environment, start_child
 
             async def main():
                 await start_child([sys.executable, {str(source)!r}], minimal_environment(), grace_seconds=0.5)
+                pathlib.Path({str(fork_server)!r}).write_text(str(FORK_SERVER.pid))
                 await asyncio.sleep(60)
 
             asyncio.run(main())
@@ -166,12 +158,14 @@ async def test_a_worker_killed_mid_run_leaves_no_source_process(tmp_path):
     process = await asyncio.create_subprocess_exec(sys.executable, str(worker))
     try:
         await eventually(lambda: pids.exists() and len(pids.read_text().split()) == 2, timeout=10)
+        await eventually(lambda: fork_server.exists() and fork_server.read_text(), timeout=10)
         source_pid, escaped = map(int, pids.read_text().split())
         assert running(source_pid, "source.py") and running(escaped, "51")
     finally:
         process.send_signal(signal.SIGKILL)
         await process.wait()
     await eventually(lambda: not running(source_pid, "source.py") and not running(escaped, "51"), timeout=10)
+    assert not running(int(fork_server.read_text()), "fork_server.py")
 
 
 async def test_output_held_open_past_the_grace_ends_the_run_by_its_exit(monkeypatch, clock):

@@ -160,3 +160,20 @@ def test_the_secret_key_may_come_from_a_file(settings, worker_key_file, tmp_path
     )
     with pytest.raises(SecretKeyInvalid, match="SYNCJOBS_SECRET_KEY_FILE cannot be read"):
         secret_box_from(missing)
+
+
+async def test_the_private_directory_is_removed_with_whatever_the_source_left_in_it(
+    runner, script, make_job, db, clock
+):
+    name = await script("""
+        os.makedirs("left/behind")
+        with open("left/behind/file", "w") as file:
+            file.write("x")
+        emit(type="record", entity="where", data={"id": 1, "cwd": os.getcwd()})
+        emit(type="result", status="succeeded")
+    """)
+    outcome = await runner.run(request_for(await make_job(name, sync_mode="incremental"), clock))
+    assert outcome.status == ExecutionStatus.SUCCEEDED, (outcome.error, outcome.log_tail)
+    where = await db.client[workspace_database("ws-a", "warehouse")]["where"].find_one({"_id": 1})
+    assert where["cwd"].startswith("/tmp/syncjobs-source-")
+    assert gone(where["cwd"])
