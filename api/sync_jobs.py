@@ -10,7 +10,7 @@ from api.keys import CLOCK, DB, EXECUTIONS, JOBS, SETTINGS
 from api.merge_patch import merge_patch
 from api.quotas import ensure_room
 from api.read_only import without_read_only
-from api.responses import page_response, view_response
+from api.responses import json_response, page_response, view_response
 from api.rewrite import rewrite
 from models.cron import upcoming_fire_times, zone_of
 from models.documents import READ_ONLY_FIELDS, parse_object_id
@@ -201,7 +201,7 @@ async def job_status(request: web.Request) -> web.Response:
         "schedule": view["schedule"],
         "nextFireTimes": [fire_time_json(moment, schedule["timezone"]) for moment in upcoming],
     }
-    return web.json_response(body, headers={"ETag": etag(job["version"])})
+    return json_response(body, headers={"ETag": etag(job["version"])})
 
 
 async def active_view(request: web.Request, active: dict[str, Any]) -> dict[str, Any]:
