@@ -19,7 +19,9 @@ The baselines run in one other process, on the same kind of database holding the
 - two finds: a handler doing a find_one for a token hash, then one for the job (what an authenticated GET
   needs at least without a token cache);
 - find 50: one find of 50 job documents, returned as a list: the fair yardstick of list 50, which must do
-  that find too (on the in-memory database most of a list's cost is the database copying 50 documents).
+  that find too (on the in-memory database most of a list's cost is the database copying 50 documents);
+- find 50 unsent: the same find, answered with `{}`: what reading 50 documents costs before any of them is
+  written out, the floor under list 50's CPU.
 
 Each operation is driven by an aiohttp client on loopback: `--concurrency` connections in one event loop,
 for `--seconds` or `--requests`, whichever ends first, after a short warm-up. Figures:
@@ -222,6 +224,10 @@ def serve_baselines(port: int) -> None:
             {"items": [as_json(doc) for doc in docs]}, dumps=lambda v: json.dumps(v, default=str)
         )
 
+    async def find_50_unsent(_request):
+        await db.syncjobs.find({"workspaceId": WORKSPACE}).sort("_id", 1).limit(50).to_list(None)
+        return web.json_response({})
+
     async def startup(_app):
         await db.syncjobs.insert_one(stored)
         await db.syncjobs.insert_many([{**stored, "_id": ObjectId()} for _ in range(JOBS - 1)])
@@ -233,6 +239,7 @@ def serve_baselines(port: int) -> None:
     app.router.add_get("/one-find", one_find)
     app.router.add_get("/two-finds", two_finds)
     app.router.add_get("/find-50", find_50)
+    app.router.add_get("/find-50-unsent", find_50_unsent)
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
@@ -349,6 +356,7 @@ async def measure(url: str | None, args) -> dict[str, dict]:
                 ("one find", "/one-find"),
                 ("two finds", "/two-finds"),
                 ("find 50", "/find-50"),
+                ("find 50 unsent", "/find-50-unsent"),
             )
         }
         for name, (method, op_url, body) in operations(seeded).items():
@@ -374,16 +382,20 @@ def print_table(title: str, rows: dict[str, dict], commands: dict[str, int]) -> 
     fifty = rows["baseline: find 50"]["rps"]
     print(title)
     header = (
-        f"{'operation':<22}{'req/s':>9}{'x 1-find':>10}{'x find-50':>11}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'operation':<26}{'req/s':>9}{'x 1-find':>10}{'x find-50':>11}{'p50 ms':>9}{'p99 ms':>9}"
         f"{'CPU ms/req':>12}{'cmds/req':>10}"
     )
     print(header)
     print("-" * len(header))
     for name, row in rows.items():
         # The find of the same 50 documents is the fair yardstick of a list of 50 only.
-        of_fifty = f"{row['rps'] / fifty:>11.2f}" if name in ("list 50", "baseline: find 50") else " " * 11
+        of_fifty = (
+            f"{row['rps'] / fifty:>11.2f}"
+            if name in ("list 50", "baseline: find 50", "baseline: find 50 unsent")
+            else " " * 11
+        )
         print(
-            f"{name:<22}{row['rps']:>9.0f}{row['rps'] / yardstick:>10.2f}{of_fifty}{row['p50']:>9.2f}"
+            f"{name:<26}{row['rps']:>9.0f}{row['rps'] / yardstick:>10.2f}{of_fifty}{row['p50']:>9.2f}"
             f"{row['p99']:>9.2f}{row['cpu_ms']:>12.2f}{commands[name]:>10}"
         )
 
@@ -394,7 +406,13 @@ async def main_async(args) -> None:
     configure_logging(fmt="console", level="warning")
     commands = await commands_per_request(["GET one job", "list 50", "status", "create"])
     commands.update(
-        {"baseline: bare": 0, "baseline: one find": 1, "baseline: two finds": 2, "baseline: find 50": 1}
+        {
+            "baseline: bare": 0,
+            "baseline: one find": 1,
+            "baseline: two finds": 2,
+            "baseline: find 50": 1,
+            "baseline: find 50 unsent": 1,
+        }
     )
     shape = (
         f"{args.concurrency} connections, {args.rounds} rounds of {args.seconds:g} s or {args.requests} "
