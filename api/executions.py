@@ -7,6 +7,7 @@ from bson import ObjectId
 
 from api.bodies import to_json
 from api.keys import CLOCK, EXECUTIONS, JOBS
+from api.responses import page_response
 from api.sync_jobs import job_id_of
 from models.documents import parse_object_id
 from models.errors import ExecutionNotFound, SyncJobNotFound, ValidationFailed
@@ -51,9 +52,7 @@ async def list_executions(request: web.Request) -> web.Response:
 
 
 def executions_page(docs: list, next_cursor: str | None) -> web.Response:
-    return web.json_response(
-        {"items": [to_json(ExecutionView, doc) for doc in docs], "nextCursor": next_cursor}
-    )
+    return page_response(ExecutionView, docs, next_cursor)
 
 
 def moment_filter(request: web.Request, name: str) -> datetime | None:

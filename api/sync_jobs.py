@@ -10,6 +10,7 @@ from api.keys import CLOCK, DB, EXECUTIONS, JOBS, SETTINGS
 from api.merge_patch import merge_patch
 from api.quotas import ensure_room
 from api.read_only import without_read_only
+from api.responses import json_response, page_response, view_response
 from api.rewrite import rewrite
 from models.cron import upcoming_fire_times, zone_of
 from models.documents import READ_ONLY_FIELDS, parse_object_id
@@ -33,8 +34,8 @@ def job_id_of(request: web.Request):
 def job_response(
     doc: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
-    return web.json_response(
-        to_json(SyncJobView, doc), status=status, headers={"ETag": etag(doc["version"]), **(headers or {})}
+    return view_response(
+        SyncJobView, doc, status=status, headers={"ETag": etag(doc["version"]), **(headers or {})}
     )
 
 
@@ -44,9 +45,7 @@ async def list_jobs(request: web.Request) -> web.Response:
         limit=parse_limit(request.query.get("limit")),
         cursor=request.query.get("cursor"),
     )
-    return web.json_response(
-        {"items": [to_json(SyncJobView, doc) for doc in docs], "nextCursor": next_cursor}
-    )
+    return page_response(SyncJobView, docs, next_cursor)
 
 
 async def create_job(request: web.Request) -> web.Response:
@@ -202,7 +201,7 @@ async def job_status(request: web.Request) -> web.Response:
         "schedule": view["schedule"],
         "nextFireTimes": [fire_time_json(moment, schedule["timezone"]) for moment in upcoming],
     }
-    return web.json_response(body, headers={"ETag": etag(job["version"])})
+    return json_response(body, headers={"ETag": etag(job["version"])})
 
 
 async def active_view(request: web.Request, active: dict[str, Any]) -> dict[str, Any]:

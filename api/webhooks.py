@@ -12,6 +12,7 @@ from api.bodies import read_model, read_object, to_json, validate
 from api.etags import etag, expected_version
 from api.keys import CLOCK, DB, SECRETS, SETTINGS
 from api.merge_patch import merge_patch
+from api.responses import page_response
 from api.rewrite import rewrite
 from models.collections import WEBHOOK_DELIVERIES, WEBHOOKS
 from models.documents import READ_ONLY_FIELDS, parse_object_id
@@ -130,6 +131,4 @@ async def list_deliveries(request: web.Request) -> web.Response:
         .to_list(None)
     )
     docs, next_cursor = page(docs, limit, "createdAt")
-    return web.json_response(
-        {"items": [to_json(DeliveryView, doc) for doc in docs], "nextCursor": next_cursor}
-    )
+    return page_response(DeliveryView, docs, next_cursor)

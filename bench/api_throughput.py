@@ -1,29 +1,38 @@
 """API throughput: `syncjobs api` as a process, beside baselines measured in the same run.
 
-    python bench/api_throughput.py                 # about a minute
-    python bench/api_throughput.py --seconds 2 --concurrency 8
+    python bench/api_throughput.py                 # both databases, about three minutes
+    python bench/api_throughput.py --database wire --seconds 2 --concurrency 8
 
-The API runs as `syncjobs api` on the in-memory database (no MONGODB_URL), with a bootstrap admin token; the
-bench seeds 50 jobs through the API itself. The baselines run in one other process, on the same kind of
-database holding the same job documents:
+The API runs as `syncjobs api` on two databases in turn, with a bootstrap admin token, rate limits and job
+quota lifted; the bench seeds 50 jobs through the API itself:
+
+- memory: the in-memory database (`--in-memory`), which runs inside the API process, so its work (it copies
+  every document it returns) is counted as the API's CPU;
+- wire: the mongoeco wire-protocol server (from `.venv-mongo`, which `make test` makes) in a process of its
+  own, reached with pymongo's AsyncMongoClient as in production: the API's CPU is then the API's and its
+  driver's only. That server is single-threaded Python and scans for every query, so its rates are low.
+
+The baselines run in one other process, on the same kind of database holding the same job documents:
 
 - bare: an aiohttp handler returning the job as GET returns it, from a dict;
 - one find: a handler doing one find_one for the job and returning it;
 - two finds: a handler doing a find_one for a token hash, then one for the job (what an authenticated GET
   needs at least without a token cache);
-- find 50 (a fourth, for list 50): one find of 50 job documents, returned as a list. On the in-memory
-  database most of a list's cost is the database copying 50 documents, which this baseline pays too.
+- find 50: one find of 50 job documents, returned as a list: the fair yardstick of list 50, which must do
+  that find too (on the in-memory database most of a list's cost is the database copying 50 documents);
+- find 50 unsent: the same find, answered with `{}`: what reading 50 documents costs before any of them is
+  written out, the floor under list 50's CPU.
 
 Each operation is driven by an aiohttp client on loopback: `--concurrency` connections in one event loop,
 for `--seconds` or `--requests`, whichever ends first, after a short warm-up. Figures:
 
 - req/s and p50/p99 latency as the client sees them (the client shares this machine's two cores);
+- `x 1-find`: req/s over the one-find baseline's, the issue's yardstick; `x find-50`, for list 50 only, over
+  the find-50 baseline's;
 - CPU ms per request: the server process's user+system CPU time (from /proc) over the requests served;
 - database commands per request: counted in this process, by running each operation once through the same
   application (`create_app`) on an in-memory database whose collection calls are counted. A server process
   cannot be counted from outside, and the count does not depend on load.
-
-Ratios are against the one-find baseline, the issue's yardstick.
 """
 
 import argparse
@@ -180,10 +189,13 @@ def serve_baselines(port: int) -> None:
     from aiohttp import web
     from bson import ObjectId
 
-    from models.database import open_in_memory
+    from models.database import open_database
+    from models.settings import Settings
     from models.tokens import hash_token
 
-    db = open_in_memory("bench").db
+    # The same kind of client as the API's: mongomock-motor, or pymongo's AsyncMongoClient on the wire server.
+    url = os.environ.get("BENCH_MONGODB_URL")
+    db = open_database(Settings(_env_file=None, mongodb_url=url, mongodb_db="bench_baselines")).db
     job_id = ObjectId()
     now = datetime.now(UTC)
     stored = {**json.loads(os.environ["BENCH_JOB"]), "_id": job_id, "createdAt": now, "updatedAt": now}
@@ -212,6 +224,10 @@ def serve_baselines(port: int) -> None:
             {"items": [as_json(doc) for doc in docs]}, dumps=lambda v: json.dumps(v, default=str)
         )
 
+    async def find_50_unsent(_request):
+        await db.syncjobs.find({"workspaceId": WORKSPACE}).sort("_id", 1).limit(50).to_list(None)
+        return web.json_response({})
+
     async def startup(_app):
         await db.syncjobs.insert_one(stored)
         await db.syncjobs.insert_many([{**stored, "_id": ObjectId()} for _ in range(JOBS - 1)])
@@ -223,6 +239,7 @@ def serve_baselines(port: int) -> None:
     app.router.add_get("/one-find", one_find)
     app.router.add_get("/two-finds", two_finds)
     app.router.add_get("/find-50", find_50)
+    app.router.add_get("/find-50-unsent", find_50_unsent)
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
@@ -288,7 +305,9 @@ def start(argv: list[str], env: dict) -> subprocess.Popen:
     return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-async def main_async(args) -> None:
+async def measure(url: str | None, args) -> dict[str, dict]:
+    """Each row's figures, with `syncjobs api` and the baselines on the in-memory database (url None) or on
+    the server at `url`."""
     from models.secrets import SecretBox
 
     token = "sjt_" + secrets.token_urlsafe(24)
@@ -298,9 +317,24 @@ async def main_async(args) -> None:
         "SYNCJOBS_SECRET_KEY": SecretBox.new_key(),
         "SYNCJOBS_BOOTSTRAP_TOKEN": token,
         "LOG_LEVEL": "warning",
+        # The API's work is measured, not its refusals: a token's rate limit and the job quota would stop it.
+        "API_RATE_PER_SECOND": "1000000",
+        "API_RATE_BURST": "1000000",
+        "WORKSPACE_MAX_JOBS": "1000000",
     }
-    syncjobs = str(Path(sys.executable).with_name("syncjobs"))
-    api = start([syncjobs, "api", "--host", "127.0.0.1", "--port", str(api_port)], env)
+    argv = [
+        str(Path(sys.executable).with_name("syncjobs")),
+        "api",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(api_port),
+    ]
+    if url is None:
+        argv.append("--in-memory")
+    else:
+        env.update({"MONGODB_URL": url, "MONGODB_DB": "bench_api", "BENCH_MONGODB_URL": url})
+    api = start(argv, env)
     baselines = None
     try:
         api_base = f"http://127.0.0.1:{api_port}"
@@ -322,47 +356,84 @@ async def main_async(args) -> None:
                 ("one find", "/one-find"),
                 ("two finds", "/two-finds"),
                 ("find 50", "/find-50"),
+                ("find 50 unsent", "/find-50-unsent"),
             )
         }
-        for name, (method, url, body) in operations(seeded).items():
-            targets[name] = (url, method, body, api.pid, headers)
+        for name, (method, op_url, body) in operations(seeded).items():
+            targets[name] = (op_url, method, body, api.pid, headers)
         # Rows take turns in short rounds, so that load from elsewhere on the machine falls on all of them.
         # Creates run last: every job they add makes each later find on the in-memory database scan more.
         runs: dict[str, list[dict]] = {name: [] for name in targets}
         for phase in ([name for name in targets if name != "create"], ["create"]):
             for _ in range(args.rounds):
                 for name in phase:
-                    url, method, body, pid, auth = targets[name]
-                    runs[name].append(await drive(url, method, body, pid=pid, headers=auth, args=args))
-        rows = {name: combined(results) for name, results in runs.items()}
+                    op_url, method, body, pid, auth = targets[name]
+                    runs[name].append(await drive(op_url, method, body, pid=pid, headers=auth, args=args))
+        return {name: combined(results) for name, results in runs.items()}
     finally:
         for process in (api, baselines):
             if process is not None:
                 process.terminate()
                 process.wait(timeout=10)
 
-    commands = await commands_per_request(["GET one job", "list 50", "status", "create"])
-    commands.update(
-        {"baseline: bare": 0, "baseline: one find": 1, "baseline: two finds": 2, "baseline: find 50": 1}
-    )
 
+def print_table(title: str, rows: dict[str, dict], commands: dict[str, int]) -> None:
     yardstick = rows["baseline: one find"]["rps"]
-    print(
-        f"syncjobs api on the in-memory database, {args.concurrency} connections, "
-        f"{args.rounds} rounds of {args.seconds:g} s or {args.requests} requests per row, "
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs"
-    )
+    fifty = rows["baseline: find 50"]["rps"]
+    print(title)
     header = (
-        f"{'operation':<22}{'req/s':>9}{'x 1-find':>10}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'operation':<26}{'req/s':>9}{'x 1-find':>10}{'x find-50':>11}{'p50 ms':>9}{'p99 ms':>9}"
         f"{'CPU ms/req':>12}{'cmds/req':>10}"
     )
     print(header)
     print("-" * len(header))
     for name, row in rows.items():
-        print(
-            f"{name:<22}{row['rps']:>9.0f}{row['rps'] / yardstick:>10.2f}{row['p50']:>9.2f}{row['p99']:>9.2f}"
-            f"{row['cpu_ms']:>12.2f}{commands[name]:>10}"
+        # The find of the same 50 documents is the fair yardstick of a list of 50 only.
+        of_fifty = (
+            f"{row['rps'] / fifty:>11.2f}"
+            if name in ("list 50", "baseline: find 50", "baseline: find 50 unsent")
+            else " " * 11
         )
+        print(
+            f"{name:<26}{row['rps']:>9.0f}{row['rps'] / yardstick:>10.2f}{of_fifty}{row['p50']:>9.2f}"
+            f"{row['p99']:>9.2f}{row['cpu_ms']:>12.2f}{commands[name]:>10}"
+        )
+
+
+async def main_async(args) -> None:
+    from models.logs import configure_logging
+
+    configure_logging(fmt="console", level="warning")
+    commands = await commands_per_request(["GET one job", "list 50", "status", "create"])
+    commands.update(
+        {
+            "baseline: bare": 0,
+            "baseline: one find": 1,
+            "baseline: two finds": 2,
+            "baseline: find 50": 1,
+            "baseline: find 50 unsent": 1,
+        }
+    )
+    shape = (
+        f"{args.concurrency} connections, {args.rounds} rounds of {args.seconds:g} s or {args.requests} "
+        f"requests per row, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, "
+        f"load average {' '.join(f'{load:.1f}' for load in os.getloadavg())}"
+    )
+    if args.database in ("memory", "both"):
+        rows = await measure(None, args)
+        print_table(f"syncjobs api on the in-memory database (in the API process), {shape}", rows, commands)
+    if args.database in ("wire", "both"):
+        from tests.wire.process import MONGO_PYTHON, start_server, stop_server
+
+        if not MONGO_PYTHON.exists():
+            print(f"wire server not measured: {MONGO_PYTHON.parent.parent} is missing (make test makes it)")
+            return
+        server, url = start_server()
+        try:
+            rows = await measure(url, args)
+        finally:
+            stop_server(server)
+        print_table(f"syncjobs api on the mongoeco wire server (its own process), {shape}", rows, commands)
 
 
 def main() -> None:
@@ -372,6 +443,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=10_000, help="at most this many per row and round")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--database", choices=("memory", "wire", "both"), default="both")
     parser.add_argument("--serve-baselines", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_baselines:

@@ -4,7 +4,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, create_model, field_validator, model_validator
 
 from models.cron import cron_problem, schedule_problem, timezone_problem
 from models.documents import CamelModel, Document, IdText, Name
@@ -146,14 +146,34 @@ class JobStatus(Document):
     schedule_applied_at: datetime | None = None
 
 
-class SyncJobView(SyncJobSpec, JobStatus):
+def as_stored(model: type[BaseModel], name: str, **replaced: Any) -> type[Document]:
+    """`model`'s fields as stored documents show them: the same names, order, types, defaults and
+    descriptions, without the input checks (bounds, patterns, strictness, model validators). A stored document
+    was checked when it was written; checks that tightened since must not turn reading it into a 500."""
+    fields: dict[str, Any] = {
+        field: (info.annotation, Field(info.default, description=info.description, examples=info.examples))
+        for field, info in model.model_fields.items()
+    }
+    fields.update(replaced)
+    return create_model(name, __base__=Document, __doc__=f"A stored {model.__name__}, as shown.", **fields)
+
+
+StoredRetryPolicy = as_stored(RetryPolicy, "StoredRetryPolicy")
+StoredJobSpec = as_stored(
+    SyncJobSpec,
+    "StoredJobSpec",
+    schedule=(StoredSchedule, ...),
+    entities=(list[str] | None, None),
+    retry=(StoredRetryPolicy, StoredRetryPolicy()),
+)
+
+
+class SyncJobView(StoredJobSpec, JobStatus):  # type: ignore[valid-type, misc]  # a created model
     """A stored SyncJob as the API shows it."""
 
     model_config = Document.model_config
 
     id: IdText = Field(alias="_id", serialization_alias="id")
-    schedule: StoredSchedule  # type: ignore[assignment]
-    entities: list[str] | None = None
     workspace_id: str
     version: int
     created_at: datetime
