@@ -22,7 +22,7 @@ from models.execution import RETRYABLE_STATUSES, ExecutionStatus, Trigger, finis
 from models.execution_store import ExecutionStore
 from models.job_locks import JobLocks
 from models.settings import Settings
-from models.sync_job import OverlapPolicy, RetryPolicy, SyncJobSpec
+from models.sync_job import OverlapPolicy, StoredRetryPolicy, SyncJobSpec
 from worker.fair_slots import FairSlots
 from worker.job_status import Commit, JobStatusWriter
 from worker.naps import nap
@@ -533,7 +533,8 @@ class Launcher:
         else:
             # The model's defaults, the ones the API shows: a job stored without a policy retries as
             # documented.
-            policy = RetryPolicy.model_validate(job.get("retry") or {})
+            # As stored, without input checks: a policy stored before a bound tightened still retries.
+            policy: Any = StoredRetryPolicy.model_validate(job.get("retry") or {})
             if status not in RETRYABLE_STATUSES or attempt >= policy.max_attempts:
                 return None
             delay = retry_delay(

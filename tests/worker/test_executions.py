@@ -118,6 +118,24 @@ async def test_failed_runs_are_retried_with_backoff_until_attempts_run_out(
     )
 
 
+async def test_a_retry_policy_stored_before_a_bound_tightened_still_retries(
+    workers, db, clock, runner, add_job
+):
+    # 30 attempts was allowed once; today's input check stops at 20. The stored job keeps retrying rather
+    # than fail its outcome's commit on the check.
+    runner.outcomes.append(RunOutcome(ExecutionStatus.FAILED, error="boom", exit_code=1))
+    job = await add_job(schedule={"cron": "0 0 1 1 *", "timezone": "UTC"})
+    await db.syncjobs.update_one(
+        {"_id": job["_id"]}, {"$set": {"retry": {"maxAttempts": 30, "backoffSeconds": 5}}}
+    )
+    await workers.start()
+    first = await start_run(db, clock, job)
+    await clock.advance(2)
+    await wait_for_status(db, first["_id"], "failed")
+    retry = await db.job_executions.find_one({"retryOf": first["_id"]})
+    assert retry is not None and retry["attempt"] == 2 and retry["status"] == "queued"
+
+
 async def test_abandoned_runs_of_a_dead_worker_are_recovered_and_retried(workers, db, clock, add_job):
     job = await add_job(schedule={"cron": "0 0 1 1 *", "timezone": "UTC"})
     stuck = await start_run(db, clock, job)
