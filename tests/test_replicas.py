@@ -22,6 +22,11 @@ pytestmark = pytest.mark.wire
 QUICK_SOURCE = (
     "import sys, json; sys.stdin.readline(); print(json.dumps({'type': 'result', 'status': 'succeeded'}))"
 )
+# Outlasts a few polls: a burst of these keeps the first worker's slots taken while the others look.
+STEADY_SOURCE = (
+    "import sys, json, time; sys.stdin.readline(); time.sleep(1.5);"
+    " print(json.dumps({'type': 'result', 'status': 'succeeded'}))"
+)
 # Sleeps long enough to be killed mid-run; killed by the test at the end if its worker could not.
 SLOW_SOURCE = f"import sys, time; sys.stdin.readline(); time.sleep(20)  # {SOURCE_MARK}"
 
@@ -33,6 +38,7 @@ def cluster(wire_server, tmp_path_factory) -> Iterator[Cluster]:
         cluster.start()
         source = cluster.command_source("quick", QUICK_SOURCE)
         slow = cluster.command_source("slow", SLOW_SOURCE)
+        cluster.steady_source_id = cluster.command_source("steady", STEADY_SOURCE)["id"]
         destination = cluster.call(
             "POST", "/destinations", {"name": "d", "type": "mongodb", "database": cluster.db_name + "_dest"}
         )
@@ -123,12 +129,14 @@ def test_a_patch_through_the_api_reaches_the_leaders_schedule_within_the_poll_in
 
 
 def test_runs_land_on_every_worker_with_no_duplicates_and_no_overlaps(cluster, record_property):
-    """Three more jobs on the ticking job's 3 s cron: four runs come due at once on workers of two run
-    slots each, so the leader cannot take them all."""
+    """Three more jobs on the ticking job's 3 s cron, of a source that takes 1.5 s: four runs come due at
+    once on workers of two run slots each, so the leader cannot take them all, and its slots stay taken
+    while the others poll. (With sources of a few milliseconds the leader rightly runs all four itself
+    before the next poll of any other worker: there are no change streams on this server.)"""
     template = cluster.db[SYNC_JOBS].find_one({"_id": cluster.ticking_id})
     burst = []
     for n in range(3):
-        job = {**template, "_id": ObjectId(), "name": f"burst{n}"}
+        job = {**template, "_id": ObjectId(), "name": f"burst{n}", "dataSourceId": cluster.steady_source_id}
         for field in ("nextRunAt", "scheduleAppliedVersion", "scheduleAppliedAt", "fenceTerm"):
             job.pop(field, None)
         burst.append(job)
@@ -206,7 +214,7 @@ def test_kill_9_of_the_leader_hands_over_within_the_lease_and_its_run_is_abandon
     )
     assert abandoned["finishedAt"] > killed
     retry = wait_for(
-        lambda: cluster.db[JOB_EXECUTIONS].find_one({"jobId": cluster.slow_id, "trigger": "retry"}),
+        lambda: cluster.db[JOB_EXECUTIONS].find_one({"retryOf": in_flight["_id"]}),
         timeout=5,
         message="the abandoned run's retry",
     )
