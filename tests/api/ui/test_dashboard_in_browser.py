@@ -96,6 +96,13 @@ class Dev:
         finally:
             self.set_job(schedule={"cron": "* * * * *", "timezone": "UTC"})
 
+    def has_a_run(self) -> None:
+        """The demo job has a succeeded run in its history (run now if none yet: a test may run alone)."""
+        self.wait_idle()
+        if not self.call("GET", self.job_path + "/executions?status=succeeded&limit=1")[1]["items"]:
+            assert self.call("POST", self.job_path + "/run")[0] in (202, 409)
+            self.wait_idle()
+
     def wait_idle(self) -> None:
         """Until the demo job has no queued or running execution (its own schedule may have started one)."""
         deadline = time.monotonic() + WAIT_MS / 1000
@@ -325,10 +332,7 @@ def test_an_invalid_cron_is_flagged_at_its_field_and_a_fixed_one_previewed_and_s
 
 
 def test_the_log_tail_of_a_finished_run_opens_from_the_history(page, dev):
-    dev.wait_idle()
-    if not dev.call("GET", dev.job_path + "/executions?status=succeeded&limit=1")[1]["items"]:
-        assert dev.call("POST", dev.job_path + "/run")[0] in (202, 409)
-        dev.wait_idle()
+    dev.has_a_run()
     sign_in(page, dev, dev.token_for("on-call"), path=f"/ui/jobs/{dev.job_id}")
     succeeded = page.locator("#history tbody tr", has=page.locator('.badge[data-status="succeeded"]')).first
     succeeded.get_by_role("button", name="Log").click()
@@ -491,6 +495,7 @@ def test_a_role_sees_only_the_buttons_it_may_use(page, dev, role, visible, hidde
     # whoami as tenant-api's roles will answer it; the end-to-end viewer test above needs that branch.
     page.route("**/api/whoami", lambda route: route.fulfill(json={
         "workspaceId": "demo", "admin": False, "role": role, "name": role}))  # fmt: skip
+    dev.has_a_run()
     sign_in(page, dev, dev.token_for(role, role=role), path=f"/ui/jobs/{dev.job_id}")
     page.locator("#history tbody tr").first.wait_for()
     assert f"role {role}" in page.locator("#who-text").inner_text()
