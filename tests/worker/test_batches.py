@@ -190,24 +190,34 @@ async def _count_succeeded(db, count: int) -> bool:
     return await db.job_executions.count_documents({"status": "succeeded"}) == count
 
 
+YEARLY = {"cron": "0 0 1 1 *", "timezone": "UTC"}
+
+
+async def one_slot_taken(workers, db, clock, runner, jobs: list[dict]):
+    """A worker of one run slot that never polls (a 600 s poll, a clock standing still), a manual run of
+    each of `jobs` queued and announced; returns (the worker, the store) once the first run holds the slot
+    and the others wait in what its read found."""
+    workers.settings = workers.settings.model_copy(
+        update={"poll_interval_seconds": 600, "max_concurrent_runs": 1}
+    )
+    runner.hold = True
+    leader = await workers.start()
+    store = ExecutionStore(db, retention_days=30)
+    for job in jobs:
+        await store.queue_manual_run(job, clock.now())
+    leader.dispatcher.look()
+    await eventually(lambda: runner.active == 1)
+    return leader, store
+
+
 async def test_a_run_announced_while_the_worker_was_full_takes_its_turn_before_older_waiting_runs(
     workers, db, clock, runner, add_job
 ):
     # One run slot, no poll: ws-a's second and third runs wait in what the last read found; ws-b's run,
     # queued and announced while the slot was taken, still goes before ws-a's third (workspaces take turns).
-    workers.settings = workers.settings.model_copy(
-        update={"poll_interval_seconds": 600, "max_concurrent_runs": 1}
-    )
-    runner.hold = True
-    yearly = {"cron": "0 0 1 1 *", "timezone": "UTC"}
-    mine = [await add_job(name=f"a{i}", schedule=yearly) for i in range(3)]
-    theirs = await add_job(name="b", schedule=yearly, workspaceId="ws-b")
-    leader = await workers.start()
-    store = ExecutionStore(db, retention_days=30)
-    for job in mine:
-        await store.queue_manual_run(job, clock.now())
-    leader.dispatcher.look()
-    await eventually(lambda: runner.active == 1)
+    mine = [await add_job(name=f"a{i}", schedule=YEARLY) for i in range(3)]
+    theirs = await add_job(name="b", schedule=YEARLY, workspaceId="ws-b")
+    leader, store = await one_slot_taken(workers, db, clock, runner, mine)
     await store.queue_manual_run(theirs, clock.now())
     leader.dispatcher.look()
     await settle()
@@ -221,18 +231,8 @@ async def test_a_run_announced_while_the_worker_was_full_takes_its_turn_before_o
 async def test_a_waiting_run_taken_more_than_a_second_after_its_read_starts_from_its_job_as_stored_now(
     workers, db, clock, runner, add_job
 ):
-    workers.settings = workers.settings.model_copy(
-        update={"poll_interval_seconds": 600, "max_concurrent_runs": 1}
-    )
-    runner.hold = True
-    yearly = {"cron": "0 0 1 1 *", "timezone": "UTC"}
-    first, second = [await add_job(name=f"j{i}", schedule=yearly) for i in range(2)]
-    leader = await workers.start()
-    store = ExecutionStore(db, retention_days=30)
-    for job in (first, second):
-        await store.queue_manual_run(job, clock.now())
-    leader.dispatcher.look()
-    await eventually(lambda: runner.active == 1)
+    first, second = [await add_job(name=f"j{i}", schedule=YEARLY) for i in range(2)]
+    await one_slot_taken(workers, db, clock, runner, [first, second])
     # The second run waits with its job as read beside it; an edit lands, and the first run ends later.
     await db.syncjobs.update_one({"_id": second["_id"]}, {"$set": {"timeoutSeconds": 77}})
     await clock.advance(2)
