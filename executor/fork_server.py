@@ -76,24 +76,15 @@ def supervise(supervisor, request: dict, fds: list[int], parent: int) -> int:
     ).run()
 
 
-def reap_supervisors(signum=None, frame=None) -> None:
-    """Reap every supervisor that has ended (the SIGCHLD handler)."""
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-
-
 def serve(channel: socket.socket, worker: int) -> int:
     supervisor = load_supervisor()
     supervisor.prctl(supervisor.PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != worker:
         return 1  # the worker died before the death signal was armed
     supervisor.prctl(PR_SET_DUMPABLE, 0)
-    signal.signal(signal.SIGCHLD, reap_supervisors)  # it interrupts the wait for a request, which goes on
+    # Supervisors that ended are reaped as they end: the SIGCHLD interrupts the wait for a request, which
+    # goes on.
+    signal.signal(signal.SIGCHLD, lambda signum, frame: supervisor.reap_ready(lambda pid, status: None))
     server = os.getpid()
     while True:
         data, fds, flags, _ = socket.recv_fds(channel, REQUEST_LIMIT, DESCRIPTORS)

@@ -120,3 +120,26 @@ def test_a_source_of_the_workers_own_user_cannot_read_the_fork_servers_memory(re
         **as_nobody,
     )
     assert result.stdout.split() == ["read", "denied"], result.stderr
+
+
+def zombies_of(parent: int) -> list[int]:
+    """Children of `parent` that ended and were not reaped (state Z in /proc)."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{name}/stat").read_bytes().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent and fields[0] == b"Z":
+            found.append(int(name))
+    return found
+
+
+async def test_the_fork_server_reaps_the_supervisors_of_finished_runs():
+    for _ in range(3):
+        process = await start_child(["/bin/true"], minimal_environment(), grace_seconds=0.5)
+        assert await process.wait() == 0
+    server = FORK_SERVER.pid
+    await eventually(lambda: not zombies_of(server), message="no supervisor left unreaped")
