@@ -240,3 +240,39 @@ async def test_a_waiting_run_taken_more_than_a_second_after_its_read_starts_from
     runner.release.set()
     await eventually(lambda: _count_succeeded(db, 2))
     assert [request.job["timeoutSeconds"] for request in runner.requests] == [first["timeoutSeconds"], 77]
+
+
+async def test_after_a_lost_claim_the_next_pass_reads_the_queue_instead_of_taking_from_the_old_read(
+    workers, db, clock, runner, add_job
+):
+    jobs = [await add_job(name=f"j{i}", schedule=YEARLY) for i in range(3)]
+    leader, _ = await one_slot_taken(workers, db, clock, runner, jobs)
+    reads = count_reads(leader)
+    await leader.dispatcher.dispatch()  # what its last read left is fresh: no read
+    assert reads == []
+    leader.dispatcher.stale()  # a claim found its run taken or ended elsewhere
+    await leader.dispatcher.dispatch()
+    assert len(reads) == 1
+
+
+async def test_a_run_canceled_while_it_waited_in_the_last_read_makes_the_worker_read_the_queue_again(
+    workers, db, clock, runner, add_job
+):
+    jobs = [await add_job(name=f"j{i}", schedule=YEARLY) for i in range(3)]
+    leader, store = await one_slot_taken(workers, db, clock, runner, jobs)
+    waiting = await db.job_executions.find_one({"jobId": jobs[1]["_id"]})
+    await store.cancel(waiting["_id"], clock.now(), "canceled by a user")
+    started_at_each_read = []
+    next_up = leader.store.next_up
+
+    async def counted(*args, **kwargs):
+        started_at_each_read.append(len(runner.requests))
+        return await next_up(*args, **kwargs)
+
+    leader.store.next_up = counted
+    runner.hold = False
+    runner.release.set()
+    await eventually(lambda: _count_succeeded(db, 2))
+    # The claim of the canceled run failed; the third run was found by a fresh read, not by the old one.
+    assert started_at_each_read and started_at_each_read[0] == 1
+    assert [request.job["name"] for request in runner.requests] == ["j0", "j2"]
