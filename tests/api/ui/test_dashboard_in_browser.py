@@ -35,6 +35,7 @@ LAUNCH_FLAGS = [
 ]
 DEMO_JOB = "Demo shop sync, every minute"
 WAIT_MS = 15_000
+LIFECYCLE = ["queued", "running", "succeeded"]
 
 
 class Dev:
@@ -272,6 +273,7 @@ def watch_a_run(page, dev: Dev, row) -> None:
                 document.body.dataset.seen = window.seen.join(" ");
             };
             const rows = document.querySelector("#jobs tbody");
+            record();  // the status before the click comes first
             new MutationObserver(record).observe(rows, {childList: true, subtree: true});
         }""",
         dev.job_id,
@@ -279,12 +281,14 @@ def watch_a_run(page, dev: Dev, row) -> None:
     row.get_by_role("button", name=f"Run {DEMO_JOB} now").click()
     # (wait_for_function evaluates strings, which the page's Content-Security-Policy rightly refuses)
     try:
-        page.locator('body[data-seen*="queued"][data-seen$="succeeded"]').wait_for(state="attached")
+        page.locator('body[data-seen$="succeeded"]').wait_for(state="attached")
     except Exception as error:
         notice = page.locator("#notice").inner_text()
         pytest.fail(f"statuses seen: {page.evaluate('window.seen')}; notice: {notice!r}; {error}")
     seen = page.evaluate("window.seen")
-    assert seen[seen.index("queued") :][:3] == ["queued", "running", "succeeded"], seen
+    # The row shows the run as queued the moment the POST answers, unless the stream was quicker and already
+    # showed it running (the worker in the same process may start it within milliseconds): never a step back.
+    assert seen[0] not in LIFECYCLE[:2] and seen[1:] in (LIFECYCLE, LIFECYCLE[1:]), seen
     assert page.evaluate("window.notReloaded") is True
     assert "100 %" in row.locator(".success").inner_text()
 

@@ -99,9 +99,7 @@ function actionsCell(row) {
     button.setAttribute("aria-disabled", "true");
     try {
       const { execution } = await runNow(job.id);
-      // Show the queued run at once: the worker may start it before the stream's next look.
-      row.recentRuns = [execution, ...row.recentRuns].slice(0, 20);
-      render();
+      showQueued(job.id, execution);
       notice(`${job.name}: run queued.`);
     } catch (error) {
       notice(`${job.name}: ${error.message}`, "error");
@@ -109,6 +107,16 @@ function actionsCell(row) {
     }
   });
   return el("td", { "data-label": "Actions" }, button);
+}
+
+// Show a run just queued at once: the worker may start it before the stream's next look. The stream may
+// also have been quicker than the POST's answer: then the rows are newer objects that already know the run,
+// and a queued badge would step back in time.
+function showQueued(jobId, execution) {
+  const current = rows.find((row) => row.job.id === jobId);
+  if (!current || current.recentRuns.some((run) => run.id === execution.id)) return;
+  current.recentRuns = [execution, ...current.recentRuns].slice(0, 20);
+  render();
 }
 
 function render() {
