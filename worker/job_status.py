@@ -3,8 +3,12 @@ read as a user's edit and never reschedule the job.
 
 Every write is fenced in the same operation, by what entitles the writer:
 - the schedule (`nextRunAt`, the applied version) is the leader's: the job carries `fenceTerm`, the highest
-  leader term that has acted on it, raised by a new leader on every job before it acts, and these writes
-  filter on `fenceTerm <= term`, so a deposed leader's late write matches nothing;
+  leader term that has written its schedule, and each such write sets it to its own term and filters on
+  `fenceTerm <= term`, so once a newer leader has written a job, a deposed leader's late write to it matches
+  nothing. A fencing token per job, raised lazily: a new leader writes only the jobs whose stored schedule
+  differs from what it loaded (a changed job, a missed slot, each fire), so a change of leader costs no write
+  to every job; a late write to a job the new leader has not written yet comes from the version that leader
+  holds too (an edit makes it write the job), and its next write to the job replaces it;
 - a run's outcome (status fields, cursors) is its run's, on whichever worker it ran: it lands only while no
   run that started later has landed its own (`lastRunAt`, the start of the last run recorded, is not after
   this run's start), so a run cut off from its lock (a paused or partitioned worker whose job went on
@@ -34,7 +38,7 @@ class Commit(Enum):
 
 
 def fenced(term: int) -> dict[str, Any]:
-    """The filter that lets a write through only while no newer term has acted on the job."""
+    """The filter that lets a write through only while no newer term has written the job's schedule."""
     return {"fenceTerm": {"$not": {"$gt": term}}}
 
 
@@ -42,22 +46,25 @@ class JobStatusWriter:
     def __init__(self, db):
         self._jobs = db[SYNC_JOBS]
 
-    async def raise_fence(self, term: int) -> None:
-        """Mark every job as acted on by `term`: from now on writes of older terms match nothing."""
-        await self._jobs.update_many({"fenceTerm": {"$not": {"$gte": term}}}, {"$set": {"fenceTerm": term}})
-
     async def schedule_applied(
         self, job_ids: list[ObjectId], version: int, next_run_at: datetime | None, now: datetime, term: int
     ):
         """Record that the schedule reflects `version` of these jobs, and when they fire next."""
         await self._jobs.update_many(
             {"_id": {"$in": job_ids}, "version": version, **fenced(term)},
-            {"$set": {"scheduleAppliedVersion": version, "scheduleAppliedAt": now, "nextRunAt": next_run_at}},
+            {
+                "$set": {
+                    "scheduleAppliedVersion": version,
+                    "scheduleAppliedAt": now,
+                    "nextRunAt": next_run_at,
+                    "fenceTerm": term,
+                }
+            },
         )
 
     async def next_run(self, job_ids: list[ObjectId], next_run_at: datetime | None, term: int) -> None:
         await self._jobs.update_many(
-            {"_id": {"$in": job_ids}, **fenced(term)}, {"$set": {"nextRunAt": next_run_at}}
+            {"_id": {"$in": job_ids}, **fenced(term)}, {"$set": {"nextRunAt": next_run_at, "fenceTerm": term}}
         )
 
     async def record_outcome(

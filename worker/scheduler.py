@@ -185,8 +185,6 @@ class Scheduler:
                 reason=feed.reason,
                 poll_seconds=self._settings.poll_interval_seconds,
             )
-        # Before anything else of this term: a deposed leader's writes to jobs match nothing from here on.
-        await self._status.raise_fence(term)
         since, loaded_at, missed = await self.firing.load_all(term)
         feed.seen(since)
         await self.recovery.recover_abandoned(term)

@@ -170,13 +170,10 @@ def at(clock, moment: datetime) -> None:
 
 
 async def depose(db, owner: str = "other:1:y") -> int:
-    """Another worker takes the lock under a new term, as a leader does: its first act raises the fence."""
-    from worker.job_status import JobStatusWriter
-
+    """Another worker takes the lock under a new term."""
     lock = await db.worker_locks.find_one_and_update(
         {"_id": "sync-worker"}, {"$set": {"owner": owner}, "$inc": {"term": 1}}, return_document=True
     )
-    await JobStatusWriter(db).raise_fence(lock["term"])
     return lock["term"]
 
 

@@ -161,3 +161,31 @@ async def test_a_manual_run_costs_at_most_six_commands_from_queued_to_the_jobs_s
         assert (await db.syncjobs.find_one({"_id": job["_id"]}))["lastRunStatus"] == "succeeded"
     finally:
         await group.close()
+
+
+async def test_a_change_of_leader_writes_only_the_jobs_whose_stored_schedule_it_disagrees_with(
+    db, clock, worker_settings, add_job
+):
+    """Fencing is per job and lazy (worker/job_status.py): a new term costs no write to every job."""
+    clock.set(datetime(2030, 1, 7, 12, 0, 30, tzinfo=UTC))
+    yearly = {"cron": "0 0 1 1 *", "timezone": "UTC"}
+    jobs = [await add_job(name=f"job{n}", schedule=yearly) for n in range(20)]
+    counted = Counted(db)
+    group = Workers(counted, clock, worker_settings, ProcessRunner())
+    try:
+        first = await group.start("w1")
+        await clock.advance(2)
+        assert await db.syncjobs.count_documents({"fenceTerm": 1, "scheduleAppliedVersion": 1}) == 20
+        await group.stop(first)
+        # Meanwhile one job changes: the next leader has that one to write, and only that one.
+        edited = jobs[0]["_id"]
+        await db.syncjobs.update_one(
+            {"_id": edited}, {"$set": {"schedule.cron": "0 0 2 1 *"}, "$inc": {"version": 1}}
+        )
+        counted.calls.clear()
+        await group.start("w2")
+        await clock.advance(2)
+        assert counted.calls[("syncjobs", "update_many")] == 1, counted.calls
+        assert [doc["_id"] for doc in await db.syncjobs.find({"fenceTerm": 2}).to_list(None)] == [edited]
+    finally:
+        await group.close()

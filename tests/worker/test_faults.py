@@ -302,13 +302,21 @@ async def test_a_stale_slot_past_its_grace_is_not_run(workers, db, clock, add_jo
     assert stale["_id"] not in [request.execution["_id"] for request in runner.requests]
 
 
-async def test_a_deposed_leaders_schedule_write_lands_on_nothing_once_a_new_term_has_begun(db, add_job):
-    job = await add_job()
+async def test_a_deposed_leaders_schedule_write_lands_on_nothing_once_the_new_term_has_written_the_job(
+    db, add_job
+):
+    job, other = await add_job(), await add_job(name="other")
     writer = JobStatusWriter(db)
-    await writer.raise_fence(1)
-    await writer.raise_fence(2)  # term 2 begins
-    await writer.next_run([job["_id"]], utc(2031, 1, 1), term=1)
-    assert (await db.syncjobs.find_one({"_id": job["_id"]}))["nextRunAt"] is None
+    await writer.next_run([job["_id"], other["_id"]], utc(2031, 1, 1), term=1)
+    await writer.schedule_applied([job["_id"]], job["version"], utc(2031, 1, 2), utc(2030, 1, 1), term=2)
+    # Term 1's late writes, both kinds: on the job term 2 has written, nothing lands.
+    await writer.next_run([job["_id"]], utc(2031, 1, 3), term=1)
+    await writer.schedule_applied([job["_id"]], job["version"], utc(2031, 1, 4), utc(2030, 1, 1), term=1)
+    stored = await db.syncjobs.find_one({"_id": job["_id"]})
+    assert (stored["nextRunAt"], stored["fenceTerm"]) == (utc(2031, 1, 2), 2)
+    # The fence is per job: term 2 has not written `other`, whose schedule is still term 1's to restate.
+    await writer.next_run([other["_id"]], utc(2031, 1, 1), term=1)
+    assert (await db.syncjobs.find_one({"_id": other["_id"]}))["fenceTerm"] == 1
 
 
 async def test_a_run_cut_off_from_its_lock_cannot_overwrite_a_newer_runs_outcome(db, clock, add_job):
