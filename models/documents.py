@@ -45,9 +45,14 @@ class CamelModel(BaseModel):
 
 
 class Document(CamelModel):
-    """Read from MongoDB for output: fields we do not show are dropped, not refused."""
+    """Read from MongoDB for output: fields we do not show are dropped, not refused. Built in Python by field
+    name too (`StoredRetryPolicy(max_attempts=4)`): with extra="ignore" a name the model did not take would
+    be dropped without a word, leaving the default. (`populate_by_name` alone does not override the parent's
+    `validate_by_name=False`.)"""
 
-    model_config = ConfigDict(alias_generator=to_camel, extra="ignore", populate_by_name=True, strict=False)
+    model_config = ConfigDict(
+        alias_generator=to_camel, extra="ignore", validate_by_name=True, validate_by_alias=True, strict=False
+    )
 
 
 def parse_object_id(text: str, error: type[NotFound]) -> ObjectId:
