@@ -199,6 +199,7 @@ async def start_child(
     *,
     grace_seconds: float,
     lease_seconds: float | None = None,
+    first_lease_seconds: float | None = None,
     cwd: str | None = None,
     user: int | None = None,
     group: int | None = None,
@@ -207,10 +208,13 @@ async def start_child(
     """Start `argv` under a supervisor; raises CannotStart when the program cannot be run. `cwd`, `user`
     and `group` (executor/sandbox.py) are the source's: the supervisor stays this process's user, so it can
     stop and reap whatever the source starts, and drops them only for the source. With `lease_seconds`,
-    the source is stopped unless `SourceProcess.renew()` is called within each lease (supervisor.py)."""
+    the source is stopped unless `SourceProcess.renew()` is called within each lease (supervisor.py); the
+    first lease is `first_lease_seconds` when that is shorter."""
     if extra_groups:
         raise ValueError("a source runs with no supplementary groups")
     request = {"argv": argv, "env": env, "cwd": cwd, "grace": grace_seconds, "lease": lease_seconds}
+    if first_lease_seconds is not None:
+        request["firstLease"] = first_lease_seconds
     if user is not None:
         request.update(user=user, group=group if group is not None else user)
     # (read end, write end) of the source's stdin, stdout and stderr, and of the supervisor's status.

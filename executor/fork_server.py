@@ -70,6 +70,7 @@ def supervise(supervisor, request: dict, fds: list[int], parent: int) -> int:
         user=request.get("user"),
         group=request.get("group"),
         lease=request.get("lease"),
+        first_lease=request.get("firstLease"),
         env=request["env"],
         cwd=request.get("cwd"),
         parent=parent,

@@ -30,6 +30,9 @@ log = structlog.get_logger("syncjobs.executor")
 STDERR_TAIL_IN_ERROR = 20
 # After the source exits, how long the output may stay open with nothing coming before the run ends anyway.
 OUTPUT_GRACE_SECONDS = 2.0
+LOCK_TOO_SHORT = (
+    "its job lock would lapse before the source could be stopped (the lock's last renewal is too old)"
+)
 
 
 class SubprocessRunner:
@@ -201,6 +204,11 @@ class SyncSession:
 
     async def run(self) -> RunOutcome:
         refused = self._request.may_start() if self._request.may_start is not None else None
+        first_lease = None
+        if not refused and self._lease_seconds is not None and self._request.lock_left is not None:
+            first_lease = self._request.lock_left() - self._kill_grace
+            if first_lease <= 0:
+                refused = LOCK_TOO_SHORT
         if refused:
             log.warning("source_not_started", reason=refused)
             return RunOutcome(ExecutionStatus.ABANDONED, error=refused)
@@ -210,6 +218,7 @@ class SyncSession:
                 self._env,
                 grace_seconds=self._kill_grace,
                 lease_seconds=self._lease_seconds,
+                first_lease_seconds=first_lease,
                 **self._spawn,
             )
         except CannotStart as error:

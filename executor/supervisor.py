@@ -24,7 +24,8 @@ The life of a run:
 - with a lease of S seconds, the source may run only while the worker keeps renewing its job lock: each
   SIGUSR1 from the worker (sent with every renewal) extends the lease to S seconds from then; when it runs
   out (the worker is stopped, paused or cut off, and another worker may take the job) the source is stopped
-  as above. The worker sizes S so that the source is gone before the lock can lapse;
+  as above. The worker sizes S so that the source is gone before the lock can lapse. The first lease may be
+  shorter (`first_lease`): the lock was last renewed before the source started, not at its start;
 - once the source has ended, every process left (its group, and every descendant reparented here) gets
   SIGKILL and is reaped, round after round until none is left; then the supervisor exits.
 
@@ -134,6 +135,7 @@ class Supervision:
         user: int | None = None,
         group=None,
         lease: float | None = None,
+        first_lease: float | None = None,
         env: dict[str, str] | None = None,
         cwd: str | None = None,
         parent: int | None = None,
@@ -153,7 +155,8 @@ class Supervision:
         self.kill_at: float | None = None
         self.killed = False
         self.lease = lease
-        self.lease_until = None if lease is None else time.monotonic() + lease
+        first = lease if first_lease is None or lease is None else min(lease, first_lease)
+        self.lease_until = None if first is None else time.monotonic() + first
 
     def report(self, **message) -> None:
         with contextlib.suppress(BrokenPipeError):

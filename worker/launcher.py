@@ -398,6 +398,7 @@ class Launcher:
             progress=lambda stats, lines: self._progress(execution_id, stats, lines),
             started=lambda pid: self._started(execution_id, pid),
             may_start=lambda: self._lock_lapsed(running),
+            lock_left=lambda: self._lock_left(running),
         )
         running = self.running[execution_id] = Running(
             request, held_until=execution["startedAt"] + self._locks.ttl
@@ -421,8 +422,12 @@ class Launcher:
         """Whether this worker may no longer count on the job's lock: past its last known expiry, less the
         clock-skew margin, another worker may have taken the job. Asked by the clock alone, so it costs no
         command: a worker stopped between its claim and the start sees the time that passed."""
+        return LOCK_LAPSED if self._lock_left(running) <= 0 else None
+
+    def _lock_left(self, running: Running) -> float:
+        """Seconds this worker may still count on the job's lock: to its last known expiry, less the skew."""
         margin = timedelta(seconds=self._settings.worker_clock_skew_seconds)
-        return LOCK_LAPSED if self._clock.now() >= running.held_until - margin else None
+        return (running.held_until - margin - self._clock.now()).total_seconds()
 
     async def _started(self, execution_id: ObjectId, pid: int) -> None:
         # Written with the first progress report (within a second) instead of a write of its own.

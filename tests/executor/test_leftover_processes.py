@@ -1,6 +1,7 @@
 """No process outlives its run: each test is an attack a source can make on the worker host."""
 
 import asyncio
+import functools
 import os
 import signal
 import sys
@@ -215,6 +216,35 @@ async def test_a_source_whose_worker_stops_renewing_its_lock_is_stopped_when_the
         code = await asyncio.wait_for(abandoned.wait(), 5)
         assert code != 0  # stopped by SIGTERM, long before its 30 s
         assert not renewed.exited.done()  # still going: its worker keeps renewing
+    finally:
+        await renewed.stop(0.2)
+        await abandoned.stop(0.2)
+
+
+async def test_a_source_started_late_in_its_lock_is_stopped_when_the_lock_would_lapse_not_a_lease_later():
+    """The job lock was last renewed before the source started (reads, a destination slow to connect): if no
+    renewal comes, the source must be gone when that lock lapses, not a whole lease after its own start.
+    A renewal then gives it the whole lease again."""
+    from executor.child import minimal_environment, start_child
+
+    sleeper = [sys.executable, "-c", "import time; time.sleep(30)"]
+    start = functools.partial(
+        start_child,
+        sleeper,
+        minimal_environment(),
+        grace_seconds=0.2,
+        lease_seconds=30,
+        first_lease_seconds=0.6,
+    )
+    renewed, abandoned = await start(), await start()
+    try:
+        for _ in range(6):  # 1.2 s: twice the first lease, renewed every 0.2 s
+            await asyncio.sleep(0.2)
+            renewed.renew()
+        code = await asyncio.wait_for(abandoned.wait(), 5)  # its lease of 30 s would have let it go on
+        assert code != 0
+        await asyncio.sleep(1)  # past the first lease with no renewal since: the renewal gave it 30 s
+        assert not renewed.exited.done()
     finally:
         await renewed.stop(0.2)
         await abandoned.stop(0.2)

@@ -272,3 +272,19 @@ async def test_a_run_its_worker_may_no_longer_start_never_starts_its_source(
     outcome = await runner.run(request)
     assert outcome.status == ExecutionStatus.ABANDONED and "lock lapsed" in outcome.error
     assert outcome.pid is None and not marker.exists()
+
+
+async def test_a_run_whose_lock_would_lapse_before_its_source_could_be_stopped_never_starts_it(
+    runner, script, make_job, clock, tmp_path
+):
+    marker = tmp_path / "ran"
+    argv = await script(f"""
+        open({str(marker)!r}, "w").close()
+        emit(type="result", status="succeeded")
+    """)
+    request = request_for(await make_job(argv), clock)
+    request.may_start = lambda: None
+    request.lock_left = lambda: 0.5  # less than the kill grace: a stop could not finish in time
+    outcome = await runner.run(request)
+    assert outcome.status == ExecutionStatus.ABANDONED and "would lapse" in outcome.error
+    assert outcome.pid is None and not marker.exists()
