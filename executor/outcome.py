@@ -22,11 +22,11 @@ class RunRequest:
     # Asked right before the child starts: a reason it must not (its worker no longer holds the job's lock,
     # say after a pause past the lock's lease), or None. The run then ends abandoned, its source never run.
     may_start: Any = None
-    # Asked right before the child starts, once `may_start` let it: the seconds this worker may still count
-    # on the job's lock (its last known expiry less the clock-skew margin). The source's first lease is that
-    # less the kill grace, so a source started late in the lock's lease is gone before the lock can lapse
-    # even if no renewal comes (the reads before the start, a destination slow to connect, take time).
-    lock_left: Any = None
+    # Asked right before the child starts, once `may_start` let it: the seconds since the job's lock was taken
+    # or last renewed. The source's lease is sized from a renewal (executor/runner.py), so its first one is
+    # shortened by that much: a source started late in the lock's lease (the reads before the start, a
+    # destination slow to connect) is gone before the lock can lapse, even if no renewal comes.
+    lock_age: Any = None
     # Set by the runner once the source runs: the worker calls it with each renewal of the job's lock, and
     # the source is stopped when the calls stop (a paused or cut-off worker; executor/supervisor.py).
     renewed: Any = None

@@ -30,9 +30,7 @@ log = structlog.get_logger("syncjobs.executor")
 STDERR_TAIL_IN_ERROR = 20
 # After the source exits, how long the output may stay open with nothing coming before the run ends anyway.
 OUTPUT_GRACE_SECONDS = 2.0
-LOCK_TOO_SHORT = (
-    "its job lock would lapse before the source could be stopped (the lock's last renewal is too old)"
-)
+LOCK_TOO_SHORT = "its job lock would lapse before the source could be stopped (its last renewal is too old)"
 
 
 class SubprocessRunner:
@@ -205,8 +203,8 @@ class SyncSession:
     async def run(self) -> RunOutcome:
         refused = self._request.may_start() if self._request.may_start is not None else None
         first_lease = None
-        if not refused and self._lease_seconds is not None and self._request.lock_left is not None:
-            first_lease = self._request.lock_left() - self._kill_grace
+        if not refused and self._lease_seconds is not None and self._request.lock_age is not None:
+            first_lease = self._lease_seconds - self._request.lock_age()
             if first_lease <= 0:
                 refused = LOCK_TOO_SHORT
         if refused:

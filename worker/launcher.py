@@ -398,7 +398,7 @@ class Launcher:
             progress=lambda stats, lines: self._progress(execution_id, stats, lines),
             started=lambda pid: self._started(execution_id, pid),
             may_start=lambda: self._lock_lapsed(running),
-            lock_left=lambda: self._lock_left(running),
+            lock_age=lambda: self._lock_age(running),
         )
         running = self.running[execution_id] = Running(
             request, held_until=execution["startedAt"] + self._locks.ttl
@@ -428,6 +428,10 @@ class Launcher:
         """Seconds this worker may still count on the job's lock: to its last known expiry, less the skew."""
         margin = timedelta(seconds=self._settings.worker_clock_skew_seconds)
         return (running.held_until - margin - self._clock.now()).total_seconds()
+
+    def _lock_age(self, running: Running) -> float:
+        """Seconds since the job's lock was taken or last renewed (each sets its expiry a TTL ahead)."""
+        return (self._clock.now() - (running.held_until - self._locks.ttl)).total_seconds()
 
     async def _started(self, execution_id: ObjectId, pid: int) -> None:
         # Written with the first progress report (within a second) instead of a write of its own.

@@ -7,7 +7,7 @@ import time
 import pytest
 from aiohttp import web
 
-from executor.runner import SubprocessRunner
+from executor.runner import SubprocessRunner, source_lease_seconds
 from models.execution import ExecutionStatus
 from tests.executor.runs import request_for, warehouse, warehouse_db
 from tests.interpreters import http_connector_user
@@ -275,7 +275,7 @@ async def test_a_run_its_worker_may_no_longer_start_never_starts_its_source(
 
 
 async def test_a_run_whose_lock_would_lapse_before_its_source_could_be_stopped_never_starts_it(
-    runner, script, make_job, clock, tmp_path
+    runner, script, make_job, clock, tmp_path, fast_settings
 ):
     marker = tmp_path / "ran"
     argv = await script(f"""
@@ -284,7 +284,7 @@ async def test_a_run_whose_lock_would_lapse_before_its_source_could_be_stopped_n
     """)
     request = request_for(await make_job(argv), clock)
     request.may_start = lambda: None
-    request.lock_left = lambda: 0.5  # less than the kill grace: a stop could not finish in time
+    request.lock_age = lambda: source_lease_seconds(fast_settings)  # its whole lease has gone by
     outcome = await runner.run(request)
     assert outcome.status == ExecutionStatus.ABANDONED and "would lapse" in outcome.error
     assert outcome.pid is None and not marker.exists()

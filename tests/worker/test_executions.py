@@ -458,3 +458,25 @@ async def test_a_run_whose_lock_is_held_may_start(workers, db, clock, runner, ad
     await clock.advance(2)
     await wait_for_status(db, execution["_id"], "succeeded")
     assert asked == [None]
+
+
+async def test_the_runner_is_told_how_long_ago_the_job_lock_was_taken_or_renewed(workers, db, clock, add_job):
+    """What the source's first lease is shortened by (executor/runner.py): the time since the claim, then
+    since the last renewal (every third of the lock's 60 s TTL)."""
+    ages = []
+
+    class Slow:
+        async def run(self, request):
+            ages.append(request.lock_age())
+            await clock.advance(7)  # say, a destination slow to connect
+            ages.append(request.lock_age())
+            await clock.advance(20)  # the lock is renewed meanwhile, 20 s after the claim
+            ages.append(request.lock_age())
+            return RunOutcome(ExecutionStatus.SUCCEEDED)
+
+    job = await add_job(schedule={"cron": "0 0 1 1 *", "timezone": "UTC"})
+    await workers.start(runner=Slow())
+    execution = await start_run(db, clock, job)
+    await clock.advance(2)
+    await wait_for_status(db, execution["_id"], "succeeded")
+    assert ages[0] < 1 and 7 <= ages[1] < 8 and ages[2] < 8, ages
