@@ -21,14 +21,22 @@ class WorkspaceStore:
         self.collection = collection
 
     async def list(
-        self, workspace_id: str, *, limit: int, cursor: str | None
+        self,
+        workspace_id: str,
+        *,
+        limit: int,
+        cursor: str | None,
+        projection: dict[str, int] | None = None,
     ) -> tuple[list[dict], str | None]:
         query = {"workspaceId": workspace_id, **after_ascending(cursor)}
-        docs = await self.collection.find(query).sort("_id", 1).limit(limit + 1).to_list(None)
+        docs = await self.collection.find(query, projection).sort("_id", 1).limit(limit + 1).to_list(None)
         return page(docs, limit)
 
-    async def get(self, workspace_id: str, doc_id: ObjectId) -> dict[str, Any]:
-        doc = await self.collection.find_one({"_id": doc_id, "workspaceId": workspace_id})
+    async def get(
+        self, workspace_id: str, doc_id: ObjectId, projection: dict[str, int] | None = None
+    ) -> dict[str, Any]:
+        """The document, with only the fields `projection` keeps (None: all of them)."""
+        doc = await self.collection.find_one({"_id": doc_id, "workspaceId": workspace_id}, projection)
         if doc is None:
             raise self.not_found(details={"id": str(doc_id)})
         return doc
