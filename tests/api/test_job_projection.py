@@ -61,6 +61,7 @@ async def test_reads_answer_what_reading_the_whole_job_answered(client, ws, db, 
         return await resp.read(), resp.headers.get("ETag")
 
     projected = await read()
+    assert UNSHOWN_JOB_FIELDS == dict.fromkeys(WORKER_FIELDS, 0)  # the database was handed a copy
     monkeypatch.setattr(api.sync_jobs, "UNSHOWN_JOB_FIELDS", None)
     whole = await read()
     assert projected == whole
