@@ -29,10 +29,11 @@ def needs_token(request: web.Request) -> bool:
 @web.middleware
 async def auth_middleware(request: web.Request, handler):
     if needs_token(request):
-        grant = await request.app[TOKEN_CACHE].authenticate(bearer_token(request))
+        now = request.app[CLOCK].now()
+        grant = await request.app[TOKEN_CACHE].authenticate(bearer_token(request), now)
         if grant is None:
             raise Unauthenticated("Unknown or revoked token")
-        request.app[RATE_LIMITER].take(grant.token_id or grant.name, request.app[CLOCK].now())
+        request.app[RATE_LIMITER].take(grant.token_id or grant.name, now)
         workspace_id = request.match_info.get("workspaceId")
         if workspace_id is not None and not grant.allows(workspace_id):
             raise Forbidden(details={"workspaceId": workspace_id})

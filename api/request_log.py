@@ -1,5 +1,6 @@
 """A request id on every request and response, bound into the log context with the ids in the URL."""
 
+import logging
 import os
 import re
 import time
@@ -27,13 +28,15 @@ async def request_log_middleware(request: web.Request, handler):
         response = await handler(request)
         response.headers["X-Request-Id"] = request_id
         # Debug: one line per request drowns everything else at info; errors are logged where they happen.
-        log.debug(
-            "request_handled",
-            method=request.method,
-            path=request.rel_url.path,
-            status=response.status,
-            duration_ms=round((time.perf_counter() - started) * 1000, 2),
-        )
+        # Its fields are worked out only when the line will be written, as it is not at the usual levels.
+        if log.is_enabled_for(logging.DEBUG):
+            log.debug(
+                "request_handled",
+                method=request.method,
+                path=request.rel_url.path,
+                status=response.status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            )
         return response
     finally:
         structlog.contextvars.reset_contextvars(**bound)

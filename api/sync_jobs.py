@@ -19,7 +19,7 @@ from models.execution import ExecutionStatus, ExecutionView
 from models.pagination import parse_limit
 from models.resources import DATA_SOURCE, DESTINATION
 from models.scheduler_control import SchedulerControl
-from models.sync_job import STATUS_FIELDS, SyncJobSpec, SyncJobView
+from models.sync_job import STATUS_FIELDS, UNSHOWN_JOB_FIELDS, SyncJobSpec, SyncJobView
 from models.worker_fleet import waiting_for
 
 NEXT_FIRE_TIMES = 5
@@ -44,6 +44,7 @@ async def list_jobs(request: web.Request) -> web.Response:
         request.match_info["workspaceId"],
         limit=parse_limit(request.query.get("limit")),
         cursor=request.query.get("cursor"),
+        projection=UNSHOWN_JOB_FIELDS,
     )
     return page_response(SyncJobView, docs, next_cursor)
 
@@ -59,7 +60,9 @@ async def create_job(request: web.Request) -> web.Response:
 
 
 async def get_job(request: web.Request) -> web.Response:
-    return job_response(await request.app[JOBS].get(request.match_info["workspaceId"], job_id_of(request)))
+    return job_response(
+        await request.app[JOBS].get(request.match_info["workspaceId"], job_id_of(request), UNSHOWN_JOB_FIELDS)
+    )
 
 
 async def replace_job(request: web.Request) -> web.Response:
@@ -182,7 +185,9 @@ def fire_time_json(moment, zone: str) -> dict[str, str]:
 
 
 async def job_status(request: web.Request) -> web.Response:
-    job = await request.app[JOBS].get(request.match_info["workspaceId"], job_id_of(request))
+    job = await request.app[JOBS].get(
+        request.match_info["workspaceId"], job_id_of(request), UNSHOWN_JOB_FIELDS
+    )
     # The view re-checks nothing (StoredSchedule), so a schedule stored before today's checks still shows.
     view = to_json(SyncJobView, job)
     active = await request.app[EXECUTIONS].active_for_job(job["_id"])

@@ -19,14 +19,17 @@ class TokenCache:
         self._tokens = tokens
         self._clock = clock
         self._max_age = max_age
-        self._grants: dict[str, tuple[Grant, datetime]] = {}
+        # hash -> (grant, when it was read, when it must be read again)
+        self._grants: dict[str, tuple[Grant, datetime, datetime]] = {}
 
-    async def authenticate(self, token: str) -> Grant | None:
+    async def authenticate(self, token: str, now: datetime | None = None) -> Grant | None:
+        """The token's grant, or None; `now` is the clock's reading when the caller has one already."""
         digest = hash_token(token)
-        now = self._clock.now()
+        if now is None:
+            now = self._clock.now()
         cached = self._grants.get(digest)
         # A clock stepped back must not stretch an entry's life, so the age is bounded on both sides.
-        if cached is not None and timedelta(0) <= now - cached[1] < self._max_age:
+        if cached is not None and cached[1] <= now < cached[2]:
             return cached[0]
         # Unknown tokens are not cached: a token issued a moment ago elsewhere must work at once.
         grant = await self._tokens.authenticate(token, now)
@@ -35,7 +38,7 @@ class TokenCache:
             return None
         if len(self._grants) >= MAX_ENTRIES:
             self._grants.clear()
-        self._grants[digest] = (grant, now)
+        self._grants[digest] = (grant, now, now + self._max_age)
         return grant
 
     def forget(self, token_id) -> None:

@@ -3,19 +3,26 @@
     python bench/api_throughput.py                 # both databases, about three minutes
     python bench/api_throughput.py --database wire --seconds 2 --concurrency 8
 
-The API runs as `syncjobs api` on two databases in turn, with a bootstrap admin token, rate limits and job
-quota lifted; the bench seeds 50 jobs through the API itself:
+The API runs as `syncjobs api` runs it (create_app and run_app, settings from the environment), in a
+process of its own, on two databases in turn, with a bootstrap admin token, rate limits and job quota lifted.
+Before it serves, its database is given what the API and the worker would have written (`seed_database`):
+a data source, a destination, and 50 incremental jobs of five entities each, created through the job store
+as POST creates them, each then run three times through the worker's own status writer (a leader's fence
+term and applied schedule; outcomes succeeded, failed, succeeded, with a duration each; on success the
+cursor of each entity, as the http connector saves it: the newest `updated_at` seen). A stored job is then
+1.1 KB of BSON with 33 top-level fields, 4 of which GET does not show (cursors, fenceTerm, lastExecutionId,
+timedRunCount).
 
-- memory: the in-memory database (`--in-memory`), which runs inside the API process, so its work (it copies
+- memory: the in-memory database (as `--in-memory`), which runs inside the API process, so its work (it copies
   every document it returns) is counted as the API's CPU;
 - wire: the mongoeco wire-protocol server (from `.venv-mongo`, which `make test` makes) in a process of its
   own, reached with pymongo's AsyncMongoClient as in production: the API's CPU is then the API's and its
   driver's only. That server is single-threaded Python and scans for every query, so its rates are low.
 
-The baselines run in one other process, on the same kind of database holding the same job documents:
+The baselines run in one other process, on the same kind of database, seeded by the same `seed_database`:
 
 - bare: an aiohttp handler returning the job as GET returns it, from a dict;
-- one find: a handler doing one find_one for the job and returning it;
+- one find: a handler doing one find_one for the job and returning the document as stored;
 - two finds: a handler doing a find_one for a token hash, then one for the job (what an authenticated GET
   needs at least without a token cache);
 - find 50: one find of 50 job documents, returned as a list: the fair yardstick of list 50, which must do
@@ -45,7 +52,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -54,6 +61,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 WORKSPACE = "bench"
 JOBS = 50
+ENTITIES = ("customers", "orders", "invoices", "products", "refunds")
+# Outcomes recorded on each job by the worker's writer before the bench starts.
+RUNS = 3
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -88,34 +98,84 @@ def job_body(source_id: str, destination_id: str, i: int) -> dict:
         "dataSourceId": source_id,
         "destinationDatabaseId": destination_id,
         "schedule": {"cron": f"{i % 60} * * * *", "timezone": "Europe/Berlin"},
-        "entities": ["customers"],
+        "syncMode": "incremental",
+        "entities": list(ENTITIES),
     }
 
 
-async def seed(base: str, headers: dict) -> dict:
-    """Through the API: a source, a destination and 50 jobs; returns what the operations need."""
+async def seed_database(db, box) -> None:
+    """What the API and then the worker would have written: a source, a destination, 50 jobs created as POST
+    creates them, each run RUNS times, its outcomes recorded by the worker's status writer."""
+    from bson import ObjectId
+
+    from models.clock import SystemClock
+    from models.execution import ExecutionStatus
+    from models.resources import DATA_SOURCE, DESTINATION
+    from models.sync_job import SyncJobSpec
+    from models.sync_job_store import SyncJobStore
+    from worker.job_status import JobStatusWriter
+
+    now = SystemClock().now()
+    source = {
+        "name": "shop",
+        "type": "http",
+        "baseUrl": "http://127.0.0.1:9/",
+        "entities": [
+            {"name": name, "path": f"/{name}", "cursorField": "updated_at", "cursorParam": "updated_since"}
+            for name in ENTITIES
+        ],
+    }
+    destination = {"name": "wh", "type": "mongodb", "database": "wh"}
+    ids = []
+    for kind, body in ((DATA_SOURCE, source), (DESTINATION, destination)):
+        fields = kind.seal(kind.spec.validate_python(body).model_dump(by_alias=True, mode="json"), box)
+        ids.append(str((await kind.store(db).insert(WORKSPACE, fields, now))["_id"]))
+    jobs = SyncJobStore(db)
+    created = [
+        await jobs.create(WORKSPACE, SyncJobSpec.model_validate(job_body(*ids, i)), now) for i in range(JOBS)
+    ]
+    writer = JobStatusWriter(db)
+    term = 4
+    # The leader's fencing token, as its schedule writes leave it.
+    await jobs.collection.update_many({}, {"$set": {"fenceTerm": term}})
+    await writer.schedule_applied([job["_id"] for job in created], 1, now + timedelta(minutes=30), now, term)
+    for job in created:
+        for run in range(RUNS):
+            started = now + timedelta(hours=run)
+            succeeded = run != 1
+            await writer.record_outcome(
+                await jobs.collection.find_one({"_id": job["_id"]}),
+                execution_id=ObjectId(),
+                status=ExecutionStatus.SUCCEEDED if succeeded else ExecutionStatus.FAILED,
+                started_at=started,
+                finished_at=started + timedelta(seconds=4),
+                duration_ms=4000 + 17 * run,
+                error=None if succeeded else "GET /orders answered 503",
+                cursors={
+                    name: f"{started + timedelta(seconds=i):%Y-%m-%dT%H:%M:%S}.000Z"
+                    for i, name in enumerate(ENTITIES)
+                }
+                if succeeded
+                else {},
+            )
+
+
+async def seeded(base: str, headers: dict) -> dict:
+    """What the operations need, read through the API from a seeded database."""
     ws = f"{base}/api/workspaces/{WORKSPACE}"
     async with aiohttp.ClientSession(headers=headers) as session:
-        source = await (
-            await session.post(
-                f"{ws}/data-sources",
-                json={
-                    "name": "shop",
-                    "type": "http",
-                    "baseUrl": "http://127.0.0.1:9/",
-                    "entities": [{"name": "customers", "path": "/customers"}],
-                },
-            )
-        ).json()
-        destination = await (
-            await session.post(f"{ws}/destinations", json={"name": "wh", "type": "mongodb", "database": "wh"})
-        ).json()
-        jobs = []
-        for i in range(JOBS):
-            resp = await session.post(f"{ws}/sync-jobs", json=job_body(source["id"], destination["id"], i))
-            assert resp.status == 201, await resp.text()
-            jobs.append(await resp.json())
-    return {"ws": ws, "source": source["id"], "destination": destination["id"], "job": jobs[0]}
+
+        async def first(path: str) -> dict:
+            async with session.get(f"{ws}/{path}?limit=1") as resp:
+                assert resp.status == 200, await resp.text()
+                return (await resp.json())["items"][0]
+
+        source, destination, job = [
+            await first(path) for path in ("data-sources", "destinations", "sync-jobs")
+        ]
+        async with session.get(f"{ws}/sync-jobs/{job['id']}") as resp:
+            job = await resp.json()
+    return {"ws": ws, "source": source["id"], "destination": destination["id"], "job": job}
 
 
 def operations(seeded: dict) -> dict:
@@ -182,24 +242,45 @@ def combined(results: list[dict]) -> dict:
     return {**middle, "cpu_ms": cpu_ms, "requests": requests}
 
 
+# --- the API's server -------------------------------------------------------------------------------------
+
+
+def serve_api(port: int) -> None:
+    """`syncjobs api`, its database seeded before it serves."""
+    from aiohttp import web
+
+    from api.app import create_app
+    from api.keys import DB, SECRETS
+    from models.logs import configure_logging
+    from models.settings import Settings
+
+    settings = Settings()
+    configure_logging(fmt=settings.log_format, level=settings.log_level)
+    app = create_app(settings)
+
+    async def seed(app: web.Application) -> None:
+        await seed_database(app[DB], app[SECRETS])
+
+    # After create_app's own start-up (which opens the database) has run.
+    app.on_startup.append(seed)
+    web.run_app(app, host="127.0.0.1", port=port, print=None)
+
+
 # --- the baselines' server -------------------------------------------------------------------------------
 
 
 def serve_baselines(port: int) -> None:
     from aiohttp import web
-    from bson import ObjectId
 
     from models.database import open_database
+    from models.secrets import SecretBox
     from models.settings import Settings
     from models.tokens import hash_token
 
     # The same kind of client as the API's: mongomock-motor, or pymongo's AsyncMongoClient on the wire server.
     url = os.environ.get("BENCH_MONGODB_URL")
     db = open_database(Settings(_env_file=None, mongodb_url=url, mongodb_db="bench_baselines")).db
-    job_id = ObjectId()
-    now = datetime.now(UTC)
-    stored = {**json.loads(os.environ["BENCH_JOB"]), "_id": job_id, "createdAt": now, "updatedAt": now}
-    stored.pop("id")
+    job_id = None
     shown = json.loads(os.environ["BENCH_JOB"])
     token_hash = hash_token("sjt_baseline")
 
@@ -229,8 +310,9 @@ def serve_baselines(port: int) -> None:
         return web.json_response({})
 
     async def startup(_app):
-        await db.syncjobs.insert_one(stored)
-        await db.syncjobs.insert_many([{**stored, "_id": ObjectId()} for _ in range(JOBS - 1)])
+        nonlocal job_id
+        await seed_database(db, SecretBox(SecretBox.new_key()))
+        job_id = (await db.syncjobs.find_one({}, {"_id": 1}, sort=[("_id", 1)]))["_id"]
         await db.api_tokens.insert_one({"tokenHash": token_hash, "workspaceId": WORKSPACE})
 
     app = web.Application()
@@ -282,12 +364,13 @@ async def commands_per_request(seeded_ops: list[str]) -> dict[str, int]:
 
     token = "sjt_" + secrets.token_urlsafe(16)
     settings = Settings(_env_file=None, syncjobs_bootstrap_token=token, log_level="error")
-    app = create_app(settings, db=open_in_memory("count").db, secrets=SecretBox(SecretBox.new_key()))
+    db, box = open_in_memory("count").db, SecretBox(SecretBox.new_key())
+    await seed_database(db, box)
+    app = create_app(settings, db=db, secrets=box)
     headers = {"Authorization": f"Bearer {token}"}
     counts = {}
     async with TestServer(app) as server, aiohttp.ClientSession(headers=headers) as client:
-        seeded = await seed(str(server.make_url("")).rstrip("/"), headers)
-        ops = operations(seeded)
+        ops = operations(await seeded(str(server.make_url("")).rstrip("/"), headers))
         for _ in range(2):  # the second round: lastUsedAt written, caches warm, as under load
             for name in seeded_ops:
                 method, url, body = ops[name]
@@ -322,29 +405,18 @@ async def measure(url: str | None, args) -> dict[str, dict]:
         "API_RATE_BURST": "1000000",
         "WORKSPACE_MAX_JOBS": "1000000",
     }
-    argv = [
-        str(Path(sys.executable).with_name("syncjobs")),
-        "api",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(api_port),
-    ]
-    if url is None:
-        argv.append("--in-memory")
-    else:
+    if url is not None:
         env.update({"MONGODB_URL": url, "MONGODB_DB": "bench_api", "BENCH_MONGODB_URL": url})
-    api = start(argv, env)
+    api = start([sys.executable, __file__, "--serve-api", str(api_port)], env)
     baselines = None
     try:
         api_base = f"http://127.0.0.1:{api_port}"
         await wait_until_up(f"{api_base}/healthz")
         headers = {"Authorization": f"Bearer {token}"}
-        seeded = await seed(api_base, headers)
-        job_view = seeded["job"]
+        ready = await seeded(api_base, headers)
         baselines = start(
             [sys.executable, __file__, "--serve-baselines", str(base_port)],
-            {**env, "BENCH_JOB": json.dumps(job_view)},
+            {**env, "BENCH_JOB": json.dumps(ready["job"])},
         )
         base_url = f"http://127.0.0.1:{base_port}"
         await wait_until_up(f"{base_url}/bare")
@@ -359,7 +431,7 @@ async def measure(url: str | None, args) -> dict[str, dict]:
                 ("find 50 unsent", "/find-50-unsent"),
             )
         }
-        for name, (method, op_url, body) in operations(seeded).items():
+        for name, (method, op_url, body) in operations(ready).items():
             targets[name] = (op_url, method, body, api.pid, headers)
         # Rows take turns in short rounds, so that load from elsewhere on the machine falls on all of them.
         # Creates run last: every job they add makes each later find on the in-memory database scan more.
@@ -445,9 +517,13 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--database", choices=("memory", "wire", "both"), default="both")
     parser.add_argument("--serve-baselines", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-api", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_baselines:
         serve_baselines(args.serve_baselines)
+        return
+    if args.serve_api:
+        serve_api(args.serve_api)
         return
     asyncio.run(main_async(args))
 

@@ -12,6 +12,11 @@ from models.errors import NotFound, VersionMismatch
 from models.pagination import after_ascending, page
 
 
+def own_copy(projection: dict[str, int] | None) -> dict[str, int] | None:
+    # The in-memory double writes `_id` into the projection it is handed: a shared constant must not change.
+    return dict(projection) if projection is not None else None
+
+
 class WorkspaceStore:
     """Every query carries the workspace id, so no caller can reach another workspace's document."""
 
@@ -21,14 +26,29 @@ class WorkspaceStore:
         self.collection = collection
 
     async def list(
-        self, workspace_id: str, *, limit: int, cursor: str | None
+        self,
+        workspace_id: str,
+        *,
+        limit: int,
+        cursor: str | None,
+        projection: dict[str, int] | None = None,
     ) -> tuple[list[dict], str | None]:
         query = {"workspaceId": workspace_id, **after_ascending(cursor)}
-        docs = await self.collection.find(query).sort("_id", 1).limit(limit + 1).to_list(None)
+        docs = (
+            await self.collection.find(query, own_copy(projection))
+            .sort("_id", 1)
+            .limit(limit + 1)
+            .to_list(None)
+        )
         return page(docs, limit)
 
-    async def get(self, workspace_id: str, doc_id: ObjectId) -> dict[str, Any]:
-        doc = await self.collection.find_one({"_id": doc_id, "workspaceId": workspace_id})
+    async def get(
+        self, workspace_id: str, doc_id: ObjectId, projection: dict[str, int] | None = None
+    ) -> dict[str, Any]:
+        """The document, with only the fields `projection` keeps (None: all of them)."""
+        doc = await self.collection.find_one(
+            {"_id": doc_id, "workspaceId": workspace_id}, own_copy(projection)
+        )
         if doc is None:
             raise self.not_found(details={"id": str(doc_id)})
         return doc
