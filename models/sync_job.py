@@ -186,7 +186,8 @@ WORKER_FIELDS = ("cursors", "fenceTerm", "lastExecutionId", "timedRunCount")
 # The projection of GET, the list and status: every stored field but the worker's, which would be copied,
 # sent and decoded for nothing. Left out rather than the shown ones named: the in-memory database rebuilds a
 # projection for every document it returns, and naming the view's 29 fields cost a list of 50 more than
-# copying the 4 others did. tests/api/test_job_projection.py checks the two sets against a job as the worker leaves it.
+# copying the 4 others did. tests/api/test_job_projection.py checks the two sets against a job as the
+# worker leaves it.
 UNSHOWN_JOB_FIELDS = dict.fromkeys(WORKER_FIELDS, 0)
 
 
