@@ -179,12 +179,19 @@ async def finished(db, execution_ids: list, *, within: float, every: float = 0.1
     the documents' dates, not from when the poll saw them."""
     deadline = time.perf_counter() + within
     while True:
-        docs = await db.job_executions.find(
-            {"_id": {"$in": execution_ids}}, {"status": 1, "startedAt": 1, "finishedAt": 1, "error": 1}
-        ).to_list(None)
-        if len(docs) == len(execution_ids) and all(doc.get("finishedAt") for doc in docs):
-            return docs
+        # While any is still going, a look for one unfinished (the date first: a finished run fails that
+        # test at once, so the poll costs the worker's loop little); then one read of them all.
+        going = await db.job_executions.find_one(
+            {"finishedAt": None, "_id": {"$in": execution_ids}}, {"status": 1}
+        )
+        if going is None:
+            docs = await db.job_executions.find(
+                {"_id": {"$in": execution_ids}}, {"status": 1, "startedAt": 1, "finishedAt": 1, "error": 1}
+            ).to_list(None)
+            if len(docs) == len(execution_ids):
+                return docs
         if time.perf_counter() > deadline:
+            docs = await db.job_executions.find({"_id": {"$in": execution_ids}}, {"status": 1}).to_list(None)
             states = sorted(doc["status"] for doc in docs)
             raise TimeoutError(f"runs not finished after {within:.0f} s: {states}")
         await asyncio.sleep(every)
