@@ -13,6 +13,7 @@ from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from models.clock import to_bson_precision
 from models.collections import JOB_EXECUTIONS
 from models.errors import Conflict, ExecutionNotFound
 from models.execution import (
@@ -118,22 +119,32 @@ class ExecutionStore:
     # -- claim, start, run ---------------------------------------------------------------------------
 
     async def claim(
-        self, execution_id: ObjectId, *, owner: str, now: datetime
+        self, execution: dict[str, Any], *, owner: str, now: datetime
     ) -> tuple[bool, dict[str, Any] | None]:
         """Start an execution whose job lock this worker has just taken: `queued -> running`, naming this
-        worker, in one atomic update. Returns (True, the running execution) when won; (True, None) when it
-        was canceled or is no longer queued (another worker started it); (False, None) when another execution
-        of the job is still recorded `running` (the `one_running_per_job` guard): its lock lapsed, the caller
-        ends it."""
+        worker, in one atomic update. `execution` is the queued execution as read (its `_id` and whichever
+        fields the caller read: none of them change while it is queued). Returns (True, the running
+        execution: those fields, now running) when won; (True, None) when it was canceled or is no longer
+        queued (another worker started it); (False, None) when another execution of the job is still
+        recorded `running` (the `one_running_per_job` guard): its lock lapsed, the caller ends it.
+
+        An update, not a find-and-modify: the caller has the document already, and the in-memory database
+        reads the collection twice more for a find-and-modify."""
+        started = {
+            "status": ExecutionStatus.RUNNING.value,
+            "startedAt": to_bson_precision(now),
+            "workerId": owner,
+        }
         try:
-            started = await self._executions.find_one_and_update(
-                {"_id": execution_id, "status": ExecutionStatus.QUEUED.value, "cancelRequestedAt": None},
-                {"$set": {"status": ExecutionStatus.RUNNING.value, "startedAt": now, "workerId": owner}},
-                return_document=ReturnDocument.AFTER,
+            result = await self._executions.update_one(
+                {"_id": execution["_id"], "status": ExecutionStatus.QUEUED.value, "cancelRequestedAt": None},
+                {"$set": started},
             )
         except DuplicateKeyError:
             return False, None
-        return True, started
+        if result.modified_count == 0:
+            return True, None
+        return True, {**execution, **started}
 
     async def hand_back(self, execution: dict[str, Any], *, owner: str, now: datetime) -> None:
         """A claim that went over its workspace's fleet-wide cap goes back to the queue, as it was; one that

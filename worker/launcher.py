@@ -322,7 +322,7 @@ class Launcher:
                 return None
         if self._draining:
             return None  # the checks above awaited the database: a stop may have begun meanwhile
-        started = await self._claim(execution_id, job_id)
+        started = await self._claim(execution)
         if isinstance(started, Busy):
             return await self._on_busy(execution, job)
         if started is None:
@@ -353,14 +353,16 @@ class Launcher:
         log.info("claim_handed_back_workspace_cap", cap=self._per_workspace)
         return True
 
-    async def _claim(self, execution_id: ObjectId, job_id: ObjectId) -> dict[str, Any] | Busy | None:
+    async def _claim(self, execution: dict[str, Any]) -> dict[str, Any] | Busy | None:
         """Take the job's lock for this execution, then move it `queued -> running`. The lock comes first:
         a crash between the two leaves a queued execution and a lock that lapses, both harmless. Busy while
         another execution holds the lock; None (the lock let go again) when the execution is no longer
-        queued; else the running execution."""
+        queued; else the running execution (the fields the dispatcher read, now running)."""
+        execution_id, job_id = execution["_id"], execution["jobId"]
         if not await self._locks.acquire(job_id, execution_id, now=self._clock.now()):
             return Busy(None)
-        won, started = await self._store.claim(execution_id, owner=self._worker_id, now=self._clock.now())
+        as_read = {key: value for key, value in execution.items() if key != "job"}  # not a field of it
+        won, started = await self._store.claim(as_read, owner=self._worker_id, now=self._clock.now())
         if not won:
             # An execution whose lock lapsed (its worker died) is still recorded running: the lock is ours
             # now, so it has ended; say so and try once more.
@@ -368,7 +370,7 @@ class Launcher:
             if stale is not None and stale["_id"] not in self.running:
                 if await self._store.abandon(stale["_id"], self._clock.now()):
                     log_finished(ExecutionStatus.ABANDONED, abandoned_id=str(stale["_id"]))
-            won, started = await self._store.claim(execution_id, owner=self._worker_id, now=self._clock.now())
+            won, started = await self._store.claim(as_read, owner=self._worker_id, now=self._clock.now())
         if started is None:
             await self._locks.release(job_id, execution_id)
             self._on_lost()

@@ -13,6 +13,7 @@ import pytest
 from bson import ObjectId
 
 from executor.runner import SubprocessRunner
+from executor.sandbox import removals_done
 from models.execution import ExecutionStatus
 from models.namespaces import workspace_database
 from models.secrets import SecretKeyInvalid, secret_box_from
@@ -96,6 +97,7 @@ async def test_a_planted_source_reads_nothing_of_the_worker(
     assert loot["parent_cwd"].startswith("denied")
     assert loot["key_file"].startswith("denied")
     assert loot["cwd"].startswith("/tmp/syncjobs-source-") and loot["home"] == loot["cwd"]
+    await removals_done()
     assert gone(loot["cwd"]), "the private directory outlives the run"
 
 
@@ -176,4 +178,5 @@ async def test_the_private_directory_is_removed_with_whatever_the_source_left_in
     assert outcome.status == ExecutionStatus.SUCCEEDED, (outcome.error, outcome.log_tail)
     where = await db.client[workspace_database("ws-a", "warehouse")]["where"].find_one({"_id": 1})
     assert where["cwd"].startswith("/tmp/syncjobs-source-")
+    await removals_done()  # the run does not wait for its directory's removal
     assert gone(where["cwd"])

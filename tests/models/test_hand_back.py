@@ -13,7 +13,7 @@ async def claimed(db, clock) -> tuple[ExecutionStore, dict]:
     store = ExecutionStore(db, retention_days=30)
     doc = new_execution_document(job=JOB, trigger=Trigger.MANUAL, scheduled_for=clock.now(), now=clock.now())
     await store.queue([doc])
-    won, started = await store.claim(doc["_id"], owner="host:1:w1", now=clock.now())
+    won, started = await store.claim(doc, owner="host:1:w1", now=clock.now())
     assert won and started is not None
     return store, started
 
@@ -23,7 +23,7 @@ async def test_a_handed_back_claim_is_queued_again_as_it_was(db, clock):
     await store.hand_back(started, owner="host:1:w1", now=clock.now())
     stored = await db.job_executions.find_one({"_id": started["_id"]})
     assert stored["status"] == "queued" and "workerId" not in stored and "startedAt" not in stored
-    won, again = await store.claim(started["_id"], owner="host:1:w2", now=clock.now())
+    won, again = await store.claim(started, owner="host:1:w2", now=clock.now())
     assert won and again["workerId"] == "host:1:w2"
 
 

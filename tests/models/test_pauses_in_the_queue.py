@@ -81,7 +81,7 @@ async def test_a_claim_handed_back_during_a_pause_does_not_go_back_to_the_queue(
     store = store_of(db)
     run = slot(JOB, clock)
     await store.queue([run])
-    won, started = await store.claim(run["_id"], owner="host:1:w1", now=clock.now())
+    won, started = await store.claim(run, owner="host:1:w1", now=clock.now())
     assert won and started["status"] == "running"
     await pause(db, clock)
     # The sweep saw it running; handed back (its workspace was at the fleet's cap), it is held to the pause.
