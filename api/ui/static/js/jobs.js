@@ -109,14 +109,31 @@ function actionsCell(row) {
   return el("td", { "data-label": "Actions" }, button);
 }
 
-// Show a run just queued at once: the worker may start it before the stream's next look. The stream may
-// also have been quicker than the POST's answer: then the rows are newer objects that already know the run,
-// and a queued badge would step back in time.
+// Runs queued from this page that the stream has not shown yet: jobId -> {execution, until}.
+const queuedHere = new Map();
+const QUEUED_HERE_MS = 60000;
+
+// Show a run just queued at once: the worker may start it before the stream's next look. Either side may be
+// first: rows that know the run already are newer than the POST's answer (a queued badge would step back),
+// and a snapshot taken before the run was queued may still arrive after it (it must not hide the run).
 function showQueued(jobId, execution) {
-  const current = rows.find((row) => row.job.id === jobId);
-  if (!current || current.recentRuns.some((run) => run.id === execution.id)) return;
-  current.recentRuns = [execution, ...current.recentRuns].slice(0, 20);
-  render();
+  queuedHere.set(jobId, { execution, until: Date.now() + QUEUED_HERE_MS });
+  if (withQueuedHere(rows)) render();
+}
+
+function withQueuedHere(items) {
+  let changed = false;
+  for (const row of items) {
+    const here = queuedHere.get(row.job.id);
+    if (!here) continue;
+    if (row.recentRuns.some((run) => run.id === here.execution.id) || Date.now() > here.until) {
+      queuedHere.delete(row.job.id);
+    } else {
+      row.recentRuns = [here.execution, ...row.recentRuns].slice(0, 20);
+      changed = true;
+    }
+  }
+  return changed;
 }
 
 function render() {
@@ -139,6 +156,7 @@ function render() {
 
 function accept(body) {
   rows = body.items;
+  withQueuedHere(rows);
   document.getElementById("more").hidden = !body.nextCursor;
   render();
 }
