@@ -61,6 +61,7 @@ from tests.worker.chaos_world import (
     Meter,
     Watchdog,
     WorkerClock,
+    overlapping_records,
     quicker_unique_checks,
 )
 from worker.scheduler import Scheduler
@@ -193,6 +194,9 @@ class ChaosMachine(RuleBasedStateMachine):
         self.leading_windows: list[list[datetime | None]] = []
         self.steps: list[str] = []
         self.broken = False
+        # Every offset a clock that wrote to the database ever had: the test's own (the API's) and a fresh
+        # worker's are the true time; clock_jumps adds the rest.
+        self.clock_offsets: set[timedelta] = {timedelta(0)}
 
     # -- driving the loop ---------------------------------------------------------------------------
 
@@ -447,6 +451,7 @@ class ChaosMachine(RuleBasedStateMachine):
         worker = self.workers[index]
         if worker is not None:
             worker.faults.offset = timedelta(seconds=tenths / 10)
+            self.clock_offsets.add(worker.faults.offset)
         await self.quiesce()
 
     def outage(self, hours, minutes, at):
@@ -643,22 +648,7 @@ class ChaosMachine(RuleBasedStateMachine):
         return [f"{key} has {len(docs)} started executions" for key, docs in started.items() if len(docs) > 1]
 
     def overlapping_runs(self, executions) -> list[str]:
-        messages = []
-        by_job: dict[ObjectId, list[dict]] = {}
-        for doc in executions:
-            if doc.get("startedAt") is not None:
-                by_job.setdefault(doc["jobId"], []).append(doc)
-        for job_id, docs in by_job.items():
-            docs.sort(key=lambda doc: doc["startedAt"])
-            for before, after in itertools.pairwise(docs):
-                ended = before.get("finishedAt")
-                if ended is None or ended > after["startedAt"]:
-                    messages.append(
-                        f"job {job_id}: {before['_id']} ({before['status']}, {before['startedAt']:%H:%M:%S}-"
-                        f"{ended and f'{ended:%H:%M:%S}'}) overlaps {after['_id']} "
-                        f"from {after['startedAt']:%H:%M:%S}"
-                    )
-        return messages
+        return overlapping_records(executions, clock_spread=max(self.clock_offsets) - min(self.clock_offsets))
 
     def slots_without_one_record(self, executions) -> list[str]:
         """Every slot of every enabled job, from its start (or from when a leader heard its last edit) to the
