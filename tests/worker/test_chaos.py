@@ -27,6 +27,7 @@ import contextlib
 import itertools
 import logging
 import os
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
@@ -559,20 +560,7 @@ class ChaosMachine(RuleBasedStateMachine):
 
     def teardown(self):
         try:
-            if not self.broken:
-                self.drive("settle", self._settle())
-            if not self.broken:
-                checks = self.run(self._read_back())
-                for invariant, messages in checks.items():
-                    for message in messages:
-                        self.ledger.violation(invariant, message)
-            if self.watchdog.worst > BLOCK_LIMIT or self.watchdog.frozen:
-                held = "for good" if self.watchdog.frozen else f"{self.watchdog.worst * 1000:.0f} ms"
-                self.ledger.violation(
-                    "no_step_blocks_the_event_loop",
-                    f"the event loop was held {held} during "
-                    f"{(self.watchdog.frozen or [self.watchdog.worst_at])[0]}",
-                )
+            self.finish()
             for invariant, messages in self.ledger.violations.items():
                 FINDINGS.setdefault(invariant, []).append(
                     f"CHAOS_SEED={SEED} CHAOS_EXAMPLES={EXAMPLES} CHAOS_STEPS={STEPS}, "
@@ -584,6 +572,23 @@ class ChaosMachine(RuleBasedStateMachine):
             EXAMPLES_RUN.append((self.example, self.broken))
         finally:
             self._close_loop()
+
+    def finish(self) -> None:
+        """Settle, stop every worker and read the database back: every finding lands in the ledger."""
+        if not self.broken:
+            self.drive("settle", self._settle())
+        if not self.broken:
+            checks = self.run(self._read_back())
+            for invariant, messages in checks.items():
+                for message in messages:
+                    self.ledger.violation(invariant, message)
+        if self.watchdog.worst > BLOCK_LIMIT or self.watchdog.frozen:
+            held = "for good" if self.watchdog.frozen else f"{self.watchdog.worst * 1000:.0f} ms"
+            self.ledger.violation(
+                "no_step_blocks_the_event_loop",
+                f"the event loop was held {held} during "
+                f"{(self.watchdog.frozen or [self.watchdog.worst_at])[0]}",
+            )
 
     async def _settle(self) -> None:
         for index, worker in enumerate(self.workers):
@@ -765,29 +770,36 @@ FINDINGS: dict[str, list[str]] = {}
 EXAMPLES_RUN: list[tuple[int, bool]] = []
 
 
-@pytest.fixture(scope="module")
-def chaos_findings() -> dict[str, list[str]]:
-    if EXAMPLES_RUN:
-        return FINDINGS
+@contextlib.contextmanager
+def chaos_conditions() -> Iterator[None]:
+    """What every chaos example runs under."""
     # Thousands of runs a minute: their log lines would cost more than the workers.
     configuration = structlog.get_config()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
     try:
         with quicker_unique_checks():
-            run_state_machine_as_test(
-                seed(SEED)(ChaosMachine),
-                settings=settings(
-                    max_examples=EXAMPLES,
-                    stateful_step_count=STEPS,
-                    deadline=None,
-                    database=None,  # no replay of saved examples: the seed alone decides what runs
-                    derandomize=False,
-                    print_blob=True,
-                    suppress_health_check=list(HealthCheck),
-                ),
-            )
+            yield
     finally:
         structlog.configure(**configuration)
+
+
+@pytest.fixture(scope="module")
+def chaos_findings() -> dict[str, list[str]]:
+    if EXAMPLES_RUN:
+        return FINDINGS
+    with chaos_conditions():
+        run_state_machine_as_test(
+            seed(SEED)(ChaosMachine),
+            settings=settings(
+                max_examples=EXAMPLES,
+                stateful_step_count=STEPS,
+                deadline=None,
+                database=None,  # no replay of saved examples: the seed alone decides what runs
+                derandomize=False,
+                print_blob=True,
+                suppress_health_check=list(HealthCheck),
+            ),
+        )
     return FINDINGS
 
 
