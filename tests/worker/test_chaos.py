@@ -27,6 +27,7 @@ import contextlib
 import itertools
 import logging
 import os
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
@@ -61,6 +62,7 @@ from tests.worker.chaos_world import (
     Meter,
     Watchdog,
     WorkerClock,
+    overlapping_records,
     quicker_unique_checks,
 )
 from worker.scheduler import Scheduler
@@ -193,6 +195,9 @@ class ChaosMachine(RuleBasedStateMachine):
         self.leading_windows: list[list[datetime | None]] = []
         self.steps: list[str] = []
         self.broken = False
+        # Every offset a clock that wrote to the database ever had: the test's own (the API's) and a fresh
+        # worker's are the true time; clock_jumps adds the rest.
+        self.clock_offsets: set[timedelta] = {timedelta(0)}
 
     # -- driving the loop ---------------------------------------------------------------------------
 
@@ -447,6 +452,7 @@ class ChaosMachine(RuleBasedStateMachine):
         worker = self.workers[index]
         if worker is not None:
             worker.faults.offset = timedelta(seconds=tenths / 10)
+            self.clock_offsets.add(worker.faults.offset)
         await self.quiesce()
 
     def outage(self, hours, minutes, at):
@@ -554,20 +560,7 @@ class ChaosMachine(RuleBasedStateMachine):
 
     def teardown(self):
         try:
-            if not self.broken:
-                self.drive("settle", self._settle())
-            if not self.broken:
-                checks = self.run(self._read_back())
-                for invariant, messages in checks.items():
-                    for message in messages:
-                        self.ledger.violation(invariant, message)
-            if self.watchdog.worst > BLOCK_LIMIT or self.watchdog.frozen:
-                held = "for good" if self.watchdog.frozen else f"{self.watchdog.worst * 1000:.0f} ms"
-                self.ledger.violation(
-                    "no_step_blocks_the_event_loop",
-                    f"the event loop was held {held} during "
-                    f"{(self.watchdog.frozen or [self.watchdog.worst_at])[0]}",
-                )
+            self.finish()
             for invariant, messages in self.ledger.violations.items():
                 FINDINGS.setdefault(invariant, []).append(
                     f"CHAOS_SEED={SEED} CHAOS_EXAMPLES={EXAMPLES} CHAOS_STEPS={STEPS}, "
@@ -579,6 +572,23 @@ class ChaosMachine(RuleBasedStateMachine):
             EXAMPLES_RUN.append((self.example, self.broken))
         finally:
             self._close_loop()
+
+    def finish(self) -> None:
+        """Settle, stop every worker and read the database back: every finding lands in the ledger."""
+        if not self.broken:
+            self.drive("settle", self._settle())
+        if not self.broken:
+            checks = self.run(self._read_back())
+            for invariant, messages in checks.items():
+                for message in messages:
+                    self.ledger.violation(invariant, message)
+        if self.watchdog.worst > BLOCK_LIMIT or self.watchdog.frozen:
+            held = "for good" if self.watchdog.frozen else f"{self.watchdog.worst * 1000:.0f} ms"
+            self.ledger.violation(
+                "no_step_blocks_the_event_loop",
+                f"the event loop was held {held} during "
+                f"{(self.watchdog.frozen or [self.watchdog.worst_at])[0]}",
+            )
 
     async def _settle(self) -> None:
         for index, worker in enumerate(self.workers):
@@ -643,22 +653,7 @@ class ChaosMachine(RuleBasedStateMachine):
         return [f"{key} has {len(docs)} started executions" for key, docs in started.items() if len(docs) > 1]
 
     def overlapping_runs(self, executions) -> list[str]:
-        messages = []
-        by_job: dict[ObjectId, list[dict]] = {}
-        for doc in executions:
-            if doc.get("startedAt") is not None:
-                by_job.setdefault(doc["jobId"], []).append(doc)
-        for job_id, docs in by_job.items():
-            docs.sort(key=lambda doc: doc["startedAt"])
-            for before, after in itertools.pairwise(docs):
-                ended = before.get("finishedAt")
-                if ended is None or ended > after["startedAt"]:
-                    messages.append(
-                        f"job {job_id}: {before['_id']} ({before['status']}, {before['startedAt']:%H:%M:%S}-"
-                        f"{ended and f'{ended:%H:%M:%S}'}) overlaps {after['_id']} "
-                        f"from {after['startedAt']:%H:%M:%S}"
-                    )
-        return messages
+        return overlapping_records(executions, clock_spread=max(self.clock_offsets) - min(self.clock_offsets))
 
     def slots_without_one_record(self, executions) -> list[str]:
         """Every slot of every enabled job, from its start (or from when a leader heard its last edit) to the
@@ -775,29 +770,36 @@ FINDINGS: dict[str, list[str]] = {}
 EXAMPLES_RUN: list[tuple[int, bool]] = []
 
 
-@pytest.fixture(scope="module")
-def chaos_findings() -> dict[str, list[str]]:
-    if EXAMPLES_RUN:
-        return FINDINGS
+@contextlib.contextmanager
+def chaos_conditions() -> Iterator[None]:
+    """What every chaos example runs under."""
     # Thousands of runs a minute: their log lines would cost more than the workers.
     configuration = structlog.get_config()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
     try:
         with quicker_unique_checks():
-            run_state_machine_as_test(
-                seed(SEED)(ChaosMachine),
-                settings=settings(
-                    max_examples=EXAMPLES,
-                    stateful_step_count=STEPS,
-                    deadline=None,
-                    database=None,  # no replay of saved examples: the seed alone decides what runs
-                    derandomize=False,
-                    print_blob=True,
-                    suppress_health_check=list(HealthCheck),
-                ),
-            )
+            yield
     finally:
         structlog.configure(**configuration)
+
+
+@pytest.fixture(scope="module")
+def chaos_findings() -> dict[str, list[str]]:
+    if EXAMPLES_RUN:
+        return FINDINGS
+    with chaos_conditions():
+        run_state_machine_as_test(
+            seed(SEED)(ChaosMachine),
+            settings=settings(
+                max_examples=EXAMPLES,
+                stateful_step_count=STEPS,
+                deadline=None,
+                database=None,  # no replay of saved examples: the seed alone decides what runs
+                derandomize=False,
+                print_blob=True,
+                suppress_health_check=list(HealthCheck),
+            ),
+        )
     return FINDINGS
 
 
