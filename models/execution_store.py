@@ -43,7 +43,6 @@ LAUNCH_FIELDS = {
     "firedTerm": 1,
     "runAfter": 1,
 }
-MISSED_ATTEMPT = 0  # a missed-slots record was never attempted: it can never collide with a fired slot
 
 
 class ExecutionStore:
@@ -85,10 +84,14 @@ class ExecutionStore:
     def missed_record(
         self, job: dict[str, Any], *, count: int, first: datetime, last: datetime, now: datetime
     ) -> dict[str, Any]:
-        """One skipped record for `count` slots no leader fired, from `first` to `last`."""
-        record = new_execution_document(
-            job=job, trigger=Trigger.SCHEDULE, scheduled_for=first, now=now, attempt=MISSED_ATTEMPT
-        )
+        """One skipped record for `count` slots no leader fired, from `first` to `last`.
+
+        It takes its first slot's key, as a fired record of that slot would (job, slot, attempt 1), so the
+        two exclude each other: a deposed leader that wakes from a pause and inserts the slot it was firing
+        lands on the range (its fence holds its other writes, but an insert has no filter), and a range
+        written after such an insert is refused (`missed_ranges_written` writes it on from the next slot).
+        Ranges recorded before this carry attempt 0."""
+        record = new_execution_document(job=job, trigger=Trigger.SCHEDULE, scheduled_for=first, now=now)
         record.update(self._finished(ExecutionStatus.SKIPPED, now))
         record["reason"] = "missed"
         record["missed"] = {"count": count, "firstSlot": first, "lastSlot": last}
@@ -387,6 +390,21 @@ class ExecutionStore:
         """Finished executions whose job status and retry are not written: their worker died mid-run
         (abandoned) or between the end and the commit."""
         return await self._executions.find({"outcomeCommitted": False}).to_list(None)
+
+    async def fired_slots(
+        self, slots: builtins.list[tuple[ObjectId, datetime]]
+    ) -> set[tuple[ObjectId, datetime]]:
+        """Which of these (job, slot) have a fired record (not a missed range) of their first attempt."""
+        if not slots:
+            return set()
+        docs = await self._executions.find(
+            {
+                "$or": [{"jobId": job_id, "scheduledFor": slot, "attempt": 1} for job_id, slot in slots],
+                "missed": {"$exists": False},
+            },
+            {"jobId": 1, "scheduledFor": 1},
+        ).to_list(None)
+        return {(doc["jobId"], doc["scheduledFor"]) for doc in docs}
 
     async def scheduled_since(self, first_by_job: dict[ObjectId, datetime]) -> builtins.list[dict[str, Any]]:
         """Scheduled records of each job at or after its given slot: one read for them all."""

@@ -3,6 +3,7 @@ worker died, and outcomes a dead worker could not commit. The leader alone does 
 
 import asyncio
 import bisect
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -57,6 +58,25 @@ class Covered:
         return runs
 
 
+@dataclass
+class MissedRange:
+    """Slots `walked[first..last]` of a job, none of them recorded when catch-up read the records."""
+
+    doc: dict[str, Any]
+    walked: list[datetime]
+    first: int
+    last: int
+
+    def record(self, store: ExecutionStore, now: datetime) -> dict[str, Any]:
+        return store.missed_record(
+            self.doc,
+            count=self.last - self.first + 1,
+            first=self.walked[self.first],
+            last=self.walked[self.last],
+            now=now,
+        )
+
+
 class Recovery:
     def __init__(
         self,
@@ -95,7 +115,7 @@ class Recovery:
             groups.setdefault((doc["schedule"]["cron"], doc["schedule"]["timezone"]), []).append(
                 (doc, first_missed)
             )
-        skipped: list[dict[str, Any]] = []
+        skipped: list[MissedRange] = []
         to_run: list[dict[str, Any]] = []
         stale_skipped: list[ObjectId] = []
         for (cron, zone), members in groups.items():
@@ -121,12 +141,7 @@ class Recovery:
                     execution["firedTerm"] = term
                     to_run.append(execution)
                 stale_skipped.extend(execution["_id"] for execution in stale)
-                for first, last in gaps:
-                    skipped.append(
-                        self._store.missed_record(
-                            doc, count=last - first + 1, first=walked[first], last=walked[last], now=now
-                        )
-                    )
+                skipped.extend(MissedRange(doc, walked, first, last) for first, last in gaps)
                 if gaps:
                     count = sum(last - first + 1 for first, last in gaps)
                     log.info("slots_missed", job_id=str(doc["_id"]), count=count)
@@ -139,16 +154,37 @@ class Recovery:
         # unique index on (job, slot, attempt) drops what landed already.
         pace = self._firing.pace
         pace.size = 1
-        for chunk in pace.chunks(skipped):
-            with pace.timed(len(chunk)):
-                await self._store.queue(chunk)
-            await asyncio.sleep(0)
+        await self._write_ranges(skipped, now)
         for chunk in pace.chunks(to_run):
             with pace.timed(len(chunk)):
                 await self._store.queue(chunk)
             self._queued()
             await asyncio.sleep(0)
         await self._firing.caught_up([doc["_id"] for doc, _ in missed], term)
+
+    async def _write_ranges(self, ranges: list["MissedRange"], now: datetime) -> None:
+        """Write the missed ranges, paced. A range refused because its first slot has a record already (the
+        range's key is that slot's, models.execution_store.missed_record) was either written before (this
+        catch-up run again) or fired since this term read the records: by a leader paused past its lease that
+        woke and inserted the slot it was firing. Then that slot has its record and the range goes on from
+        the next one."""
+        pace = self._firing.pace
+        while ranges:
+            refused: list[MissedRange] = []
+            for chunk in pace.chunks(ranges):
+                records = [missed.record(self._store, now) for missed in chunk]
+                with pace.timed(len(chunk)):
+                    written = {id(record) for record in await self._store.queue(records)}
+                refused.extend(
+                    m for m, record in zip(chunk, records, strict=True) if id(record) not in written
+                )
+                await asyncio.sleep(0)
+            fired = await self._store.fired_slots([(m.doc["_id"], m.walked[m.first]) for m in refused])
+            ranges = [
+                MissedRange(m.doc, m.walked, m.first + 1, m.last)
+                for m in refused
+                if (m.doc["_id"], m.walked[m.first]) in fired and m.first < m.last
+            ]
 
     async def _recorded_since(self, missed: Missed) -> dict[ObjectId, tuple["Covered", list[dict]]]:
         """Per job, the slots already recorded at or after its first missed one, and the executions of

@@ -60,11 +60,6 @@ def test_a_job_lock_handed_to_a_worker_whose_clock_is_behind_is_no_overlap():
     assert "no_two_runs_of_a_job_overlap" not in findings_of(steps)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not fixed: a leader paused between its lease check and its insert writes the slot after the next "
-    "leader recorded it missed (attempt 0 never collides with the fired attempt 1)",
-)
 def test_a_leader_paused_past_its_lease_mid_fire_adds_no_second_record_of_a_slot():
     """CHAOS_SEED=22 CHAOS_EXAMPLES=40, example 39. host:1 led (lease to 03:34:30) and was paused as it
     fired the 03:34 slot; host:0 took the lease at 03:34:30 and recorded that slot of active-1 (misfire grace
