@@ -162,7 +162,7 @@ class Recovery:
             await asyncio.sleep(0)
         await self._firing.caught_up([doc["_id"] for doc, _ in missed], term)
 
-    async def _write_ranges(self, ranges: list["MissedRange"], now: datetime) -> None:
+    async def _write_ranges(self, ranges: list[MissedRange], now: datetime) -> None:
         """Write the missed ranges, paced. A range refused because its first slot has a record already (the
         range's key is that slot's, models.execution_store.missed_record) was either written before (this
         catch-up run again) or fired since this term read the records: by a leader paused past its lease that
